@@ -1,0 +1,104 @@
+#pragma once
+
+// The one list of fields every Options struct exposes. The config reader fills them from YAML, the
+// run directory's resolved config is written from them, and registries build objects from them,
+// all through the type-erased FieldVisitor below, so `methods/` never sees YAML.
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pretext {
+
+/// The allowed values of one field: bounds for numbers (also applied to each list element), a set of
+/// names for strings, a minimum length for lists. Checked by whoever fills the field.
+struct Check {
+  std::optional<double> min, max;
+  bool min_exclusive = false;
+  bool max_exclusive = false;
+  std::vector<std::string> choices;
+  std::size_t min_length = 0;
+
+  static Check any() { return {}; }
+  static Check at_least(double v) { return with_min(v, false); }
+  static Check above(double v) { return with_min(v, true); }
+  /// [lo, hi]
+  static Check between(double lo, double hi) {
+    Check c = at_least(lo);
+    c.max = hi;
+    return c;
+  }
+  /// [lo, hi)
+  static Check from_below(double lo, double hi) {
+    Check c = between(lo, hi);
+    c.max_exclusive = true;
+    return c;
+  }
+  static Check one_of(std::initializer_list<const char*> names) {
+    Check c;
+    c.choices.assign(names.begin(), names.end());
+    return c;
+  }
+  Check& non_empty() {
+    min_length = 1;
+    return *this;
+  }
+
+  /// Empty when `value` is allowed, else the reason, e.g. "must be > 0".
+  std::string violation(double value) const {
+    if (min && (min_exclusive ? !(value > *min) : !(value >= *min))) return bound_text();
+    if (max && (max_exclusive ? !(value < *max) : !(value <= *max))) return bound_text();
+    return {};
+  }
+  std::string violation(const std::string& value) const {
+    if (choices.empty()) return {};
+    for (const auto& c : choices)
+      if (c == value) return {};
+    std::string known;
+    for (const auto& c : choices) known += (known.empty() ? "" : ", ") + c;
+    return "must be one of: " + known;
+  }
+
+ private:
+  static Check with_min(double v, bool exclusive) {
+    Check c;
+    c.min = v;
+    c.min_exclusive = exclusive;
+    return c;
+  }
+  static std::string number(double v) {
+    std::string s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  }
+  std::string bound_text() const {
+    if (min && max)
+      return std::string("must be in ") + (min_exclusive ? "(" : "[") + number(*min) + ", " +
+             number(*max) + (max_exclusive ? ")" : "]");
+    if (min) return std::string("must be ") + (min_exclusive ? "> " : ">= ") + number(*min);
+    return std::string("must be ") + (max_exclusive ? "< " : "<= ") + number(*max);
+  }
+};
+
+/// Visits the fields of an Options struct by name. Implemented by the config reader (fills from
+/// YAML), the config writer, and tests.
+class FieldVisitor {
+ public:
+  virtual ~FieldVisitor() = default;
+  virtual void field(const char* name, bool& value, const Check& check) = 0;
+  virtual void field(const char* name, int64_t& value, const Check& check) = 0;
+  virtual void field(const char* name, double& value, const Check& check) = 0;
+  virtual void field(const char* name, std::string& value, const Check& check) = 0;
+  virtual void field(const char* name, std::vector<int64_t>& value, const Check& check) = 0;
+  virtual void field(const char* name, std::vector<double>& value, const Check& check) = 0;
+
+  template <typename T>
+  void operator()(const char* name, T& value, const Check& check = Check::any()) {
+    field(name, value, check);
+  }
+};
+
+}  // namespace pretext

@@ -1,0 +1,1 @@
+// Compiles the precompiled header <torch/torch.h> once for every target.

@@ -1,0 +1,183 @@
+#include "domains/augment.h"
+
+#include <cmath>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/functional.h>
+#include <torch/types.h>
+
+#include "domains/sampler.h"
+
+namespace pretext::domains {
+namespace F = torch::nn::functional;
+
+void AugmentOptions::visit_fields(FieldVisitor& visit) {
+  visit("size", size_, Check::at_least(4));
+  visit("crop_scale_min", crop_scale_min_, Check::between(0.01, 1));
+  visit("crop_scale_max", crop_scale_max_, Check::between(0.01, 1));
+  visit("crop_ratio_min", crop_ratio_min_, Check::between(0.1, 10));
+  visit("crop_ratio_max", crop_ratio_max_, Check::between(0.1, 10));
+  visit("hflip_p", hflip_p_, Check::between(0, 1));
+  visit("vflip_p", vflip_p_, Check::between(0, 1));
+  visit("rotate90_p", rotate90_p_, Check::between(0, 1));
+  visit("jitter_p", jitter_p_, Check::between(0, 1));
+  visit("brightness", brightness_, Check::from_below(0, 1));
+  visit("contrast", contrast_, Check::from_below(0, 1));
+  visit("gamma", gamma_, Check::from_below(0, 1));
+  visit("blur_p", blur_p_, Check::between(0, 1));
+  visit("blur_sigma_min", blur_sigma_min_, Check::above(0));
+  visit("blur_sigma_max", blur_sigma_max_, Check::above(0));
+  visit("mean", mean_, Check::any().non_empty());
+  visit("std", std_, Check::above(0).non_empty());
+}
+
+namespace {
+
+torch::Tensor uniform(int64_t n, double low, double high, at::Generator& generator) {
+  return torch::rand({n}, generator, torch::kFloat64) * (high - low) + low;
+}
+
+torch::Tensor bernoulli(int64_t n, double p, at::Generator& generator) {
+  return (torch::rand({n}, generator, torch::kFloat64) < p).to(torch::kFloat64);
+}
+
+// Factors in [1 - spread, 1 + spread] where `on`, 1 elsewhere.
+torch::Tensor factor_or_one(const torch::Tensor& on, double spread, at::Generator& generator) {
+  const auto factor = uniform(on.size(0), 1.0 - spread, 1.0 + spread, generator);
+  return torch::where(on > 0, factor, torch::ones_like(factor));
+}
+
+torch::Tensor per_band(const std::vector<double>& values, int64_t channels,
+                       const torch::Tensor& like) {
+  TORCH_CHECK(values.size() == 1 || static_cast<int64_t>(values.size()) == channels,
+              "normalisation has ", values.size(), " values for ", channels, " bands");
+  auto t = torch::tensor(values, torch::kFloat64).to(like.options());
+  return (values.size() == 1 ? t.expand({channels}) : t).view({1, channels, 1, 1});
+}
+
+}  // namespace
+
+Augment::Augment(AugmentOptions options) : options_(std::move(options)) {}
+
+AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
+                              at::Generator& generator) const {
+  const auto& o = options_;
+  const int64_t n = batch_size;
+  AugmentParams p;
+  // Random resized crop in pixels, as torchvision draws it, clamped to the image.
+  const double area = static_cast<double>(height * width);
+  const auto scale = uniform(n, o.crop_scale_min(), o.crop_scale_max(), generator);
+  const auto ratio =
+      uniform(n, std::log(o.crop_ratio_min()), std::log(o.crop_ratio_max()), generator).exp();
+  const auto crop_w = (scale * area * ratio).sqrt().clamp_max(width);
+  const auto crop_h = (scale * area / ratio).sqrt().clamp_max(height);
+  const auto left = torch::rand({n}, generator, torch::kFloat64) * (width - crop_w);
+  const auto top = torch::rand({n}, generator, torch::kFloat64) * (height - crop_h);
+  p.crop_x = (left + crop_w / 2) / width * 2 - 1;
+  p.crop_y = (top + crop_h / 2) / height * 2 - 1;
+  p.crop_width = crop_w / width;
+  p.crop_height = crop_h / height;
+  p.hflip = bernoulli(n, o.hflip_p(), generator);
+  p.vflip = bernoulli(n, o.vflip_p(), generator);
+  const auto turn = bernoulli(n, o.rotate90_p(), generator);
+  p.quarter_turns = turn * (torch::randint(1, 4, {n}, generator, torch::kInt64).to(torch::kFloat64));
+  const auto jitter_on = bernoulli(n, o.jitter_p(), generator);
+  p.brightness = factor_or_one(jitter_on, o.brightness(), generator);
+  p.contrast = factor_or_one(jitter_on, o.contrast(), generator);
+  p.gamma = factor_or_one(jitter_on, o.gamma(), generator);
+  const auto blur_on = bernoulli(n, o.blur_p(), generator);
+  p.blur_sigma = blur_on * uniform(n, o.blur_sigma_min(), o.blur_sigma_max(), generator);
+  return p;
+}
+
+torch::Tensor Augment::operator()(const torch::Tensor& batch, at::Generator& generator) const {
+  return apply(batch, sample(batch.size(0), batch.size(2), batch.size(3), generator));
+}
+
+torch::Tensor Augment::apply(const torch::Tensor& batch, const AugmentParams& params) const {
+  TORCH_CHECK(batch.dim() == 4, "augment expects [B, C, H, W], got ", batch.sizes());
+  auto x = crop_flip_rotate(batch.to(torch::kFloat32), params);
+  x = jitter(x, params);
+  x = blur(x, params);
+  return normalise(x);
+}
+
+torch::Tensor Augment::crop_flip_rotate(const torch::Tensor& batch,
+                                        const AugmentParams& p) const {
+  // Output coordinate u maps to input c + extent * (A u), A = rotation(k * 90 deg) * flips, in
+  // grid_sample's normalised coordinates (align_corners = false).
+  const auto k = p.quarter_turns;
+  const auto cos = (k == 0).to(torch::kFloat64) - (k == 2).to(torch::kFloat64);
+  const auto sin = (k == 1).to(torch::kFloat64) - (k == 3).to(torch::kFloat64);
+  const auto fx = 1 - 2 * p.hflip;
+  const auto fy = 1 - 2 * p.vflip;
+  const auto theta = torch::stack({torch::stack({p.crop_width * cos * fx,
+                                                 -p.crop_width * sin * fy, p.crop_x}, 1),
+                                   torch::stack({p.crop_height * sin * fx,
+                                                 p.crop_height * cos * fy, p.crop_y}, 1)},
+                                  1)
+                         .to(batch.options());
+  const int64_t size = options_.size();
+  const auto grid = F::affine_grid(theta, {batch.size(0), batch.size(1), size, size}, false);
+  return F::grid_sample(batch, grid,
+                        F::GridSampleFuncOptions()
+                            .mode(torch::kBilinear)
+                            .padding_mode(torch::kBorder)
+                            .align_corners(false));
+}
+
+torch::Tensor Augment::jitter(const torch::Tensor& x, const AugmentParams& p) const {
+  const auto shape = std::vector<int64_t>{-1, 1, 1, 1};
+  const auto b = p.brightness.to(x.options()).view(shape);
+  const auto c = p.contrast.to(x.options()).view(shape);
+  const auto g = p.gamma.to(x.options()).view(shape);
+  auto y = x * b;
+  const auto mean = y.mean({1, 2, 3}, true);
+  y = (y - mean) * c + mean;
+  return torch::where(g != 1, y.clamp_min(0).pow(g), y);
+}
+
+torch::Tensor Augment::blur(const torch::Tensor& x, const AugmentParams& p) const {
+  if (!(p.blur_sigma > 0).any().item<bool>()) return x;
+  const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
+  // One kernel length for the batch, wide enough for the largest sigma; reflection padding needs
+  // it shorter than the image.
+  int64_t half = static_cast<int64_t>(std::ceil(3 * options_.blur_sigma_max()));
+  half = std::max<int64_t>(1, std::min({half, height - 1, width - 1}));
+  const auto t = torch::arange(-half, half + 1, torch::kFloat64).view({1, -1});
+  const auto sigma = p.blur_sigma.view({-1, 1});
+  auto weights = torch::exp(-t * t / (2 * sigma.clamp_min(1e-6).pow(2)));
+  // sigma 0: the identity kernel.
+  weights = torch::where(sigma > 0, weights, (t == 0).to(torch::kFloat64).expand_as(weights));
+  weights = (weights / weights.sum(1, true)).to(x.options());
+  const auto kernel = weights.repeat_interleave(channels, 0);  // [B * C, K]
+  const int64_t k = 2 * half + 1;
+  auto y = x.reshape({1, batch * channels, height, width});
+  y = F::pad(y, F::PadFuncOptions({half, half, half, half}).mode(torch::kReflect));
+  y = F::conv2d(y, kernel.view({batch * channels, 1, 1, k}),
+                F::Conv2dFuncOptions().groups(batch * channels));
+  y = F::conv2d(y, kernel.view({batch * channels, 1, k, 1}),
+                F::Conv2dFuncOptions().groups(batch * channels));
+  return y.view({batch, channels, height, width});
+}
+
+torch::Tensor Augment::normalise(const torch::Tensor& x) const {
+  return domains::normalise(x, options_.mean(), options_.std());
+}
+
+torch::Tensor normalise(const torch::Tensor& batch, const std::vector<double>& mean,
+                        const std::vector<double>& std) {
+  const auto x = batch.to(torch::kFloat32);
+  return (x - per_band(mean, x.size(1), x)) / per_band(std, x.size(1), x);
+}
+
+std::vector<torch::Tensor> TwoViewAugment::operator()(const torch::Tensor& batch, uint64_t seed,
+                                                      int64_t step) const {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(
+      mix_seed(seed, static_cast<uint64_t>(step)));
+  auto first = augment_(batch, generator);
+  auto second = augment_(batch, generator);
+  return {first, second};
+}
+
+}  // namespace pretext::domains

@@ -1,0 +1,56 @@
+#include "domains/sampler.h"
+
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+namespace pretext::domains {
+namespace {
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+uint64_t mix_seed(uint64_t a, uint64_t b) {
+  uint64_t state = a ^ (b * 0xd1b54a32d192ed03ULL);
+  return splitmix64(state);
+}
+
+EpochSampler::EpochSampler(int64_t size, uint64_t seed, int64_t rank, int64_t world_size,
+                           bool shuffle)
+    : size_(size), seed_(seed), rank_(rank), world_size_(world_size), shuffle_(shuffle) {
+  if (world_size < 1 || rank < 0 || rank >= world_size)
+    throw std::invalid_argument("rank " + std::to_string(rank) + " of world size " +
+                                std::to_string(world_size));
+}
+
+int64_t EpochSampler::per_rank() const { return (size_ + world_size_ - 1) / world_size_; }
+
+std::vector<int64_t> EpochSampler::order(int64_t epoch) const {
+  std::vector<int64_t> all(static_cast<size_t>(size_));
+  std::iota(all.begin(), all.end(), 0);
+  if (shuffle_) {
+    // Fisher-Yates with our own generator: std::shuffle's sequence differs between libraries.
+    uint64_t state = mix_seed(seed_, static_cast<uint64_t>(epoch));
+    for (int64_t i = size_ - 1; i > 0; --i) {
+      const uint64_t bound = static_cast<uint64_t>(i) + 1;
+      const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;  // rejection avoids modulo bias
+      uint64_t r;
+      do r = splitmix64(state);
+      while (r >= limit);
+      std::swap(all[static_cast<size_t>(i)], all[static_cast<size_t>(r % bound)]);
+    }
+  }
+  std::vector<int64_t> mine;
+  if (size_ == 0) return mine;
+  for (int64_t i = rank_; i < per_rank() * world_size_; i += world_size_)
+    mine.push_back(all[static_cast<size_t>(i % size_)]);
+  return mine;
+}
+
+}  // namespace pretext::domains

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pretext::io {
+
+/// One image of a data set. `label` and `split` are empty when the catalog does not say.
+struct CatalogItem {
+  std::string path;
+  std::string label;
+  std::string split;
+};
+
+/// The images of a data set, from a folder tree or a CSV manifest.
+///
+/// Folder: every file under the root (recursively, hidden entries skipped) whose content is an image
+/// format `io::open` reads; other files are skipped and counted. When a top-level folder is named
+/// train, val or test it gives the split; the next folder level gives the label (the ImageFolder
+/// convention), e.g. root/train/forest/0001.tif.
+///
+/// Manifest: a CSV with rows `path[,label][,split]`, an optional header row starting with "path",
+/// fields optionally double-quoted, paths relative to the manifest's folder.
+class Catalog {
+ public:
+  /// A folder, or a file ending in .csv. Throws InputError naming the path (and CSV line) for a
+  /// missing root, a folder without images, or a bad row.
+  static Catalog from_path(const std::string& path);
+  static Catalog from_folder(const std::string& root);
+  static Catalog from_manifest(const std::string& csv_path);
+
+  const std::vector<CatalogItem>& items() const { return items_; }
+  int64_t size() const { return static_cast<int64_t>(items_.size()); }
+  /// Files under a folder root that were not images.
+  int64_t skipped_files() const { return skipped_files_; }
+  /// Sorted distinct non-empty labels; a label's class index is its position here.
+  std::vector<std::string> class_names() const;
+  /// Items whose split is `split`; all items when `split` is empty.
+  Catalog with_split(const std::string& split) const;
+  bool has_splits() const;
+
+ private:
+  std::vector<CatalogItem> items_;
+  int64_t skipped_files_ = 0;
+};
+
+}  // namespace pretext::io

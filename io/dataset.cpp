@@ -1,0 +1,45 @@
+#include "io/dataset.h"
+
+#include <algorithm>
+
+#include "base/errors.h"
+#include "io/source.h"
+
+namespace pretext::io {
+
+ImageDataset::ImageDataset(Catalog catalog, ImageDatasetOptions options)
+    : catalog_(std::move(catalog)), options_(std::move(options)) {
+  class_names_ = catalog_.class_names();
+  if (!options_.bands().empty()) {
+    channels_ = static_cast<int64_t>(options_.bands().size());
+  } else if (catalog_.size() > 0) {
+    channels_ = static_cast<int64_t>(open(catalog_.items()[0].path)->info().bands.size());
+  }
+}
+
+Example ImageDataset::get(int64_t index) const {
+  const CatalogItem& item = catalog_.items().at(static_cast<size_t>(index));
+  auto source = open(item.path);
+  const SourceInfo& info = source->info();
+  const auto& bands = options_.bands();
+  if (bands.empty() && static_cast<int64_t>(info.bands.size()) != channels_)
+    throw InputError(item.path + ": " + info.format + ": has " + std::to_string(info.bands.size()) +
+                     " bands, the data set's first image has " + std::to_string(channels_) +
+                     " (choose bands with data.bands)");
+  Region region{0, 0, info.width, info.height, options_.image_size(), options_.image_size()};
+  Example example;
+  example.pixels = source->read(region, bands).pixels;
+  double scale = options_.value_scale();
+  if (scale == 0.0) scale = 1.0 / full_scale(info.bands[bands.empty() ? 0 : bands[0] - 1].data_type);
+  if (scale != 1.0) example.pixels.mul_(scale);
+  example.label = label_of(index);
+  return example;
+}
+
+int64_t ImageDataset::label_of(int64_t index) const {
+  const std::string& label = catalog_.items().at(static_cast<size_t>(index)).label;
+  if (label.empty()) return -1;
+  return std::lower_bound(class_names_.begin(), class_names_.end(), label) - class_names_.begin();
+}
+
+}  // namespace pretext::io

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/Tensor.h>
+#include <torch/arg.h>
+
+#include "io/catalog.h"
+
+namespace pretext::io {
+
+/// One decoded training example: float32 pixels [C, H, W] and a class index (-1: unlabelled).
+struct Example {
+  at::Tensor pixels;
+  int64_t label = -1;
+};
+
+/// A tiny indexable data set; `get` is called from several loader threads at once.
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  virtual Example get(int64_t index) const = 0;
+};
+
+/// How whole images become fixed-size examples.
+///   ImageDataset data(catalog, ImageDatasetOptions().image_size(32).bands({4, 3, 2}));
+struct ImageDatasetOptions {
+  /// Side of the square example in pixels; each image is resampled (bilinear) to it.
+  TORCH_ARG(int64_t, image_size) = 32;
+  /// 1-based bands to read, in order; empty reads all bands.
+  TORCH_ARG(std::vector<int64_t>, bands) = {};
+  /// Stored values are multiplied by this; 0 divides by the type's full scale (255 for uint8,
+  /// 65535 for uint16, 1 for signed and float types).
+  TORCH_ARG(double, value_scale) = 0.0;
+};
+
+/// Each catalog item read whole through `io::open` and resampled to `image_size`, in one RasterIO
+/// call (GDAL picks overviews when the file has them).
+class ImageDataset : public Dataset {
+ public:
+  ImageDataset(Catalog catalog, ImageDatasetOptions options);
+  int64_t size() const override { return catalog_.size(); }
+  /// Throws InputError naming the file when it cannot be read or its band count differs from the
+  /// first image's.
+  Example get(int64_t index) const override;
+  /// Bands of every example (read from the first image when `bands` is empty).
+  int64_t channels() const { return channels_; }
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  const Catalog& catalog() const { return catalog_; }
+  /// Class index of item `index`, -1 when it has no label.
+  int64_t label_of(int64_t index) const;
+
+ private:
+  Catalog catalog_;
+  ImageDatasetOptions options_;
+  std::vector<std::string> class_names_;
+  int64_t channels_ = 0;
+};
+
+}  // namespace pretext::io

@@ -1,0 +1,64 @@
+#include "io/source.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "base/errors.h"
+#include "io/gdal_raster.h"
+
+namespace pretext::io {
+
+std::string to_string(DataType type) {
+  switch (type) {
+    case DataType::kUInt8: return "uint8";
+    case DataType::kUInt16: return "uint16";
+    case DataType::kInt16: return "int16";
+    case DataType::kUInt32: return "uint32";
+    case DataType::kInt32: return "int32";
+    case DataType::kFloat32: return "float32";
+    case DataType::kFloat64: return "float64";
+    case DataType::kOther: break;
+  }
+  return "other";
+}
+
+double full_scale(DataType type) {
+  switch (type) {
+    case DataType::kUInt8: return 255.0;
+    case DataType::kUInt16: return 65535.0;
+    case DataType::kUInt32: return 4294967295.0;
+    default: return 1.0;
+  }
+}
+
+Format detect_format(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw InputError(path + ": cannot open (" + std::strerror(errno) + ")");
+  unsigned char head[8] = {};
+  file.read(reinterpret_cast<char*>(head), sizeof head);
+  const auto starts_with = [&](std::initializer_list<unsigned char> magic) {
+    return static_cast<size_t>(file.gcount()) >= magic.size() &&
+           std::equal(magic.begin(), magic.end(), head);
+  };
+  // Classic TIFF (42) and BigTIFF (43), both byte orders.
+  if (starts_with({'I', 'I', 42, 0}) || starts_with({'M', 'M', 0, 42}) ||
+      starts_with({'I', 'I', 43, 0}) || starts_with({'M', 'M', 0, 43}))
+    return Format::kTiff;
+  if (starts_with({0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'})) return Format::kPng;
+  if (starts_with({0xff, 0xd8, 0xff})) return Format::kJpeg;
+  return Format::kUnknown;
+}
+
+std::unique_ptr<Source> open(const std::string& path) {
+  switch (detect_format(path)) {
+    case Format::kTiff:
+    case Format::kPng:
+    case Format::kJpeg: return std::make_unique<GdalRaster>(path);
+    case Format::kUnknown: break;
+  }
+  throw InputError(path + ": not an image format pretext reads (GeoTIFF/TIFF, PNG, JPEG)");
+}
+
+}  // namespace pretext::io

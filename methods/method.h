@@ -1,0 +1,31 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+
+#include "methods/backbone.h"
+
+namespace pretext::methods {
+
+/// What one training step produced: the loss to minimise and scalars worth logging.
+struct StepOutput {
+  torch::Tensor loss;
+  std::map<std::string, double> logs;
+};
+
+/// A self-supervised method: a module that turns augmented views into a loss.
+class MethodImpl : public torch::nn::Module {
+ public:
+  /// Views of one batch, as the method's augmentation preset made them ([B, C, H, W] each).
+  virtual StepOutput step(const std::vector<torch::Tensor>& views) = 0;
+  /// Called after every optimiser step (EMA teachers, momentum schedules); `step` counts from 1.
+  virtual void after_optimizer_step(int64_t /*step*/, int64_t /*total_steps*/) {}
+  /// The encoder that evaluation, fine-tuning and export use.
+  virtual std::shared_ptr<BackboneImpl> encoder() = 0;
+};
+
+}  // namespace pretext::methods

@@ -1,0 +1,26 @@
+#include "methods/projection_head.h"
+
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/linear.h>
+
+namespace pretext::methods {
+namespace nn = torch::nn;
+
+ProjectionHeadImpl::ProjectionHeadImpl(const ProjectionHeadOptions& options) {
+  int64_t width = options.in_dim();
+  for (int64_t i = 0; i + 1 < options.layers(); ++i) {
+    layers_->push_back(nn::Linear(nn::LinearOptions(width, options.hidden_dim()).bias(false)));
+    layers_->push_back(nn::BatchNorm1d(options.hidden_dim()));
+    layers_->push_back(nn::ReLU(true));
+    width = options.hidden_dim();
+  }
+  layers_->push_back(nn::Linear(width, options.out_dim()));
+  register_module("layers", layers_);
+}
+
+torch::Tensor ProjectionHeadImpl::forward(const torch::Tensor& features) {
+  return layers_->forward(features);
+}
+
+}  // namespace pretext::methods

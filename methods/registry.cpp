@@ -1,0 +1,96 @@
+#include "methods/registry.h"
+
+#include <functional>
+#include <utility>
+
+#include "base/errors.h"
+#include "methods/resnet.h"
+#include "methods/simclr.h"
+
+namespace pretext::methods {
+namespace {
+
+template <typename Options>
+class BackboneOf : public BackboneSpec {
+ public:
+  using Build = std::function<std::shared_ptr<BackboneImpl>(Options, int64_t)>;
+  BackboneOf(Options options, Build build) : options_(std::move(options)), build_(std::move(build)) {}
+  void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
+  std::shared_ptr<BackboneImpl> build(int64_t in_channels) const override {
+    return build_(options_, in_channels);
+  }
+
+ private:
+  Options options_;
+  Build build_;
+};
+
+template <typename Options, typename Impl>
+class MethodOf : public MethodSpec {
+ public:
+  void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
+  std::shared_ptr<MethodImpl> build(std::shared_ptr<BackboneImpl> backbone) const override {
+    return std::make_shared<Impl>(std::move(backbone), options_);
+  }
+
+ private:
+  Options options_;
+};
+
+std::unique_ptr<BackboneSpec> resnet(int64_t depth) {
+  return std::make_unique<BackboneOf<ResNetOptions>>(
+      ResNetOptions(depth), [](ResNetOptions options, int64_t in_channels) {
+        return std::make_shared<ResNetImpl>(options.in_channels(in_channels));
+      });
+}
+
+// The whole list of backbones and methods, in one place so static linking cannot drop one.
+const std::vector<std::pair<std::string, std::function<std::unique_ptr<BackboneSpec>()>>>&
+backbones() {
+  static const std::vector<std::pair<std::string, std::function<std::unique_ptr<BackboneSpec>()>>>
+      list = {
+          {"resnet18", [] { return resnet(18); }},
+          {"resnet34", [] { return resnet(34); }},
+          {"resnet50", [] { return resnet(50); }},
+      };
+  return list;
+}
+
+const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpec>()>>>&
+methods() {
+  static const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpec>()>>>
+      list = {
+          {"simclr", [] { return std::make_unique<MethodOf<SimClrOptions, SimClrImpl>>(); }},
+      };
+  return list;
+}
+
+template <typename List>
+auto find(const List& list, const std::string& name, const char* what) {
+  std::string known;
+  for (const auto& [entry, make] : list) {
+    if (entry == name) return make();
+    known += (known.empty() ? "" : ", ") + entry;
+  }
+  throw ConfigError("unknown " + std::string(what) + " '" + name + "' (known: " + known + ")");
+}
+
+template <typename List>
+std::vector<std::string> names(const List& list) {
+  std::vector<std::string> out;
+  for (const auto& entry : list) out.push_back(entry.first);
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<BackboneSpec> backbone_spec(const std::string& name) {
+  return find(backbones(), name, "backbone");
+}
+std::unique_ptr<MethodSpec> method_spec(const std::string& name) {
+  return find(methods(), name, "method");
+}
+std::vector<std::string> backbone_names() { return names(backbones()); }
+std::vector<std::string> method_names() { return names(methods()); }
+
+}  // namespace pretext::methods

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/fields.h"
+#include "methods/backbone.h"
+#include "methods/method.h"
+
+namespace pretext::methods {
+
+/// A backbone by name, with its fields open for a config to fill before it is built.
+class BackboneSpec {
+ public:
+  virtual ~BackboneSpec() = default;
+  virtual void visit_fields(FieldVisitor& visit) = 0;
+  virtual std::shared_ptr<BackboneImpl> build(int64_t in_channels) const = 0;
+};
+
+/// A method by name, with its fields open for a config to fill before it is built.
+class MethodSpec {
+ public:
+  virtual ~MethodSpec() = default;
+  virtual void visit_fields(FieldVisitor& visit) = 0;
+  virtual std::shared_ptr<MethodImpl> build(std::shared_ptr<BackboneImpl> backbone) const = 0;
+};
+
+/// Throws ConfigError listing the known names when `name` is not one of them.
+std::unique_ptr<BackboneSpec> backbone_spec(const std::string& name);
+std::unique_ptr<MethodSpec> method_spec(const std::string& name);
+
+std::vector<std::string> backbone_names();
+std::vector<std::string> method_names();
+
+}  // namespace pretext::methods

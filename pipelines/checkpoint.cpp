@@ -1,0 +1,97 @@
+#include "pipelines/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include "base/errors.h"
+
+namespace pretext::pipelines {
+namespace fs = std::filesystem;
+namespace {
+
+void sync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) throw InputError(path + ": cannot open to flush (" + std::strerror(errno) + ")");
+  const int status = ::fsync(fd);
+  ::close(fd);
+  if (status != 0) throw InputError(path + ": flush to disk failed (" + std::strerror(errno) + ")");
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer, const TrainState& state,
+                     const std::string& config_text) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  model.save(model_archive);
+  archive.write("model", model_archive);
+  if (optimizer) {
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  archive.write("step", torch::tensor(state.step));
+  archive.write("epoch", torch::tensor(state.epoch));
+  archive.write("batch_in_epoch", torch::tensor(state.batch_in_epoch));
+  archive.write("config", c10::IValue(config_text));
+
+  const std::string temporary = path + ".tmp";
+  try {
+    archive.save_to(temporary);
+  } catch (const c10::Error& e) {
+    throw InputError(temporary + ": cannot write checkpoint (" + e.what_without_backtrace() + ")");
+  }
+  sync_path(temporary, O_RDONLY);
+  std::error_code error;
+  fs::rename(temporary, path, error);
+  if (error) throw InputError(path + ": cannot replace checkpoint (" + error.message() + ")");
+  const auto folder = fs::path(path).parent_path();
+  sync_path(folder.empty() ? "." : folder.string(), O_RDONLY | O_DIRECTORY);
+}
+
+TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Optimizer* optimizer, const c10::Device& device,
+                           std::string* config_text) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) throw InputError(path + ": no checkpoint here");
+  TrainState state;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path, device);
+    torch::serialize::InputArchive model_archive;
+    archive.read("model", model_archive);
+    model.load(model_archive);
+    if (optimizer) {
+      torch::serialize::InputArchive optimizer_archive;
+      archive.read("optimizer", optimizer_archive);
+      optimizer->load(optimizer_archive);
+    }
+    torch::Tensor value;
+    archive.read("step", value);
+    state.step = value.item<int64_t>();
+    archive.read("epoch", value);
+    state.epoch = value.item<int64_t>();
+    archive.read("batch_in_epoch", value);
+    state.batch_in_epoch = value.item<int64_t>();
+    if (config_text) {
+      c10::IValue config;
+      archive.read("config", config);
+      *config_text = config.toStringRef();
+    }
+  } catch (const c10::Error& e) {
+    throw InputError(path + ": not a checkpoint this model can load (" +
+                     e.what_without_backtrace() + ")");
+  }
+  return state;
+}
+
+}  // namespace pretext::pipelines

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <c10/core/Device.h>
+
+namespace torch::nn {
+class Module;
+}
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace pretext::pipelines {
+
+/// Where a run stands: enough, with the model and optimiser, to continue exactly.
+struct TrainState {
+  int64_t step = 0;            ///< optimiser steps taken
+  int64_t epoch = 0;           ///< epoch in progress
+  int64_t batch_in_epoch = 0;  ///< batches of that epoch already consumed
+};
+
+/// Writes model parameters and buffers, optimiser state, the train state and the resolved config
+/// to `path` atomically: a temporary file in the same folder, flushed to disk, then renamed over
+/// `path`, so a crash leaves either the old or the new checkpoint, never half of one.
+void save_checkpoint(const std::string& path, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer, const TrainState& state,
+                     const std::string& config_text);
+
+/// Loads what `save_checkpoint` wrote into `model` (and `optimizer` when given), tensors placed on
+/// `device`. Returns the train state; `config_text` receives the config it was written with.
+/// Throws InputError naming the file for a missing, corrupt or mismatching checkpoint.
+TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Optimizer* optimizer, const c10::Device& device,
+                           std::string* config_text = nullptr);
+
+}  // namespace pretext::pipelines

@@ -1,0 +1,101 @@
+#include "pipelines/run_config.h"
+
+#include <torch/utils.h>
+
+#include "base/errors.h"
+
+namespace pretext::pipelines {
+
+void RunOptions::visit_fields(FieldVisitor& visit) {
+  visit("dir", dir_);
+  visit("seed", seed_, Check::at_least(0));
+  visit("threads", threads_, Check::between(0, 1024));
+  visit("device", device_);
+}
+
+void DataOptions::visit_fields(FieldVisitor& visit) {
+  visit("root", root_);
+  visit("image_size", image_size_, Check::between(4, 4096));
+  visit("bands", bands_, Check::at_least(1));
+  visit("value_scale", value_scale_, Check::at_least(0));
+  visit("split", split_, Check::one_of({"", "train", "val", "test"}));
+  visit("workers", workers_, Check::between(1, 256));
+  visit("prefetch", prefetch_, Check::between(1, 1024));
+}
+
+io::ImageDatasetOptions DataOptions::dataset_options() const {
+  return io::ImageDatasetOptions().image_size(image_size_).bands(bands_).value_scale(value_scale_);
+}
+
+namespace {
+
+void require(bool ok, const ConfigFile& file, const std::string& section, const std::string& key,
+             const std::string& reason) {
+  if (!ok) throw ConfigError(file.where(section, key) + ": " + reason);
+}
+
+RunConfig read(std::shared_ptr<ConfigFile> file) {
+  RunConfig config;
+  config.file = file;
+  file->check_sections({"run", "data", "augment", "model", "method", "train", "eval"});
+  file->read_section("run", [&](FieldVisitor& v) { config.run.visit_fields(v); });
+  file->read_section("data", [&](FieldVisitor& v) { config.data.visit_fields(v); });
+  file->read_section("augment", [&](FieldVisitor& v) { config.augment.visit_fields(v); });
+  config.backbone_name =
+      file->read_name("model", "backbone", "resnet18", methods::backbone_names());
+  config.backbone = methods::backbone_spec(config.backbone_name);
+  file->read_section("model", [&](FieldVisitor& v) { config.backbone->visit_fields(v); },
+                     {"backbone"});
+  config.method_name = file->read_name("method", "name", "simclr", methods::method_names());
+  config.method = methods::method_spec(config.method_name);
+  file->read_section("method", [&](FieldVisitor& v) { config.method->visit_fields(v); }, {"name"});
+  file->read_section("train", [&](FieldVisitor& v) { config.train.visit_fields(v); });
+  file->read_section("eval", [&](FieldVisitor& v) { config.eval.visit_fields(v); });
+
+  const auto& a = config.augment;
+  require(a.crop_scale_min() <= a.crop_scale_max(), *file, "augment", "crop_scale_min",
+          "must not exceed augment.crop_scale_max");
+  require(a.crop_ratio_min() <= a.crop_ratio_max(), *file, "augment", "crop_ratio_min",
+          "must not exceed augment.crop_ratio_max");
+  require(a.blur_sigma_min() <= a.blur_sigma_max(), *file, "augment", "blur_sigma_min",
+          "must not exceed augment.blur_sigma_max");
+  require(!config.data.root().empty(), *file, "data", "root",
+          "required: a folder of images or a CSV manifest");
+  try {
+    const torch::Device device(config.run.device());
+    require(device.is_cpu() || torch::cuda::is_available(), *file, "run", "device",
+            "'" + config.run.device() + "' requested, but this LibTorch build sees no CUDA device");
+  } catch (const c10::Error&) {
+    require(false, *file, "run", "device", "expected cpu, cuda or cuda:N");
+  }
+  if (!config.data.bands().empty()) config.check_bands(config.data.bands().size());
+  return config;
+}
+
+}  // namespace
+
+std::shared_ptr<methods::MethodImpl> RunConfig::build_method(int64_t in_channels) const {
+  torch::manual_seed(static_cast<uint64_t>(run.seed()));
+  return method->build(backbone->build(in_channels));
+}
+
+void RunConfig::check_bands(int64_t channels) const {
+  for (const char* key : {"mean", "std"}) {
+    const auto& values = std::string(key) == "mean" ? augment.mean() : augment.std();
+    require(values.size() == 1 || static_cast<int64_t>(values.size()) == channels, *file,
+            "augment", key,
+            "has " + std::to_string(values.size()) + " values; the data has " +
+                std::to_string(channels) + " bands (give one value, or one per band)");
+  }
+}
+
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return read(std::make_shared<ConfigFile>(ConfigFile::load(path, overrides)));
+}
+
+RunConfig parse_run_config(const std::string& text, const std::string& name,
+                           const std::vector<std::string>& overrides) {
+  return read(std::make_shared<ConfigFile>(ConfigFile::parse(text, name, overrides)));
+}
+
+}  // namespace pretext::pipelines

@@ -1,0 +1,56 @@
+#include "pipelines/system.h"
+
+#include <dlfcn.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <torch/types.h>
+
+namespace pretext::pipelines {
+
+int64_t configure_threads(int64_t requested) {
+  int64_t threads = requested;
+  if (threads <= 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  at::set_num_threads(static_cast<int>(threads));
+  return threads;
+}
+
+BlasReport measure_blas() {
+  BlasReport report;
+  if (void* symbol = dlsym(RTLD_DEFAULT, "sgemm_")) {
+    Dl_info info;
+    if (dladdr(symbol, &info) && info.dli_fname) {
+      // libblas.so.3 is a Debian alternatives link; name the library it resolves to.
+      std::error_code error;
+      const auto real = std::filesystem::canonical(info.dli_fname, error);
+      report.library = error ? info.dli_fname : real.string();
+    }
+  }
+  constexpr int64_t kSide = 384;
+  const auto a = torch::ones({kSide, kSide});
+  const auto b = torch::ones({kSide, kSide});
+  double best = 1e9;
+  torch::mm(a, b);  // the first call starts the BLAS thread pool
+  for (int i = 0; i < 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto c = torch::mm(a, b);
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  report.gflops = 2.0 * kSide * kSide * kSide / std::max(best, 1e-9) / 1e9;
+  return report;
+}
+
+std::string blas_warning(const BlasReport& report) {
+  constexpr double kSlowGflops = 15.0;
+  if (report.gflops >= kSlowGflops) return "";
+  return "matrix multiplies run at " + std::to_string(static_cast<int>(report.gflops)) +
+         " GFLOP/s through " + (report.library.empty() ? "an unknown BLAS" : report.library) +
+         ", likely the netlib reference BLAS; install an optimised one "
+         "(scripts/install_deps.sh installs libopenblas0-openmp) for 20-50x faster training";
+}
+
+}  // namespace pretext::pipelines

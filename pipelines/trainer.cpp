@@ -1,0 +1,214 @@
+#include "pipelines/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include "base/errors.h"
+#include "domains/sampler.h"
+#include "pipelines/progress.h"
+
+namespace pretext::pipelines {
+namespace fs = std::filesystem;
+
+void TrainerOptions::visit_fields(FieldVisitor& visit) {
+  visit("epochs", epochs_, Check::at_least(1));
+  visit("max_steps", max_steps_, Check::at_least(0));
+  visit("batch_size", batch_size_, Check::at_least(2));
+  visit("optimizer", optimizer_, Check::one_of({"sgd", "adamw"}));
+  visit("lr", lr_, Check::above(0));
+  visit("min_lr", min_lr_, Check::at_least(0));
+  visit("warmup_steps", warmup_steps_, Check::at_least(0));
+  visit("momentum", momentum_, Check::from_below(0, 1));
+  visit("weight_decay", weight_decay_, Check::at_least(0));
+  visit("grad_clip", grad_clip_, Check::at_least(0));
+  visit("checkpoint_every", checkpoint_every_, Check::at_least(0));
+  visit("log_every", log_every_, Check::at_least(1));
+}
+
+namespace {
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& model,
+                                                        const TrainerOptions& o) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : model.parameters()) {
+    if (!p.requires_grad()) continue;
+    (p.dim() <= 1 ? no_decay : decay).push_back(p);
+  }
+  if (o.optimizer() == "adamw") {
+    const auto with = [&](double wd) {
+      return std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(o.lr()).weight_decay(wd));
+    };
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, with(o.weight_decay()));
+    groups.emplace_back(no_decay, with(0.0));
+    return std::make_unique<torch::optim::AdamW>(groups, *with(o.weight_decay()));
+  }
+  const auto with = [&](double wd) {
+    return std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, with(o.weight_decay()));
+  groups.emplace_back(no_decay, with(0.0));
+  return std::make_unique<torch::optim::SGD>(groups, *with(o.weight_decay()));
+}
+
+// The first line where two configs differ, for the resume refusal.
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::istringstream left(a), right(b);
+  std::string l, r;
+  while (true) {
+    const bool has_l = static_cast<bool>(std::getline(left, l));
+    const bool has_r = static_cast<bool>(std::getline(right, r));
+    if (!has_l && !has_r) return "";
+    if (!has_l || !has_r || l != r) return "'" + r + "' was '" + l + "'";
+  }
+}
+
+}  // namespace
+
+Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions options,
+                 TrainerContext context)
+    : method_(std::move(method)), options_(std::move(options)), context_(std::move(context)) {
+  method_->to(context_.device);
+  methods::to_channels_last(*method_);
+  optimizer_ = make_optimizer(*method_, options_);
+}
+
+void Trainer::resume() {
+  std::string config_text;
+  state_ = load_checkpoint(checkpoint_path(), *method_, optimizer_.get(), context_.device,
+                           &config_text);
+  if (config_text != context_.config_text)
+    throw ConfigError(checkpoint_path() + ": written with a different config (" +
+                      first_difference(config_text, context_.config_text) +
+                      "); resume with the config it was written with, or start a new run.dir");
+  resumed_ = true;
+  if (context_.log)
+    context_.log->info("resuming from " + checkpoint_path() + " at step " +
+                       std::to_string(state_.step) + " (epoch " + std::to_string(state_.epoch) +
+                       ", batch " + std::to_string(state_.batch_in_epoch) + ")");
+}
+
+double Trainer::lr_at(int64_t step, int64_t total_steps) const {
+  const int64_t warmup = options_.warmup_steps();
+  if (step < warmup) return options_.lr() * static_cast<double>(step + 1) / warmup;
+  const double span = std::max<int64_t>(1, total_steps - warmup);
+  const double progress = std::min(1.0, (step - warmup) / span);
+  return options_.min_lr() +
+         (options_.lr() - options_.min_lr()) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+void Trainer::save() {
+  save_checkpoint(checkpoint_path(), *method_, optimizer_.get(), state_, context_.config_text);
+}
+
+void Trainer::open_metrics(bool resuming) {
+  const std::string path = context_.run_dir + "/metrics.csv";
+  std::vector<std::string> kept;
+  if (resuming) {
+    // Rows after the checkpoint belong to the interrupted tail; the resumed run writes them again.
+    std::ifstream old(path);
+    std::string line;
+    std::getline(old, line);
+    while (std::getline(old, line)) {
+      if (std::stoll(line.substr(0, line.find(','))) <= state_.step) kept.push_back(line);
+    }
+  }
+  std::ofstream out(path, std::ios::trunc);
+  if (!out) throw InputError(path + ": cannot write metrics");
+  out << "step,epoch,loss,lr,images_per_s\n";
+  for (const auto& line : kept) out << line << '\n';
+}
+
+TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
+                         const domains::TwoViewAugment& augment, io::LoaderOptions loader_options,
+                         const std::function<bool(int64_t)>& should_stop) {
+  fs::create_directories(context_.run_dir);
+  loader_options.batch_size(options_.batch_size()).drop_last(true);
+  const domains::EpochSampler sampler(dataset->size(), context_.seed, context_.rank,
+                                      context_.world_size);
+  const int64_t steps_per_epoch = sampler.per_rank() / options_.batch_size();
+  if (steps_per_epoch < 1)
+    throw InputError("the data set has " + std::to_string(dataset->size()) +
+                     " images, fewer than one batch of train.batch_size = " +
+                     std::to_string(options_.batch_size()));
+  int64_t total = options_.epochs() * steps_per_epoch;
+  if (options_.max_steps() > 0) total = std::min(total, options_.max_steps());
+
+  open_metrics(resumed_);
+  std::ofstream metrics(context_.run_dir + "/metrics.csv", std::ios::app);
+  method_->train();
+  TrainResult result;
+  Progress progress("train", total);
+  auto last_time = std::chrono::steady_clock::now();
+  double images_per_s = 0.0;
+  while (state_.step < total && !result.interrupted) {
+    io::Loader loader(dataset, sampler.order(state_.epoch), loader_options,
+                      state_.batch_in_epoch);
+    while (state_.step < total) {
+      auto batch = loader.next();
+      if (!batch) break;
+      const auto images = batch->pixels.to(context_.device, /*non_blocking=*/true);
+      const double lr = lr_at(state_.step, total);
+      for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+      auto views = augment(images, context_.seed, state_.step);
+      for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
+      auto out = method_->step(views);
+      optimizer_->zero_grad();
+      out.loss.backward();
+      if (options_.grad_clip() > 0)
+        torch::nn::utils::clip_grad_norm_(method_->parameters(), options_.grad_clip());
+      optimizer_->step();
+      ++state_.step;
+      ++state_.batch_in_epoch;
+      method_->after_optimizer_step(state_.step, total);
+
+      result.last_loss = out.loss.item<double>();
+      if (!std::isfinite(result.last_loss))
+        throw InputError("training diverged: loss is " + std::to_string(result.last_loss) +
+                         " at step " + std::to_string(state_.step) +
+                         " (lower train.lr or set train.grad_clip)");
+      const auto now = std::chrono::steady_clock::now();
+      const double seconds = std::chrono::duration<double>(now - last_time).count();
+      last_time = now;
+      const double rate = options_.batch_size() / std::max(seconds, 1e-9);
+      images_per_s = images_per_s == 0.0 ? rate : 0.9 * images_per_s + 0.1 * rate;
+      if (state_.step % options_.log_every() == 0 || state_.step == total) {
+        metrics << state_.step << ',' << state_.epoch << ',' << result.last_loss << ',' << lr << ','
+                << images_per_s << '\n';
+        metrics.flush();
+      }
+      std::ostringstream detail;
+      detail << "epoch " << state_.epoch << "  loss " << result.last_loss;
+      progress.update(state_.step, detail.str(), images_per_s);
+      if (options_.checkpoint_every() > 0 && state_.step % options_.checkpoint_every() == 0) save();
+      if (should_stop && should_stop(state_.step)) {
+        result.interrupted = true;
+        break;
+      }
+    }
+    if (!result.interrupted && state_.batch_in_epoch >= loader.batches()) {
+      ++state_.epoch;
+      state_.batch_in_epoch = 0;
+    }
+  }
+  progress.finish();
+  save();
+  result.steps = state_.step;
+  if (context_.log)
+    context_.log->info(std::string(result.interrupted ? "stopped" : "finished") + " at step " +
+                       std::to_string(state_.step) + ", loss " +
+                       std::to_string(result.last_loss) + "; checkpoint " + checkpoint_path());
+  return result;
+}
+
+}  // namespace pretext::pipelines

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <c10/core/Device.h>
+#include <torch/arg.h>
+#include <torch/optim/optimizer.h>
+
+#include "base/fields.h"
+#include "domains/augment.h"
+#include "io/loader.h"
+#include "methods/method.h"
+#include "pipelines/checkpoint.h"
+#include "pipelines/run_log.h"
+
+namespace pretext::pipelines {
+
+/// The `train` section.
+///   Trainer trainer(method, TrainerOptions().epochs(10).optimizer("adamw").lr(1e-3), context);
+struct TrainerOptions {
+  /// Passes over the data.
+  TORCH_ARG(int64_t, epochs) = 100;
+  /// Stops after this many optimiser steps if fewer than the epochs give; 0: the epochs decide.
+  /// The learning-rate schedule spans the steps actually run.
+  TORCH_ARG(int64_t, max_steps) = 0;
+  /// Images per step (per rank).
+  TORCH_ARG(int64_t, batch_size) = 256;
+  /// "sgd" (with momentum) or "adamw".
+  TORCH_ARG(std::string, optimizer) = "sgd";
+  /// Peak learning rate, reached after the warm-up, then cosine decay to `min_lr`.
+  TORCH_ARG(double, lr) = 0.3;
+  TORCH_ARG(double, min_lr) = 0.0;
+  /// Linear warm-up from lr / warmup_steps, in optimiser steps.
+  TORCH_ARG(int64_t, warmup_steps) = 0;
+  /// SGD momentum (AdamW uses beta1 = 0.9).
+  TORCH_ARG(double, momentum) = 0.9;
+  /// Decoupled for AdamW. Never applied to biases and normalisation weights (tensors of one
+  /// dimension).
+  TORCH_ARG(double, weight_decay) = 1e-4;
+  /// Largest global gradient norm; 0 disables clipping.
+  TORCH_ARG(double, grad_clip) = 0.0;
+  /// A checkpoint every this many steps (and always at the end); 0: only at the end.
+  TORCH_ARG(int64_t, checkpoint_every) = 500;
+  /// A metrics row every this many steps.
+  TORCH_ARG(int64_t, log_every) = 10;
+
+ public:
+  void visit_fields(FieldVisitor& visit);
+};
+
+/// Where and as whom a trainer runs.
+struct TrainerContext {
+  std::string run_dir;
+  uint64_t seed = 0;
+  c10::Device device = c10::Device("cpu");
+  /// This process's place among data-parallel ranks; each rank sees its share of every epoch.
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  /// Written into checkpoints; a resume with another config is refused.
+  std::string config_text;
+  RunLog* log = nullptr;
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  double last_loss = 0.0;
+  bool interrupted = false;
+};
+
+/// Owns the optimisation loop: data order, augmentation, optimiser, schedule, clipping,
+/// checkpoints, metrics. Everything a resume needs is in one checkpoint; augmentation randomness
+/// is derived from (seed, step) and data order from (seed, epoch), so nothing else is carried.
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions options,
+          TrainerContext context);
+
+  /// Continues from the run directory's checkpoint. Throws InputError for a missing or corrupt
+  /// checkpoint, ConfigError when it was written with another config.
+  void resume();
+  /// Trains until the step budget is spent or `should_stop(step)` says so after a step (then a
+  /// checkpoint is written and the result says interrupted).
+  TrainResult fit(std::shared_ptr<const io::Dataset> dataset, const domains::TwoViewAugment& augment,
+                  io::LoaderOptions loader_options,
+                  const std::function<bool(int64_t)>& should_stop = {});
+
+  /// Learning rate of optimiser step `step` (0-based) of `total_steps`.
+  double lr_at(int64_t step, int64_t total_steps) const;
+  const TrainState& state() const { return state_; }
+  std::string checkpoint_path() const { return context_.run_dir + "/checkpoint.pt"; }
+
+ private:
+  void save();
+  void open_metrics(bool resuming);
+
+  std::shared_ptr<methods::MethodImpl> method_;
+  TrainerOptions options_;
+  TrainerContext context_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  TrainState state_;
+  bool resumed_ = false;
+};
+
+}  // namespace pretext::pipelines

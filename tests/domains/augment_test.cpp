@@ -1,0 +1,127 @@
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include "domains/augment.h"
+
+namespace pretext::domains {
+namespace {
+
+at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+// Parameters that leave an image as it is: full crop, no flips, turns, jitter or blur.
+AugmentParams identity(int64_t n) {
+  const auto zeros = torch::zeros({n}, torch::kFloat64);
+  const auto ones = torch::ones({n}, torch::kFloat64);
+  return {zeros, zeros, ones, ones, zeros, zeros, zeros, ones, ones, ones, zeros};
+}
+
+AugmentOptions plain(int64_t size) { return AugmentOptions().size(size).mean({0.0}).std({1.0}); }
+
+TEST(Augment, ParametersArePerSampleAndReproducibleFromTheSeed) {
+  const Augment augment(AugmentOptions().rotate90_p(0.5).vflip_p(0.5));
+  auto g1 = seeded(11), g2 = seeded(11), g3 = seeded(12);
+  const auto a = augment.sample(64, 32, 32, g1);
+  const auto b = augment.sample(64, 32, 32, g2);
+  const auto c = augment.sample(64, 32, 32, g3);
+  for (const auto& [x, y, z] : {std::tuple{a.crop_x, b.crop_x, c.crop_x},
+                                std::tuple{a.brightness, b.brightness, c.brightness},
+                                std::tuple{a.quarter_turns, b.quarter_turns, c.quarter_turns},
+                                std::tuple{a.blur_sigma, b.blur_sigma, c.blur_sigma}}) {
+    EXPECT_TRUE(torch::equal(x, y));
+    EXPECT_FALSE(torch::equal(x, z));
+    EXPECT_GT(std::get<0>(torch::_unique(x)).size(0), 1);  // differs across the batch
+  }
+  // Crops stay inside the image.
+  EXPECT_LE((a.crop_x.abs() + a.crop_width).max().item<double>(), 1.0 + 1e-9);
+  EXPECT_LE((a.crop_y.abs() + a.crop_height).max().item<double>(), 1.0 + 1e-9);
+  // Whole augmented batches too.
+  const auto batch = torch::rand({8, 3, 40, 40});
+  auto g4 = seeded(5), g5 = seeded(5);
+  EXPECT_TRUE(torch::equal(augment(batch, g4), augment(batch, g5)));
+}
+
+TEST(Augment, IdentityParametersOnlyNormalise) {
+  const auto batch = torch::rand({4, 3, 16, 16});
+  const Augment augment(AugmentOptions().size(16).mean({0.5, 0.4, 0.3}).std({0.2, 0.25, 0.5}));
+  const auto out = augment.apply(batch, identity(4));
+  const auto mean = torch::tensor({0.5, 0.4, 0.3}).view({1, 3, 1, 1});
+  const auto std = torch::tensor({0.2, 0.25, 0.5}).view({1, 3, 1, 1});
+  EXPECT_TRUE(torch::allclose(out, (batch - mean) / std, 1e-4, 1e-5));
+}
+
+TEST(Augment, FlipsAndQuarterTurnsMatchTorch) {
+  const auto batch = torch::rand({3, 2, 12, 12});
+  const Augment augment(plain(12));
+  auto p = identity(3);
+  p.hflip = torch::tensor({1.0, 0.0, 0.0}, torch::kFloat64);
+  p.vflip = torch::tensor({0.0, 1.0, 0.0}, torch::kFloat64);
+  p.quarter_turns = torch::tensor({0.0, 0.0, 1.0}, torch::kFloat64);
+  const auto out = augment.apply(batch, p);
+  EXPECT_TRUE(torch::allclose(out[0], batch[0].flip({2}), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out[1], batch[1].flip({1}), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out[2], torch::rot90(batch[2], 1, {1, 2}), 1e-5, 1e-5));
+}
+
+TEST(Augment, CropOfTheLeftHalfResizesIt) {
+  // A horizontal ramp: cropping the left half and resizing back doubles the slope.
+  const auto ramp = (torch::arange(16, torch::kFloat32) + 0.5).div(16).expand({1, 1, 16, 16});
+  const Augment augment(plain(16));
+  auto p = identity(1);
+  p.crop_x = torch::tensor({-0.5}, torch::kFloat64);
+  p.crop_width = torch::tensor({0.5}, torch::kFloat64);
+  const auto out = augment.apply(ramp.contiguous(), p);
+  const auto expected = (torch::arange(16, torch::kFloat32) + 0.5).div(32).expand({1, 1, 16, 16});
+  // Border samples clamp at the ramp's first pixel centre.
+  EXPECT_TRUE(torch::allclose(out.slice(3, 1), expected.slice(3, 1), 1e-4, 1e-5));
+}
+
+TEST(Augment, JitterAppliesBrightnessContrastGammaPerSample) {
+  const auto batch = torch::rand({2, 1, 8, 8});
+  const Augment augment(plain(8));
+  auto p = identity(2);
+  p.brightness = torch::tensor({0.5, 1.0}, torch::kFloat64);
+  p.gamma = torch::tensor({1.0, 2.0}, torch::kFloat64);
+  const auto out = augment.apply(batch, p);
+  EXPECT_TRUE(torch::allclose(out[0], batch[0] * 0.5, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(out[1], batch[1].pow(2), 1e-4, 1e-5));
+
+  auto q = identity(1);
+  q.contrast = torch::tensor({0.0}, torch::kFloat64);  // contrast 0: every pixel becomes the mean
+  const auto flat = augment.apply(batch.slice(0, 0, 1), q);
+  EXPECT_TRUE(torch::allclose(flat, torch::full_like(flat, batch[0].mean().item<float>()), 1e-4));
+}
+
+TEST(Augment, BlurSmoothsOnlyTheChosenSamples) {
+  torch::manual_seed(3);
+  const auto batch = torch::rand({2, 2, 16, 16});
+  const Augment augment(plain(16).blur_sigma_max(2.0));
+  auto p = identity(2);
+  p.blur_sigma = torch::tensor({1.5, 0.0}, torch::kFloat64);
+  const auto out = augment.apply(batch, p);
+  EXPECT_TRUE(torch::allclose(out[1], batch[1], 1e-5, 1e-5));
+  EXPECT_LT(out[0].var().item<float>(), 0.5f * batch[0].var().item<float>());
+  // A normalised kernel keeps the mean (up to reflection at the borders).
+  EXPECT_NEAR(out[0].mean().item<float>(), batch[0].mean().item<float>(), 0.02);
+  const auto flat = torch::full({1, 1, 16, 16}, 0.7);
+  auto one = identity(1);
+  one.blur_sigma = torch::tensor({2.0}, torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(augment.apply(flat, one), flat, 1e-5, 1e-5));
+}
+
+TEST(TwoViewAugment, ViewsDependOnSeedAndStepOnly) {
+  const TwoViewAugment augment(AugmentOptions().size(16));
+  const auto batch = torch::rand({4, 3, 20, 20});
+  const auto a = augment(batch, 1, 10);
+  const auto b = augment(batch, 1, 10);
+  const auto c = augment(batch, 1, 11);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].sizes(), (std::vector<int64_t>{4, 3, 16, 16}));
+  EXPECT_TRUE(torch::equal(a[0], b[0]));
+  EXPECT_TRUE(torch::equal(a[1], b[1]));
+  EXPECT_FALSE(torch::equal(a[0], a[1]));
+  EXPECT_FALSE(torch::equal(a[0], c[0]));
+}
+
+}  // namespace
+}  // namespace pretext::domains

@@ -1,0 +1,112 @@
+#include <gtest/gtest.h>
+
+#include "base/errors.h"
+#include "pipelines/run_config.h"
+#include "tests/io/test_data.h"
+
+namespace pretext::pipelines {
+namespace {
+
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_run_config(text, "run.yaml", overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+constexpr const char* kValid = R"(run:
+  dir: runs/x
+  seed: 3
+data:
+  root: images/
+  bands: [3, 2, 1]
+model:
+  backbone: resnet34
+  width_multiplier: 0.5
+method:
+  name: simclr
+  temperature: 0.1
+train:
+  lr: 0.05
+  optimizer: adamw
+eval:
+  k: [10, 20]
+)";
+
+TEST(RunConfig, ReadsEveryKeyAndKeepsDefaults) {
+  const auto config = parse_run_config(kValid, "run.yaml");
+  EXPECT_EQ(config.run.seed(), 3);
+  EXPECT_EQ(config.data.bands(), (std::vector<int64_t>{3, 2, 1}));
+  EXPECT_EQ(config.backbone_name, "resnet34");
+  EXPECT_DOUBLE_EQ(config.train.lr(), 0.05);
+  EXPECT_EQ(config.train.optimizer(), "adamw");
+  EXPECT_EQ(config.train.batch_size(), 256);  // default
+  EXPECT_EQ(config.eval.k(), (std::vector<int64_t>{10, 20}));
+  EXPECT_EQ(config.build_method(3)->encoder()->feature_dim(), 256);
+  const auto resolved = config.file->resolved_yaml();
+  EXPECT_NE(resolved.find("temperature: 0.1"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("batch_size: 256"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("backbone: resnet34"), std::string::npos) << resolved;
+}
+
+TEST(RunConfig, ErrorsNameFileLineAndKey) {
+  const std::string base = "data:\n  root: images/\n";
+  EXPECT_EQ(error_of(base + "method:\n  name: simclr\n  temprature: 0.1\n"),
+            "run.yaml:5: method.temprature: unknown key (known: temperature, projection_dim, "
+            "projection_hidden_dim, projection_layers, name)");
+  EXPECT_EQ(error_of(base + "train:\n  lr: fast\n"),
+            "run.yaml:4: train.lr: expected a number, got 'fast'");
+  EXPECT_EQ(error_of(base + "train:\n  lr: -1\n"), "run.yaml:4: train.lr: must be > 0");
+  EXPECT_EQ(error_of(base + "train:\n  epochs: 2.5\n"),
+            "run.yaml:4: train.epochs: expected an integer, got '2.5'");
+  EXPECT_EQ(error_of(base + "train:\n  optimizer: lamb\n"),
+            "run.yaml:4: train.optimizer: must be one of: sgd, adamw");
+  EXPECT_EQ(error_of(base + "augment:\n  mean: []\n"), "run.yaml:4: augment.mean: must not be empty");
+  EXPECT_EQ(error_of(base + "trian:\n  lr: 1\n"),
+            "run.yaml:3: trian: unknown section (known: run, data, augment, model, method, train, "
+            "eval)");
+  EXPECT_EQ(error_of(base + "method:\n  name: simclrr\n"),
+            "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr)");
+  EXPECT_EQ(error_of(base + "train: 5\n"), "run.yaml:3: train: expected a mapping of keys, got '5'");
+  EXPECT_EQ(error_of("run:\n  seed: 1\n"),
+            "run.yaml: data.root: required: a folder of images or a CSV manifest");
+  EXPECT_EQ(error_of(base + "augment:\n  crop_scale_min: 0.9\n  crop_scale_max: 0.5\n"),
+            "run.yaml:4: augment.crop_scale_min: must not exceed augment.crop_scale_max");
+  // yaml-cpp keeps the first of two equal keys; a second one must not be ignored silently.
+  EXPECT_EQ(error_of(base + "data:\n  bands: [1, 2]\n"),
+            "run.yaml:3: data: duplicate section (first at line 1)");
+  EXPECT_EQ(error_of(base + "train:\n  lr: 1\n  lr: 2\n"),
+            "run.yaml:5: train.lr: duplicate key (first at line 4)");
+}
+
+TEST(RunConfig, BandsAndNormalisationMustAgree) {
+  EXPECT_EQ(error_of("data:\n  root: x\n  bands: [1, 2]\naugment:\n  mean: [1, 2, 3]\n"),
+            "run.yaml:5: augment.mean: has 3 values; the data has 2 bands (give one value, or one "
+            "per band)");
+}
+
+TEST(RunConfig, OverridesApplyAndAreNamedInErrors) {
+  const auto config = parse_run_config(kValid, "run.yaml", {"train.lr=0.5", "data.bands=[1]"});
+  EXPECT_DOUBLE_EQ(config.train.lr(), 0.5);
+  EXPECT_EQ(config.data.bands(), (std::vector<int64_t>{1}));
+  EXPECT_EQ(error_of(kValid, {"train.lrr=1"}).substr(0, 30), "--set train.lrr: unknown key (");
+  EXPECT_EQ(error_of(kValid, {"train.lr=0"}), "--set train.lr: must be > 0");
+  EXPECT_EQ(error_of(kValid, {"lr=0"}), "--set lr: expected section.key, such as train.lr");
+  EXPECT_EQ(error_of(kValid, {"train.lr"}), "--set train.lr: expected key.path=value");
+}
+
+TEST(RunConfig, FileProblems) {
+  EXPECT_EQ(error_of("run:\n  seed: [1,\n"), "run.yaml:3: not valid YAML (end of sequence flow not found)");
+  testing::TempDir dir;
+  try {
+    load_run_config(dir / "none.yaml", {});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), dir / "none.yaml: cannot open config file");
+  }
+}
+
+}  // namespace
+}  // namespace pretext::pipelines

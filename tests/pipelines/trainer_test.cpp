@@ -1,0 +1,197 @@
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include "base/errors.h"
+#include "pipelines/commands.h"
+#include "pipelines/demo.h"
+#include "pipelines/run_config.h"
+#include "tests/io/test_data.h"
+
+namespace pretext::pipelines {
+namespace {
+
+namespace fs = std::filesystem;
+
+// 4 classes x 16 demo tiles (12 train + 4 test), made once for the whole suite.
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    data_ = new testing::TempDir();
+    generate_demo_tiles(data_->path(), 16, 0);
+  }
+  static void TearDownTestSuite() { delete data_; }
+
+  RunConfig config(const std::string& run_dir, const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> overrides = {"run.dir=" + run_dir, "data.root=" + data_->path(),
+                                          "data.split=train"};
+    overrides.insert(overrides.end(), extra.begin(), extra.end());
+    return parse_run_config(R"(run:
+  seed: 5
+  threads: 2
+data:
+  image_size: 16
+model:
+  backbone: resnet18
+  width_multiplier: 0.125
+  small_stem: true
+method:
+  name: simclr
+  projection_dim: 16
+augment:
+  size: 16
+train:
+  batch_size: 16
+  epochs: 4
+  optimizer: sgd
+  lr: 0.1
+  warmup_steps: 2
+  checkpoint_every: 0
+  log_every: 1
+eval:
+  k: [1, 5]
+)",
+                            "trainer_test.yaml", overrides);
+  }
+
+  static std::vector<double> losses(const std::string& run_dir) {
+    std::ifstream csv(run_dir + "/metrics.csv");
+    std::string line;
+    std::getline(csv, line);
+    EXPECT_EQ(line, "step,epoch,loss,lr,images_per_s");
+    std::vector<double> out;
+    while (std::getline(csv, line)) {
+      const auto first = line.find(',');
+      const auto second = line.find(',', first + 1);
+      out.push_back(std::stod(line.substr(second + 1)));
+    }
+    return out;
+  }
+
+  static testing::TempDir* data_;
+  testing::TempDir runs_;
+  RunLog log_;
+};
+testing::TempDir* TrainerTest::data_ = nullptr;
+
+TEST_F(TrainerTest, AShortRunLowersTheLoss) {
+  const auto cfg = config(runs_ / "a", {"train.epochs=10", "train.optimizer=adamw",
+                                        "train.lr=0.003", "train.weight_decay=0"});
+  const auto result = pretrain(cfg, false, log_);
+  EXPECT_EQ(result.steps, 30);  // 48 train tiles / 16 = 3 steps per epoch
+  const auto loss = losses(runs_ / "a");
+  ASSERT_EQ(loss.size(), 30u);
+  const double first = (loss[0] + loss[1] + loss[2]) / 3;
+  const double last = (loss[27] + loss[28] + loss[29]) / 3;
+  EXPECT_LT(last, first - 0.3) << "first " << first << " last " << last;
+  for (const char* file : {"config.yaml", "run.log", "metrics.csv", "checkpoint.pt"})
+    EXPECT_TRUE(fs::exists(runs_ / ("a/" + std::string(file)))) << file;
+  EXPECT_FALSE(fs::exists(runs_ / "a/checkpoint.pt.tmp"));
+}
+
+std::map<std::string, torch::Tensor> state_of(methods::MethodImpl& method) {
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& p : method.named_parameters()) state[p.key()] = p.value().clone();
+  for (const auto& b : method.named_buffers()) state[b.key()] = b.value().clone();
+  return state;
+}
+
+TEST_F(TrainerTest, ResumeAfterAnInterruptionGivesTheSameWeights) {
+  // 3 steps per epoch; the interruption at step 4 falls mid-epoch.
+  const auto straight_cfg = config(runs_ / "straight", {"train.epochs=3"});
+  const auto dataset = open_dataset(straight_cfg, true, log_);
+  const domains::TwoViewAugment augment(straight_cfg.augment);
+  const auto loader = io::LoaderOptions().workers(2);
+  const auto make = [&](const RunConfig& cfg) {
+    TrainerContext context;
+    context.run_dir = cfg.run.dir();
+    context.seed = 5;
+    context.config_text = cfg.file->resolved_yaml();
+    auto method = cfg.build_method(dataset->channels());
+    return std::make_pair(method, std::make_unique<Trainer>(method, cfg.train, context));
+  };
+
+  auto [straight, straight_trainer] = make(straight_cfg);
+  EXPECT_EQ(straight_trainer->fit(dataset, augment, loader).steps, 9);
+
+  const auto split_cfg = config(runs_ / "split", {"train.epochs=3"});
+  {
+    auto [first, first_trainer] = make(split_cfg);
+    const auto result =
+        first_trainer->fit(dataset, augment, loader, [](int64_t step) { return step == 4; });
+    EXPECT_TRUE(result.interrupted);
+    EXPECT_EQ(result.steps, 4);
+  }
+  auto [resumed, resumed_trainer] = make(split_cfg);
+  resumed_trainer->resume();
+  EXPECT_EQ(resumed_trainer->state().step, 4);
+  EXPECT_EQ(resumed_trainer->state().epoch, 1);
+  EXPECT_EQ(resumed_trainer->state().batch_in_epoch, 1);
+  EXPECT_EQ(resumed_trainer->fit(dataset, augment, loader).steps, 9);
+
+  const auto expected = state_of(*straight);
+  const auto actual = state_of(*resumed);
+  ASSERT_EQ(expected.size(), actual.size());
+  for (const auto& [name, tensor] : expected)
+    EXPECT_TRUE(torch::equal(tensor, actual.at(name))) << name;
+  // The metrics of the resumed run are those of the straight run, step for step.
+  EXPECT_EQ(losses(runs_ / "straight"), losses(runs_ / "split"));
+}
+
+TEST_F(TrainerTest, ResumeRefusesAnotherConfigAndACorruptCheckpoint) {
+  const auto cfg = config(runs_ / "r", {"train.epochs=1"});
+  pretrain(cfg, false, log_);
+  try {
+    pretrain(config(runs_ / "r", {"train.epochs=1", "train.lr=0.2"}), true, log_);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("written with a different config ('  lr: 0.2' was '  lr: "
+                                         "0.1')"),
+              std::string::npos)
+        << e.what();
+  }
+  testing::truncate_file(runs_ / "r/checkpoint.pt", 0.5);
+  try {
+    pretrain(cfg, true, log_);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(runs_ / "r/checkpoint.pt: not a checkpoint"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    pretrain(config(runs_ / "fresh"), true, log_);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no checkpoint here"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TrainerTest, LearningRateWarmsUpThenFollowsACosine) {
+  const auto cfg = config(runs_ / "lr", {"train.lr=1.0", "train.min_lr=0.1",
+                                         "train.warmup_steps=4"});
+  TrainerContext context;
+  context.run_dir = runs_ / "lr";
+  Trainer trainer(cfg.build_method(3), cfg.train, context);
+  EXPECT_DOUBLE_EQ(trainer.lr_at(0, 104), 0.25);
+  EXPECT_DOUBLE_EQ(trainer.lr_at(3, 104), 1.0);
+  EXPECT_DOUBLE_EQ(trainer.lr_at(4, 104), 1.0);
+  EXPECT_NEAR(trainer.lr_at(54, 104), 0.55, 1e-12);  // half way: the mean of lr and min_lr
+  EXPECT_NEAR(trainer.lr_at(104, 104), 0.1, 1e-12);
+}
+
+TEST_F(TrainerTest, KnnOfThePretrainedEncoderRuns) {
+  const auto cfg = config(runs_ / "k", {"train.epochs=1"});
+  pretrain(cfg, false, log_);
+  const auto scores = knn(cfg, "", false, log_);
+  ASSERT_EQ(scores.size(), 2u);
+  EXPECT_EQ(scores[0].k, 1);
+  EXPECT_GE(scores[1].top1, 0.0);
+  EXPECT_LE(scores[1].top1, 1.0);
+  EXPECT_TRUE(fs::exists(runs_ / "k/knn.csv"));
+}
+
+}  // namespace
+}  // namespace pretext::pipelines
