@@ -87,7 +87,11 @@ GdalRaster::GdalRaster(const std::string& path) {
     if (has_nodata) band_info.nodata = nodata;
     info_.bands.push_back(band_info);
   }
-  info_.georeference = read_georeference(dataset_);
+}
+
+std::optional<Georeference> GdalRaster::georeference() {
+  if (!georeference_) georeference_ = read_georeference(dataset_);
+  return *georeference_;
 }
 
 GdalRaster::~GdalRaster() {

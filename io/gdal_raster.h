@@ -19,6 +19,7 @@ class GdalRaster : public Source {
   GdalRaster& operator=(const GdalRaster&) = delete;
 
   const SourceInfo& info() const override { return info_; }
+  std::optional<Georeference> georeference() override;
   Patch read(const Region& region, const std::vector<int64_t>& bands = {}) override;
   /// A GDAL dataset handle keeps per-handle caches and is not thread-safe.
   bool shareable_between_threads() const override { return false; }
@@ -26,6 +27,7 @@ class GdalRaster : public Source {
  private:
   GDALDatasetH dataset_ = nullptr;
   SourceInfo info_;
+  std::optional<std::optional<Georeference>> georeference_;  // outer: looked up yet
 };
 
 /// Installs a quiet GDAL error handler (GDAL never prints on its own; failures surface through

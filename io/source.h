@@ -43,7 +43,6 @@ struct SourceInfo {
   int64_t width = 0;   ///< pixels, full resolution
   int64_t height = 0;
   std::vector<BandInfo> bands;
-  std::optional<Georeference> georeference;
 };
 
 /// A rectangle in full-resolution pixels, optionally resampled to `out_width` x `out_height`
@@ -70,6 +69,9 @@ class Source {
  public:
   virtual ~Source() = default;
   virtual const SourceInfo& info() const = 0;
+  /// Where the pixels sit on the ground, when the file says. Looked up on first call: resolving
+  /// a CRS costs more than reading a small tile.
+  virtual std::optional<Georeference> georeference() { return std::nullopt; }
   /// Reads `region` of the 1-based `bands` (empty: all bands, in order).
   virtual Patch read(const Region& region, const std::vector<int64_t>& bands = {}) = 0;
   /// Whether `read` may be called from several threads at once on this handle.

@@ -21,38 +21,47 @@ namespace F = torch::nn::functional;
 namespace {
 
 constexpr int64_t kSide = 32;
-const char* const kClasses[] = {"coarse_stripes", "fine_stripes", "crossed", "blobs"};
+const char* const kClasses[] = {"stripes", "crossed", "blobs", "spots"};
 
 double uniform(at::Generator& g, double low, double high) {
   return low + (high - low) * torch::rand({1}, g, torch::kFloat64).item<double>();
 }
 
-// A texture in [-1, 1], [kSide, kSide].
+// Gaussian smoothing with wrap-around, sigma in pixels, of [kSide, kSide].
+torch::Tensor smooth(const torch::Tensor& image, double sigma) {
+  const auto t = torch::arange(-6, 7, torch::kFloat64);
+  auto k = torch::exp(-t * t / (2 * sigma * sigma));
+  k = k / k.sum();
+  auto x = F::pad(image.view({1, 1, kSide, kSide}), F::PadFuncOptions({6, 6, 6, 6}).mode(torch::kCircular));
+  x = F::conv2d(x, k.view({1, 1, 1, -1}));
+  x = F::conv2d(x, k.view({1, 1, -1, 1}));
+  return x[0][0];
+}
+
+// A texture in [-1, 1], [kSide, kSide]. Each class is a kind of structure, not a scale: period,
+// orientation and phase are random within every class, so frequency alone does not tell them apart.
 torch::Tensor texture(int64_t cls, at::Generator& g) {
   const auto axis = torch::arange(kSide, torch::kFloat64);
   const auto y = axis.view({-1, 1}).expand({kSide, kSide});
   const auto x = axis.view({1, -1}).expand({kSide, kSide});
   const double angle = uniform(g, 0, M_PI);
-  const double phase = uniform(g, 0, 2 * M_PI);
+  const double period = uniform(g, 4, 10);
   const auto along = x * std::cos(angle) + y * std::sin(angle);
   const auto across = -x * std::sin(angle) + y * std::cos(angle);
   switch (cls) {
-    case 0: return torch::sin(2 * M_PI * along / uniform(g, 7, 10) + phase);
-    case 1: return torch::sin(2 * M_PI * along / uniform(g, 3, 4) + phase);
-    case 2:
-      return torch::sin(2 * M_PI * along / 7 + phase) *
-             torch::sin(2 * M_PI * across / 7 + uniform(g, 0, 2 * M_PI));
+    case 0: return torch::sin(2 * M_PI * along / period + uniform(g, 0, 2 * M_PI));
+    case 1:
+      return torch::sin(2 * M_PI * along / period + uniform(g, 0, 2 * M_PI)) *
+             torch::sin(2 * M_PI * across / period + uniform(g, 0, 2 * M_PI));
+    case 2: {
+      const auto blobs = smooth(torch::randn({kSide, kSide}, g, torch::kFloat64), period / 4);
+      return blobs / blobs.abs().max();
+    }
     default: {
-      // Smoothed white noise: blobs about 4 pixels across.
-      auto noise = torch::randn({1, 1, kSide, kSide}, g, torch::kFloat64);
-      const auto t = torch::arange(-6, 7, torch::kFloat64);
-      auto k = torch::exp(-t * t / 8.0);
-      k = k / k.sum();
-      noise = F::pad(noise, F::PadFuncOptions({6, 6, 6, 6}).mode(torch::kCircular));
-      noise = F::conv2d(noise, k.view({1, 1, 1, -1}));
-      noise = F::conv2d(noise, k.view({1, 1, -1, 1}));
-      noise = noise[0][0];
-      return noise / noise.abs().max();
+      // A few bright spots on a dark ground.
+      auto spots = (torch::rand({kSide, kSide}, g, torch::kFloat64) < 0.02).to(torch::kFloat64);
+      spots = smooth(spots, period / 6);
+      return spots / spots.max().clamp_min(1e-9) * 2 - 1;
     }
   }
 }
@@ -71,14 +80,15 @@ void generate_demo_tiles(const std::string& root, int64_t tiles_per_class, int64
     }
     for (int64_t i = 0; i < tiles_per_class; ++i) {
       const auto pattern = texture(cls, g);
-      // Nuisances a pixel-level encoder latches onto: gain, offset, band mix, noise.
-      const double gain = uniform(g, 0.15, 0.45);
-      const double offset = uniform(g, 0.1, 0.5);
+      // Nuisances within what the augmentation varies (brightness, contrast, crop, turns), so
+      // that SimCLR learns to ignore them while a random encoder's features follow them.
+      const double gain = uniform(g, 0.2, 0.4);
+      const double offset = uniform(g, 0.25, 0.5);
       std::vector<torch::Tensor> bands;
       for (int b = 0; b < 3; ++b) {
-        const double mix = uniform(g, 0.6, 1.4);
+        const double mix = uniform(g, 0.9, 1.1);
         bands.push_back(offset * mix + gain * pattern +
-                        0.06 * torch::randn({kSide, kSide}, g, torch::kFloat64));
+                        0.05 * torch::randn({kSide, kSide}, g, torch::kFloat64));
       }
       const auto pixels = torch::stack(bands).clamp(0, 1) * 255;
       // A 10 m grid, each tile at its own place.

@@ -43,8 +43,8 @@ std::string inspect(const std::string& path, bool stats) {
     if (band.nodata) out << "  nodata " << number(*band.nodata);
     out << "\n";
   }
-  if (info.georeference) {
-    const auto& geo = *info.georeference;
+  if (const auto georeference = source->georeference()) {
+    const auto& geo = *georeference;
     const auto& t = geo.geo_transform;
     out << "crs      " << (geo.crs_name.empty() ? "(none)" : geo.crs_name) << "\n"
         << "origin   " << number(t[0]) << ", " << number(t[3]) << " (map units)\n"

@@ -62,17 +62,18 @@ TEST(GdalRaster, ReportsGeometryTypeAndGeoreference) {
   geo.crs_wkt = crs_wkt_from_epsg(32632);
   geo.geo_transform = {500000.0, 10.0, 0.0, 5500000.0, 0.0, -10.0};
   write_geotiff(path, random_pixels(3, 20, 30, 60000), DataType::kUInt16, geo);
-  const auto source = open(path);
+  auto source = open(path);
   const auto& info = source->info();
   EXPECT_EQ(info.format, "GTiff");
   EXPECT_EQ(info.width, 30);
   EXPECT_EQ(info.height, 20);
   ASSERT_EQ(info.bands.size(), 3u);
   EXPECT_EQ(info.bands[0].data_type, DataType::kUInt16);
-  ASSERT_TRUE(info.georeference.has_value());
-  EXPECT_NE(info.georeference->crs_name.find("UTM zone 32N"), std::string::npos);
-  EXPECT_DOUBLE_EQ(info.georeference->geo_transform[0], 500000.0);
-  EXPECT_DOUBLE_EQ(info.georeference->geo_transform[5], -10.0);
+  const auto georeference = source->georeference();
+  ASSERT_TRUE(georeference.has_value());
+  EXPECT_NE(georeference->crs_name.find("UTM zone 32N"), std::string::npos);
+  EXPECT_DOUBLE_EQ(georeference->geo_transform[0], 500000.0);
+  EXPECT_DOUBLE_EQ(georeference->geo_transform[5], -10.0);
 }
 
 TEST(GdalRaster, ReadsPlainPngAndJpeg) {
@@ -82,7 +83,7 @@ TEST(GdalRaster, ReadsPlainPngAndJpeg) {
   testing::write_raster(dir / "b.jpg", torch::full({3, 16, 24}, 200.0), "JPEG");
   const auto png = open(dir / "a.png");
   EXPECT_EQ(png->info().format, "PNG");
-  EXPECT_FALSE(png->info().georeference.has_value());
+  EXPECT_FALSE(png->georeference().has_value());
   EXPECT_TRUE(torch::equal(png->read({0, 0, 24, 16}).pixels, pixels));
   const auto jpeg = open(dir / "b.jpg");
   EXPECT_EQ(jpeg->info().format, "JPEG");
