@@ -1,3 +1,5 @@
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "base/errors.h"
@@ -106,6 +108,16 @@ TEST(RunConfig, FileProblems) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()), dir / "none.yaml: cannot open config file");
   }
+}
+
+TEST(RunConfig, EveryShippedConfigIsValid) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(PRETEXT_SOURCE_DIR "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(load_run_config(entry.path().string(), {})) << entry.path();
+    ++count;
+  }
+  EXPECT_GE(count, 1);
 }
 
 }  // namespace
