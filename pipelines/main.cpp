@@ -72,7 +72,8 @@ int run(int argc, char** argv) {
 
   RunLog log;
   if (*pretrain_cmd) {
-    pretrain(load_run_config(config_path, overrides), resume, log);
+    // 130: the shell's status for a program stopped by Ctrl-C (here, after a checkpoint).
+    if (pretrain(load_run_config(config_path, overrides), resume, log).interrupted) return 130;
   } else if (*knn_cmd) {
     const auto scores = knn(load_run_config(config_path, overrides), checkpoint, random_init, log);
     std::printf("%-6s %s\n", "k", "top-1");

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -120,7 +121,9 @@ void Trainer::open_metrics(bool resuming) {
     std::string line;
     std::getline(old, line);
     while (std::getline(old, line)) {
-      if (std::stoll(line.substr(0, line.find(','))) <= state_.step) kept.push_back(line);
+      char* end = nullptr;
+      const long long step = std::strtoll(line.c_str(), &end, 10);
+      if (end != line.c_str() && *end == ',' && step <= state_.step) kept.push_back(line);
     }
   }
   std::ofstream out(path, std::ios::trunc);
@@ -132,7 +135,11 @@ void Trainer::open_metrics(bool resuming) {
 TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
                          const domains::TwoViewAugment& augment, io::LoaderOptions loader_options,
                          const std::function<bool(int64_t)>& should_stop) {
-  fs::create_directories(context_.run_dir);
+  std::error_code error;
+  fs::create_directories(context_.run_dir, error);
+  if (error)
+    throw InputError(context_.run_dir + ": cannot create the run directory (" + error.message() +
+                     ")");
   loader_options.batch_size(options_.batch_size()).drop_last(true);
   const domains::EpochSampler sampler(dataset->size(), context_.seed, context_.rank,
                                       context_.world_size);

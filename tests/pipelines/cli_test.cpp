@@ -117,5 +117,43 @@ TEST(Cli, PretrainResumeAndKnnEndToEnd) {
   EXPECT_NE(knn.output.find("k      top-1"), std::string::npos) << knn.output;
 }
 
+TEST(Cli, CtrlCStopsWithACheckpointThatResumes) {
+  TempDir dir;
+  generate_demo_tiles(dir / "tiles", 12, 2);
+  testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") + "\n  threads: 1\n" +
+                                            "data:\n  root: " + (dir / "tiles") +
+                                            "\n  image_size: 16\n  workers: 1\n"
+                                            "model:\n  width_multiplier: 0.125\n  small_stem: true\n"
+                                            "augment:\n  size: 16\n"
+                                            "train:\n  batch_size: 12\n  epochs: 400\n"
+                                            "  log_every: 1\n  checkpoint_every: 0\n");
+  // Start training, wait until metrics.csv has `rows` lines (by then the SIGINT handler is
+  // installed; before it, bash's background jobs ignore SIGINT), then send SIGINT.
+  const auto interrupt = [&](const std::string& extra, int rows) {
+    const std::string script =
+        std::string(PRETEXT_BINARY) + " pretrain --config " + (dir / "run.yaml") + extra +
+        " & pid=$!; for i in $(seq 600); do [ $(wc -l < " + (dir / "run/metrics.csv") +
+        " 2>/dev/null || echo 0) -ge " + std::to_string(rows) +
+        " ] && break; sleep 0.1; done; kill -INT $pid; wait $pid; echo status=$?";
+    std::string output;
+    testing::run_command("bash -c '" + script + "'", &output);
+    return output;
+  };
+  const auto first = interrupt("", 3);
+  EXPECT_NE(first.find("status=130"), std::string::npos) << first;
+  EXPECT_NE(first.find("interrupted; continue with --resume"), std::string::npos) << first;
+  ASSERT_TRUE(fs::exists(dir / "run/checkpoint.pt")) << first;
+  // The resumed run first rewrites the rows up to its checkpoint; wait for two beyond them.
+  std::string count;
+  testing::run_command("wc -l < " + (dir / "run/metrics.csv"), &count);
+  const auto second = interrupt(" --resume", std::stoi(count) + 2);
+  EXPECT_NE(second.find("status=130"), std::string::npos) << second;
+  const auto at = second.find("resuming from " + (dir / "run/checkpoint.pt") + " at step ");
+  ASSERT_NE(at, std::string::npos) << second;
+  EXPECT_NE(second[at + ("resuming from " + (dir / "run/checkpoint.pt") + " at step ").size()],
+            '0')
+      << second;
+}
+
 }  // namespace
 }  // namespace pretext::pipelines
