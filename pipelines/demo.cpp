@@ -103,7 +103,8 @@ void generate_demo_tiles(const std::string& root, int64_t tiles_per_class, int64
 }
 
 std::pair<double, double> run_demo(const DemoOptions& options) {
-  const fs::path dir(options.dir());
+  // Absolute, so that the written config works from any folder.
+  const fs::path dir = fs::absolute(options.dir());
   const std::string data = (dir / "tiles").string();
   RunLog log;
   std::cerr << "demo: writing " << 4 * options.tiles_per_class() << " GeoTIFF tiles to " << data

@@ -13,7 +13,7 @@ struct DemoOptions {
   /// Folder for the tiles, the config and the run.
   TORCH_ARG(std::string, dir) = "demo";
   /// Pretraining steps (batch 256); the default takes about two minutes on 2 cores.
-  TORCH_ARG(int64_t, steps) = 140;
+  TORCH_ARG(int64_t, steps) = 120;
   /// Tiles per class: 80% train, 20% test.
   TORCH_ARG(int64_t, tiles_per_class) = 500;
   TORCH_ARG(int64_t, seed) = 0;

@@ -9,8 +9,9 @@ packages=(
   build-essential cmake pkg-config ccache
   libtorch-dev libgloo-dev
   # Without an OpenBLAS package libblas.so.3 is netlib's reference BLAS (~3 GFLOP/s), and
-  # LibTorch's Linear/matmul run through it.
-  libopenblas0-openmp
+  # LibTorch's Linear/matmul run through it. OpenBLAS wins the libblas.so.3 alternative; the
+  # reference BLAS stays installed for the test of pretext's slow-BLAS warning.
+  libopenblas0-openmp libblas3
   libinsighttoolkit5-dev libgdal-dev gdal-bin libopenslide-dev libdcmtk-dev
   libyaml-cpp-dev libgtest-dev libgmock-dev googletest
   libcli11-dev nlohmann-json3-dev libstb-dev

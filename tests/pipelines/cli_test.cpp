@@ -44,6 +44,27 @@ TEST(Cli, VersionAndHelp) {
   expect_bad_input(pretext("pretrain"), {"--config is required"});
 }
 
+TEST(Cli, WarnsAboutTheReferenceBlas) {
+  // libblas3 (netlib's reference BLAS) comes with libtorch-dev; preloading it stands for a
+  // machine without OpenBLAS.
+  const std::string netlib = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3";
+  ASSERT_TRUE(fs::exists(netlib));
+  TempDir dir;
+  generate_demo_tiles(dir / "tiles", 5, 0);
+  testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") + "\ndata:\n  root: " +
+                                            (dir / "tiles") + "\neval:\n  k: [1]\n");
+  Outcome slow;
+  slow.status = testing::run_command("LD_PRELOAD=" + netlib + " " + PRETEXT_BINARY +
+                                         " knn --random-init --config " + (dir / "run.yaml"),
+                                     &slow.output);
+  EXPECT_EQ(slow.status, 0) << slow.output;
+  EXPECT_NE(slow.output.find("warning: matrix multiplies run at"), std::string::npos)
+      << slow.output;
+  const auto fast = pretext("knn --random-init --config " + (dir / "run.yaml"));
+  EXPECT_EQ(fast.status, 0) << fast.output;
+  EXPECT_EQ(fast.output.find("warning: matrix multiplies"), std::string::npos) << fast.output;
+}
+
 TEST(Cli, InspectShowsWhatTheReaderSees) {
   TempDir dir;
   auto pixels = torch::zeros({2, 4, 5});
