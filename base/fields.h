@@ -12,8 +12,8 @@
 
 namespace pretext {
 
-/// The allowed values of one field: bounds for numbers (also applied to each list element), a set of
-/// names for strings, a minimum length for lists. Checked by whoever fills the field.
+/// The allowed values of one field: bounds for numbers (also applied to each list element), a set
+/// of names for strings, a minimum length for lists. Checked by whoever fills the field.
 struct Check {
   std::optional<double> min, max;
   bool min_exclusive = false;

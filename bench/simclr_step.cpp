@@ -86,8 +86,9 @@ int main(int argc, char** argv) {
   const double theirs = python_images_per_s(threads, steps, false);
   const double theirs_cl = python_images_per_s(threads, steps, true);
   if (theirs <= 0 || theirs_cl <= 0) {
-    std::printf("PyTorch (Python): not run (needs /usr/bin/python3 with python3-torch: "
-                "scripts/install_deps.sh --bench)\n");
+    std::printf(
+        "PyTorch (Python): not run (needs /usr/bin/python3 with python3-torch: "
+        "scripts/install_deps.sh --bench)\n");
     return 1;
   }
   std::printf("%-44s %8.1f images/s\n", "pretext, as its trainer runs (channels-last)", ours);

@@ -80,7 +80,8 @@ AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
   p.hflip = bernoulli(n, o.hflip_p(), generator);
   p.vflip = bernoulli(n, o.vflip_p(), generator);
   const auto turn = bernoulli(n, o.rotate90_p(), generator);
-  p.quarter_turns = turn * (torch::randint(1, 4, {n}, generator, torch::kInt64).to(torch::kFloat64));
+  p.quarter_turns =
+      turn * (torch::randint(1, 4, {n}, generator, torch::kInt64).to(torch::kFloat64));
   const auto jitter_on = bernoulli(n, o.jitter_p(), generator);
   p.brightness = factor_or_one(jitter_on, o.brightness(), generator);
   p.contrast = factor_or_one(jitter_on, o.contrast(), generator);
@@ -102,8 +103,7 @@ torch::Tensor Augment::apply(const torch::Tensor& batch, const AugmentParams& pa
   return normalise(x);
 }
 
-torch::Tensor Augment::crop_flip_rotate(const torch::Tensor& batch,
-                                        const AugmentParams& p) const {
+torch::Tensor Augment::crop_flip_rotate(const torch::Tensor& batch, const AugmentParams& p) const {
   // Output coordinate u maps to input c + extent * (A u), A = rotation(k * 90 deg) * flips, in
   // grid_sample's normalised coordinates (align_corners = false).
   const auto k = p.quarter_turns;
@@ -111,12 +111,12 @@ torch::Tensor Augment::crop_flip_rotate(const torch::Tensor& batch,
   const auto sin = (k == 1).to(torch::kFloat64) - (k == 3).to(torch::kFloat64);
   const auto fx = 1 - 2 * p.hflip;
   const auto fy = 1 - 2 * p.vflip;
-  const auto theta = torch::stack({torch::stack({p.crop_width * cos * fx,
-                                                 -p.crop_width * sin * fy, p.crop_x}, 1),
-                                   torch::stack({p.crop_height * sin * fx,
-                                                 p.crop_height * cos * fy, p.crop_y}, 1)},
-                                  1)
-                         .to(batch.options());
+  const auto theta =
+      torch::stack(
+          {torch::stack({p.crop_width * cos * fx, -p.crop_width * sin * fy, p.crop_x}, 1),
+           torch::stack({p.crop_height * sin * fx, p.crop_height * cos * fy, p.crop_y}, 1)},
+          1)
+          .to(batch.options());
   const int64_t size = options_.size();
   const auto grid = F::affine_grid(theta, {batch.size(0), batch.size(1), size, size}, false);
   return F::grid_sample(batch, grid,
@@ -173,8 +173,8 @@ torch::Tensor normalise(const torch::Tensor& batch, const std::vector<double>& m
 
 std::vector<torch::Tensor> TwoViewAugment::operator()(const torch::Tensor& batch, uint64_t seed,
                                                       int64_t step) const {
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(
-      mix_seed(seed, static_cast<uint64_t>(step)));
+  auto generator =
+      at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
   auto first = augment_(batch, generator);
   auto second = augment_(batch, generator);
   return {first, second};

@@ -52,12 +52,12 @@ struct AugmentOptions {
 
 /// Per-sample random parameters of one batch, all float64 [B] on the CPU.
 struct AugmentParams {
-  at::Tensor crop_x, crop_y;            ///< crop centre, normalised [-1, 1] image coordinates
-  at::Tensor crop_width, crop_height;   ///< crop half-extent as a fraction of the image side
-  at::Tensor hflip, vflip;              ///< 1 or 0
-  at::Tensor quarter_turns;             ///< 0..3 counter-clockwise
+  at::Tensor crop_x, crop_y;               ///< crop centre, normalised [-1, 1] image coordinates
+  at::Tensor crop_width, crop_height;      ///< crop half-extent as a fraction of the image side
+  at::Tensor hflip, vflip;                 ///< 1 or 0
+  at::Tensor quarter_turns;                ///< 0..3 counter-clockwise
   at::Tensor brightness, contrast, gamma;  ///< 1 where no jitter is applied
-  at::Tensor blur_sigma;                ///< 0 where no blur is applied
+  at::Tensor blur_sigma;                   ///< 0 where no blur is applied
 };
 
 /// Batched augmentation with per-sample parameters drawn from a seeded generator. One code path

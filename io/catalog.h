@@ -15,10 +15,10 @@ struct CatalogItem {
 
 /// The images of a data set, from a folder tree or a CSV manifest.
 ///
-/// Folder: every file under the root (recursively, hidden entries skipped) whose content is an image
-/// format `io::open` reads; other files are skipped and counted. When a top-level folder is named
-/// train, val or test it gives the split; the next folder level gives the label (the ImageFolder
-/// convention), e.g. root/train/forest/0001.tif.
+/// Folder: every file under the root (recursively, hidden entries skipped) whose content is an
+/// image format `io::open` reads; other files are skipped and counted. When a top-level folder is
+/// named train, val or test it gives the split; the next folder level gives the label (the
+/// ImageFolder convention), e.g. root/train/forest/0001.tif.
 ///
 /// Manifest: a CSV with rows `path[,label][,split]`, an optional header row starting with "path",
 /// fields optionally double-quoted, paths relative to the manifest's folder.

@@ -30,7 +30,8 @@ Example ImageDataset::get(int64_t index) const {
   Example example;
   example.pixels = source->read(region, bands).pixels;
   double scale = options_.value_scale();
-  if (scale == 0.0) scale = 1.0 / full_scale(info.bands[bands.empty() ? 0 : bands[0] - 1].data_type);
+  if (scale == 0.0)
+    scale = 1.0 / full_scale(info.bands[bands.empty() ? 0 : bands[0] - 1].data_type);
   if (scale != 1.0) example.pixels.mul_(scale);
   example.label = label_of(index);
   return example;

@@ -24,14 +24,22 @@ std::string gdal_reason() {
 
 DataType from_gdal(GDALDataType type) {
   switch (type) {
-    case GDT_Byte: return DataType::kUInt8;
-    case GDT_UInt16: return DataType::kUInt16;
-    case GDT_Int16: return DataType::kInt16;
-    case GDT_UInt32: return DataType::kUInt32;
-    case GDT_Int32: return DataType::kInt32;
-    case GDT_Float32: return DataType::kFloat32;
-    case GDT_Float64: return DataType::kFloat64;
-    default: return DataType::kOther;
+    case GDT_Byte:
+      return DataType::kUInt8;
+    case GDT_UInt16:
+      return DataType::kUInt16;
+    case GDT_Int16:
+      return DataType::kInt16;
+    case GDT_UInt32:
+      return DataType::kUInt32;
+    case GDT_Int32:
+      return DataType::kInt32;
+    case GDT_Float32:
+      return DataType::kFloat32;
+    case GDT_Float64:
+      return DataType::kFloat64;
+    default:
+      return DataType::kOther;
   }
 }
 
@@ -73,8 +81,8 @@ GdalRaster::GdalRaster(const std::string& path) {
   if (band_count < 1 || info_.width < 1 || info_.height < 1) {
     GDALClose(dataset_);
     throw InputError(path + ": " + info_.format + ": no pixels (" + std::to_string(band_count) +
-                     " bands, " + std::to_string(info_.width) + "x" +
-                     std::to_string(info_.height) + ")");
+                     " bands, " + std::to_string(info_.width) + "x" + std::to_string(info_.height) +
+                     ")");
   }
   for (int b = 1; b <= band_count; ++b) {
     GDALRasterBandH band = GDALGetRasterBand(dataset_, b);
@@ -173,17 +181,17 @@ void write_geotiff(const std::string& path, const at::Tensor& pixels, DataType d
   const bool tiled = width >= 256 && height >= 256;
   const char* options[] = {"COMPRESS=DEFLATE", tiled ? "TILED=YES" : nullptr, nullptr};
   CPLErrorReset();
-  GDALDatasetH dataset =
-      GDALCreate(driver, path.c_str(), width, height, bands, gdal_type, const_cast<char**>(options));
+  GDALDatasetH dataset = GDALCreate(driver, path.c_str(), width, height, bands, gdal_type,
+                                    const_cast<char**>(options));
   if (!dataset) throw InputError(path + ": cannot create GeoTIFF" + gdal_reason());
   if (georeference) {
     auto transform = georeference->geo_transform;
     GDALSetGeoTransform(dataset, transform.data());
     if (!georeference->crs_wkt.empty()) GDALSetProjection(dataset, georeference->crs_wkt.c_str());
   }
-  const CPLErr status = GDALDatasetRasterIO(dataset, GF_Write, 0, 0, width, height,
-                                            values.data_ptr<float>(), width, height, GDT_Float32,
-                                            bands, nullptr, 0, 0, 0);
+  const CPLErr status =
+      GDALDatasetRasterIO(dataset, GF_Write, 0, 0, width, height, values.data_ptr<float>(), width,
+                          height, GDT_Float32, bands, nullptr, 0, 0, 0);
   GDALClose(dataset);  // flushes; GDAL reports write failures through the error state
   const std::string reason = gdal_reason();
   if (status != CE_None || CPLGetLastErrorType() >= CE_Failure)

@@ -12,24 +12,36 @@ namespace pretext::io {
 
 std::string to_string(DataType type) {
   switch (type) {
-    case DataType::kUInt8: return "uint8";
-    case DataType::kUInt16: return "uint16";
-    case DataType::kInt16: return "int16";
-    case DataType::kUInt32: return "uint32";
-    case DataType::kInt32: return "int32";
-    case DataType::kFloat32: return "float32";
-    case DataType::kFloat64: return "float64";
-    case DataType::kOther: break;
+    case DataType::kUInt8:
+      return "uint8";
+    case DataType::kUInt16:
+      return "uint16";
+    case DataType::kInt16:
+      return "int16";
+    case DataType::kUInt32:
+      return "uint32";
+    case DataType::kInt32:
+      return "int32";
+    case DataType::kFloat32:
+      return "float32";
+    case DataType::kFloat64:
+      return "float64";
+    case DataType::kOther:
+      break;
   }
   return "other";
 }
 
 double full_scale(DataType type) {
   switch (type) {
-    case DataType::kUInt8: return 255.0;
-    case DataType::kUInt16: return 65535.0;
-    case DataType::kUInt32: return 4294967295.0;
-    default: return 1.0;
+    case DataType::kUInt8:
+      return 255.0;
+    case DataType::kUInt16:
+      return 65535.0;
+    case DataType::kUInt32:
+      return 4294967295.0;
+    default:
+      return 1.0;
   }
 }
 
@@ -55,8 +67,10 @@ std::unique_ptr<Source> open(const std::string& path) {
   switch (detect_format(path)) {
     case Format::kTiff:
     case Format::kPng:
-    case Format::kJpeg: return std::make_unique<GdalRaster>(path);
-    case Format::kUnknown: break;
+    case Format::kJpeg:
+      return std::make_unique<GdalRaster>(path);
+    case Format::kUnknown:
+      break;
   }
   throw InputError(path + ": not an image format pretext reads (GeoTIFF/TIFF, PNG, JPEG)");
 }

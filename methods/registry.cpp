@@ -14,7 +14,8 @@ template <typename Options>
 class BackboneOf : public BackboneSpec {
  public:
   using Build = std::function<std::shared_ptr<BackboneImpl>(Options, int64_t)>;
-  BackboneOf(Options options, Build build) : options_(std::move(options)), build_(std::move(build)) {}
+  BackboneOf(Options options, Build build)
+      : options_(std::move(options)), build_(std::move(build)) {}
   void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
   std::shared_ptr<BackboneImpl> build(int64_t in_channels) const override {
     return build_(options_, in_channels);
@@ -56,8 +57,7 @@ backbones() {
   return list;
 }
 
-const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpec>()>>>&
-methods() {
+const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpec>()>>>& methods() {
   static const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpec>()>>>
       list = {
           {"simclr", [] { return std::make_unique<MethodOf<SimClrOptions, SimClrImpl>>(); }},

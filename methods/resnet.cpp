@@ -24,10 +24,13 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
 
 std::vector<int64_t> blocks_per_stage(int64_t depth) {
   switch (depth) {
-    case 18: return {2, 2, 2, 2};
+    case 18:
+      return {2, 2, 2, 2};
     case 34:
-    case 50: return {3, 4, 6, 3};
-    default: throw std::invalid_argument("ResNet depth must be 18, 34 or 50");
+    case 50:
+      return {3, 4, 6, 3};
+    default:
+      throw std::invalid_argument("ResNet depth must be 18, 34 or 50");
   }
 }
 
@@ -52,8 +55,8 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t in_planes, int64_t planes, int64_t 
   }
   if (stride != 1 || in_planes != out_planes) {
     downsample_ = register_module(
-        "downsample", nn::Sequential(conv(in_planes, out_planes, 1, stride),
-                                     nn::BatchNorm2d(out_planes)));
+        "downsample",
+        nn::Sequential(conv(in_planes, out_planes, 1, stride), nn::BatchNorm2d(out_planes)));
   }
 }
 
@@ -99,8 +102,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
 
 torch::Tensor ResNetImpl::forward(const torch::Tensor& images) {
   auto x = F::relu(bn1_(conv1_(images)));
-  if (!options_.small_stem())
-    x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  if (!options_.small_stem()) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   for (auto& layer : layers_) x = layer->forward(x);
   return x.mean({2, 3});
 }

@@ -42,8 +42,8 @@ void prepare_compute(const RunConfig& config, RunLog& log) {
   const int64_t threads = configure_threads(config.run.threads());
   const auto blas = measure_blas();
   log.file_only("threads " + std::to_string(threads) + ", device " + config.run.device() +
-                ", BLAS " + std::to_string(static_cast<int>(blas.gflops)) + " GFLOP/s (" +
-                blas.library + ")");
+                ", BLAS " + (blas.implementation.empty() ? "" : blas.implementation + " ") +
+                std::to_string(static_cast<int>(blas.gflops)) + " GFLOP/s (" + blas.library + ")");
   if (const auto warning = blas_warning(blas); !warning.empty()) log.warn(warning);
 }
 

@@ -13,10 +13,14 @@ namespace {
 
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "'" + node.Scalar() + "'";
   }
 }
 
@@ -118,7 +122,8 @@ class SectionReader : public FieldVisitor {
     if (auto node = present(name)) {
       value.clear();
       if (node->IsSequence()) {
-        for (const auto& element : *node) value.push_back(number<T>(element, name, check, expected));
+        for (const auto& element : *node)
+          value.push_back(number<T>(element, name, check, expected));
       } else {
         value.push_back(number<T>(*node, name, check, expected));
       }
@@ -230,8 +235,8 @@ std::string ConfigFile::read_name(const std::string& section, const std::string&
   bool known = false;
   for (const auto& c : choices) known = known || c == value;
   if (!known)
-    throw ConfigError(where(section, key) + ": unknown name '" + value + "' (known: " +
-                      join(choices) + ")");
+    throw ConfigError(where(section, key) + ": unknown name '" + value +
+                      "' (known: " + join(choices) + ")");
   if (!resolved_[section]) resolved_order_.push_back(section);
   resolved_[section][key] = value;
   return value;

@@ -32,7 +32,8 @@ torch::Tensor smooth(const torch::Tensor& image, double sigma) {
   const auto t = torch::arange(-6, 7, torch::kFloat64);
   auto k = torch::exp(-t * t / (2 * sigma * sigma));
   k = k / k.sum();
-  auto x = F::pad(image.view({1, 1, kSide, kSide}), F::PadFuncOptions({6, 6, 6, 6}).mode(torch::kCircular));
+  auto x = F::pad(image.view({1, 1, kSide, kSide}),
+                  F::PadFuncOptions({6, 6, 6, 6}).mode(torch::kCircular));
   x = F::conv2d(x, k.view({1, 1, 1, -1}));
   x = F::conv2d(x, k.view({1, 1, -1, 1}));
   return x[0][0];
@@ -49,7 +50,8 @@ torch::Tensor texture(int64_t cls, at::Generator& g) {
   const auto along = x * std::cos(angle) + y * std::sin(angle);
   const auto across = -x * std::sin(angle) + y * std::cos(angle);
   switch (cls) {
-    case 0: return torch::sin(2 * M_PI * along / period + uniform(g, 0, 2 * M_PI));
+    case 0:
+      return torch::sin(2 * M_PI * along / period + uniform(g, 0, 2 * M_PI));
     case 1:
       return torch::sin(2 * M_PI * along / period + uniform(g, 0, 2 * M_PI)) *
              torch::sin(2 * M_PI * across / period + uniform(g, 0, 2 * M_PI));

@@ -21,7 +21,8 @@ struct DemoOptions {
 
 /// The four demo classes differ by the kind of texture (stripes, crossed gratings, blobs, spots)
 /// under random scale, orientation, gain, offset, band mix and noise, so raw intensity and
-/// frequency say little about the class. Writes root/{train,test}/<class>/NNNN.tif, 3-band uint8 GeoTIFFs in UTM 32N.
+/// frequency say little about the class. Writes root/{train,test}/<class>/NNNN.tif, 3-band uint8
+/// GeoTIFFs in UTM 32N.
 void generate_demo_tiles(const std::string& root, int64_t tiles_per_class, int64_t seed);
 
 /// Runs the whole demo and prints the comparison table on stdout; returns {random, pretrained}

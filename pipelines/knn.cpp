@@ -27,16 +27,16 @@ void KnnOptions::visit_fields(FieldVisitor& visit) {
 
 torch::Tensor extract_features(methods::BackboneImpl& encoder,
                                std::shared_ptr<const io::Dataset> dataset,
-                               const std::vector<int64_t>& indices,
-                               const std::vector<double>& mean, const std::vector<double>& std,
-                               const c10::Device& device, int64_t batch_size, int64_t workers) {
+                               const std::vector<int64_t>& indices, const std::vector<double>& mean,
+                               const std::vector<double>& std, const c10::Device& device,
+                               int64_t batch_size, int64_t workers) {
   const bool was_training = encoder.is_training();
   encoder.eval();
   torch::NoGradGuard no_grad;
   io::Loader loader(dataset, indices,
                     io::LoaderOptions().batch_size(batch_size).workers(workers).drop_last(false));
   std::vector<torch::Tensor> features;
-  Progress progress("features", loader.batches());
+  Progress progress("features of " + std::to_string(indices.size()) + " images", loader.batches());
   while (auto batch = loader.next()) {
     const auto images = domains::normalise(batch->pixels.to(device), mean, std);
     features.push_back(encoder.forward(images).to(torch::kCPU, torch::kFloat32));
@@ -60,7 +60,8 @@ std::vector<KnnScore> knn_top1(const torch::Tensor& bank, const torch::Tensor& b
     const auto q = queries_n.slice(0, start, start + kChunk);
     const auto truth = query_labels.slice(0, start, start + kChunk);
     const auto [similarity, neighbour] = torch::mm(q, bank_n.t()).topk(k_max, 1);
-    const auto neighbour_labels = bank_labels.index_select(0, neighbour.flatten()).view_as(neighbour);
+    const auto neighbour_labels =
+        bank_labels.index_select(0, neighbour.flatten()).view_as(neighbour);
     const auto weights = (similarity / options.temperature()).exp();
     for (size_t i = 0; i < ks.size(); ++i) {
       const int64_t k = std::min<int64_t>(ks[i], k_max);
@@ -106,8 +107,9 @@ KnnSplit knn_split(const io::ImageDataset& dataset, const KnnOptions& options, u
   }
   if (split.bank.empty() || split.queries.empty())
     throw InputError(root + " has " + std::to_string(split.bank.size()) + " labelled '" +
-                     options.train_split() + "' images and " + std::to_string(split.queries.size()) +
-                     " labelled '" + options.test_split() + "' images; k-NN needs both");
+                     options.train_split() + "' images and " +
+                     std::to_string(split.queries.size()) + " labelled '" + options.test_split() +
+                     "' images; k-NN needs both");
   return split;
 }
 

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
+#include <CLI/CLI.hpp>
 
 #include "base/errors.h"
 #include "pipelines/commands.h"
@@ -56,11 +56,13 @@ int run(int argc, char** argv) {
 
   DemoOptions demo;
   auto* demo_cmd = app.add_subcommand(
-      "demo", "Generate a labelled GeoTIFF set, pretrain SimCLR on it (about two minutes on 2 "
-              "cores) and compare k-NN of the random-init and pretrained encoders");
+      "demo",
+      "Generate a labelled GeoTIFF set, pretrain SimCLR on it (about two minutes on 2 "
+      "cores) and compare k-NN of the random-init and pretrained encoders");
   demo_cmd->add_option("--dir", demo.dir(), "Folder for tiles, config and run")
       ->capture_default_str();
-  demo_cmd->add_option("--steps", demo.steps(), "Pretraining steps")->capture_default_str()
+  demo_cmd->add_option("--steps", demo.steps(), "Pretraining steps")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   demo_cmd->footer(kDemoFooter);
 
@@ -77,7 +79,8 @@ int run(int argc, char** argv) {
   } else if (*knn_cmd) {
     const auto scores = knn(load_run_config(config_path, overrides), checkpoint, random_init, log);
     std::printf("%-6s %s\n", "k", "top-1");
-    for (const auto& s : scores) std::printf("%-6ld %.2f%%\n", static_cast<long>(s.k), 100 * s.top1);
+    for (const auto& s : scores)
+      std::printf("%-6ld %.2f%%\n", static_cast<long>(s.k), 100 * s.top1);
   } else if (*inspect_cmd) {
     std::cout << inspect(file, stats);
   } else if (*demo_cmd) {

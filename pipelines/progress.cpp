@@ -16,7 +16,8 @@ std::string duration(double seconds) {
     std::snprintf(text, sizeof text, "%ld:%02ld:%02ld", static_cast<long>(s / 3600),
                   static_cast<long>(s / 60 % 60), static_cast<long>(s % 60));
   else
-    std::snprintf(text, sizeof text, "%ld:%02ld", static_cast<long>(s / 60), static_cast<long>(s % 60));
+    std::snprintf(text, sizeof text, "%ld:%02ld", static_cast<long>(s / 60),
+                  static_cast<long>(s % 60));
   return text;
 }
 
@@ -55,8 +56,7 @@ void Progress::update(int64_t done, const std::string& detail, double images_per
   if (!detail.empty()) line << "  " << detail;
   if (images_per_s > 0) line << "  " << static_cast<int64_t>(images_per_s) << " img/s";
   const int64_t progressed = done - first_done_;
-  if (progressed > 0 && !last)
-    line << "  eta " << duration(elapsed / progressed * (total_ - done));
+  if (progressed > 0 && !last) line << "  eta " << duration(elapsed / progressed * (total_ - done));
   if (last) line << "  " << duration(elapsed);
   if (terminal_)
     std::cerr << '\r' << line.str() << "\033[K" << std::flush;

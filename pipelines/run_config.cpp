@@ -82,8 +82,8 @@ std::shared_ptr<methods::MethodImpl> RunConfig::build_method(int64_t in_channels
 void RunConfig::check_bands(int64_t channels) const {
   for (const char* key : {"mean", "std"}) {
     const auto& values = std::string(key) == "mean" ? augment.mean() : augment.std();
-    require(values.size() == 1 || static_cast<int64_t>(values.size()) == channels, *file,
-            "augment", key,
+    require(values.size() == 1 || static_cast<int64_t>(values.size()) == channels, *file, "augment",
+            key,
             "has " + std::to_string(values.size()) + " values; the data has " +
                 std::to_string(channels) + " bands (give one value, or one per band)");
   }

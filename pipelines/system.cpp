@@ -27,6 +27,15 @@ BlasReport measure_blas() {
       std::error_code error;
       const auto real = std::filesystem::canonical(info.dli_fname, error);
       report.library = error ? info.dli_fname : real.string();
+      // Optimised BLAS libraries export a version call of their own.
+      if (void* handle = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD)) {
+        for (const auto& [symbol_name, name] :
+             {std::pair{"openblas_get_config", "OpenBLAS"},
+              std::pair{"bli_info_get_version_str", "BLIS"}, std::pair{"MKL_Get_Version", "MKL"}})
+          if (report.implementation.empty() && dlsym(handle, symbol_name))
+            report.implementation = name;
+        dlclose(handle);
+      }
     }
   }
   constexpr int64_t kSide = 384;
@@ -37,8 +46,8 @@ BlasReport measure_blas() {
   for (int i = 0; i < 5; ++i) {
     const auto start = std::chrono::steady_clock::now();
     const auto c = torch::mm(a, b);
-    best = std::min(best,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   report.gflops = 2.0 * kSide * kSide * kSide / std::max(best, 1e-9) / 1e9;
   return report;
@@ -46,7 +55,7 @@ BlasReport measure_blas() {
 
 std::string blas_warning(const BlasReport& report) {
   constexpr double kSlowGflops = 15.0;
-  if (report.gflops >= kSlowGflops) return "";
+  if (!report.implementation.empty() || report.gflops >= kSlowGflops) return "";
   return "matrix multiplies run at " + std::to_string(static_cast<int>(report.gflops)) +
          " GFLOP/s through " + (report.library.empty() ? "an unknown BLAS" : report.library) +
          ", likely the netlib reference BLAS; install an optimised one "

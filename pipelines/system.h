@@ -9,16 +9,18 @@ namespace pretext::pipelines {
 /// starts with one thread, which halves speed on two cores without a word.
 int64_t configure_threads(int64_t requested);
 
-/// Measured single-precision matrix-multiply speed of the BLAS LibTorch calls, in GFLOP/s, and
-/// the library that provides sgemm_.
+/// The BLAS LibTorch's Linear/matmul call: the library that provides sgemm_, which optimised
+/// implementation it is when it says, and its measured single-precision matrix-multiply speed.
 struct BlasReport {
-  double gflops = 0.0;
   std::string library;
+  std::string implementation;  ///< "OpenBLAS", "BLIS", "MKL", or "" when the library does not say
+  double gflops = 0.0;
 };
 BlasReport measure_blas();
 
-/// A warning for a BLAS this slow (netlib's reference BLAS runs at about 3 GFLOP/s where OpenBLAS
-/// runs at about 160), or "" when it is fine.
+/// A warning when the BLAS is no known optimised implementation and measures slow (netlib's
+/// reference BLAS runs at about 3 GFLOP/s where OpenBLAS runs at about 160), or "". A known
+/// implementation is never flagged: on a busy machine any BLAS can measure slow.
 std::string blas_warning(const BlasReport& report);
 
 }  // namespace pretext::pipelines

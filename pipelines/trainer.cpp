@@ -86,8 +86,8 @@ Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions opt
 
 void Trainer::resume() {
   std::string config_text;
-  state_ = load_checkpoint(checkpoint_path(), *method_, optimizer_.get(), context_.device,
-                           &config_text);
+  state_ =
+      load_checkpoint(checkpoint_path(), *method_, optimizer_.get(), context_.device, &config_text);
   if (config_text != context_.config_text)
     throw ConfigError(checkpoint_path() + ": written with a different config (" +
                       first_difference(config_text, context_.config_text) +
@@ -159,8 +159,7 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
   auto last_time = std::chrono::steady_clock::now();
   double images_per_s = 0.0;
   while (state_.step < total && !result.interrupted) {
-    io::Loader loader(dataset, sampler.order(state_.epoch), loader_options,
-                      state_.batch_in_epoch);
+    io::Loader loader(dataset, sampler.order(state_.epoch), loader_options, state_.batch_in_epoch);
     while (state_.step < total) {
       auto batch = loader.next();
       if (!batch) break;
@@ -213,8 +212,8 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
   result.steps = state_.step;
   if (context_.log)
     context_.log->info(std::string(result.interrupted ? "stopped" : "finished") + " at step " +
-                       std::to_string(state_.step) + ", loss " +
-                       std::to_string(result.last_loss) + "; checkpoint " + checkpoint_path());
+                       std::to_string(state_.step) + ", loss " + std::to_string(result.last_loss) +
+                       "; checkpoint " + checkpoint_path());
   return result;
 }
 

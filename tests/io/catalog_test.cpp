@@ -87,12 +87,14 @@ TEST(Catalog, BadInputNamesThePathAndLine) {
 
   image(dir / "a.png");
   testing::write_text(dir / "bad.csv", "a.png,cat\na.png,cat,train,extra\n");
-  EXPECT_NE(error_of([&] { Catalog::from_path(dir / "bad.csv"); })
-                .find(dir / "bad.csv:2: expected path[,label][,split], found 4 fields"),
+  EXPECT_NE(error_of([&] {
+              Catalog::from_path(dir / "bad.csv");
+            }).find(dir / "bad.csv:2: expected path[,label][,split], found 4 fields"),
             std::string::npos);
   testing::write_text(dir / "missing.csv", "a.png\nb.png\n");
-  EXPECT_NE(error_of([&] { Catalog::from_path(dir / "missing.csv"); })
-                .find(dir / "missing.csv:2: " + dir / "b.png: no such file"),
+  EXPECT_NE(error_of([&] {
+              Catalog::from_path(dir / "missing.csv");
+            }).find(dir / "missing.csv:2: " + dir / "b.png: no such file"),
             std::string::npos);
   testing::write_text(dir / "split.csv", "a.png,cat,holdout\n");
   EXPECT_NE(error_of([&] { Catalog::from_path(dir / "split.csv"); }).find("split.csv:1: split"),

@@ -15,8 +15,7 @@ using testing::TempDir;
 
 torch::Tensor random_pixels(int64_t bands, int64_t height, int64_t width, double high) {
   torch::manual_seed(7);
-  return torch::randint(0, static_cast<int64_t>(high) + 1, {bands, height, width},
-                        torch::kFloat32);
+  return torch::randint(0, static_cast<int64_t>(high) + 1, {bands, height, width}, torch::kFloat32);
 }
 
 // The window as GDAL's own RasterIO returns it, band by band in the file's type.
@@ -27,8 +26,8 @@ torch::Tensor gdal_window(const std::string& path, int x, int y, int w, int h) {
   auto out = torch::empty({bands, h, w}, torch::kFloat64);
   std::vector<uint16_t> buffer(static_cast<size_t>(w * h));
   for (int b = 0; b < bands; ++b) {
-    EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(dataset, b + 1), GF_Read, x, y, w, h, buffer.data(),
-                           w, h, GDT_UInt16, 0, 0),
+    EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(dataset, b + 1), GF_Read, x, y, w, h, buffer.data(), w,
+                           h, GDT_UInt16, 0, 0),
               CE_None);
     for (int i = 0; i < w * h; ++i) out[b][i / w][i % w] = buffer[static_cast<size_t>(i)];
   }
@@ -108,7 +107,8 @@ TEST(Open, DetectsTheFormatFromContentNotName) {
   EXPECT_EQ(detect_format(dir / "notes.png"), Format::kUnknown);
 }
 
-void expect_input_error(const std::function<void()>& action, const std::vector<std::string>& parts) {
+void expect_input_error(const std::function<void()>& action,
+                        const std::vector<std::string>& parts) {
   try {
     action();
     ADD_FAILURE() << "no error";
@@ -130,8 +130,11 @@ TEST(Open, BadFilesGiveErrorsNamingFileAndReason) {
   auto source = open(tif);
   expect_input_error([&] { source->read({120, 0, 16, 16}); }, {tif, "outside the image"});
   expect_input_error([&] { source->read({0, 0, 8, 8}, {4}); }, {tif, "band 4 requested"});
-  expect_input_error([&] { source->read({0, 0, 100000, 100000, 100000, 100000}); },
-                     {tif, "outside"});
+  expect_input_error(
+      [&] {
+        source->read({0, 0, 100000, 100000, 100000, 100000});
+      },
+      {tif, "outside"});
 }
 
 TEST(Open, TruncatedGeoTiffFailsWithGdalsReason) {

@@ -36,8 +36,8 @@ void write_raster(const std::string& path, const torch::Tensor& pixels, const st
   const int height = static_cast<int>(values.size(1));
   const int width = static_cast<int>(values.size(2));
   const GDALDataType type = uint16 ? GDT_UInt16 : GDT_Byte;
-  GDALDatasetH memory = GDALCreate(GDALGetDriverByName("MEM"), "", width, height, bands, type,
-                                   nullptr);
+  GDALDatasetH memory =
+      GDALCreate(GDALGetDriverByName("MEM"), "", width, height, bands, type, nullptr);
   if (GDALDatasetRasterIO(memory, GF_Write, 0, 0, width, height,
                           const_cast<float*>(values.data_ptr<float>()), width, height, GDT_Float32,
                           bands, nullptr, 0, 0, 0) != CE_None)
@@ -60,9 +60,7 @@ void truncate_file(const std::string& path, double fraction) {
   fs::resize_file(path, static_cast<uintmax_t>(size * fraction));
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 int run_command(const std::string& command, std::string* output) {
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");

@@ -27,9 +27,9 @@ TEST(ResNet, ParameterNamesFollowTorchvision) {
   ResNet net(ResNetOptions(18));
   const auto params = net->named_parameters();
   const auto buffers = net->named_buffers();
-  for (const char* name : {"conv1.weight", "bn1.weight", "layer1.0.conv1.weight",
-                           "layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias",
-                           "layer4.1.bn2.bias"})
+  for (const char* name :
+       {"conv1.weight", "bn1.weight", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.bias", "layer4.1.bn2.bias"})
     EXPECT_TRUE(params.contains(name)) << name;
   EXPECT_TRUE(buffers.contains("bn1.running_mean"));
   EXPECT_TRUE(buffers.contains("layer3.1.bn1.num_batches_tracked"));

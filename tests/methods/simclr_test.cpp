@@ -36,8 +36,8 @@ TEST(SimClr, LearnsToMatchTwoNoisyViews) {
   const auto images = torch::rand({32, 2, 8, 8});
   double first = 0, last = 0;
   for (int step = 0; step < 80; ++step) {
-    auto out = simclr.step({images + 0.25 * torch::randn_like(images),
-                            images + 0.25 * torch::randn_like(images)});
+    auto out = simclr.step(
+        {images + 0.25 * torch::randn_like(images), images + 0.25 * torch::randn_like(images)});
     optimizer.zero_grad();
     out.loss.backward();
     optimizer.step();

@@ -20,8 +20,8 @@ struct Outcome {
 
 Outcome pretext(const std::string& arguments) {
   Outcome outcome;
-  outcome.status = testing::run_command(std::string(PRETEXT_BINARY) + " " + arguments,
-                                        &outcome.output);
+  outcome.status =
+      testing::run_command(std::string(PRETEXT_BINARY) + " " + arguments, &outcome.output);
   return outcome;
 }
 
@@ -54,9 +54,11 @@ TEST(Cli, WarnsAboutTheReferenceBlas) {
   testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") + "\ndata:\n  root: " +
                                             (dir / "tiles") + "\neval:\n  k: [1]\n");
   Outcome slow;
-  slow.status = testing::run_command("LD_PRELOAD=" + netlib + " " + PRETEXT_BINARY +
-                                         " knn --random-init --config " + (dir / "run.yaml"),
-                                     &slow.output);
+  // verify_asan_link_order=0: a sanitizer build accepts the preload too.
+  slow.status =
+      testing::run_command("ASAN_OPTIONS=verify_asan_link_order=0 LD_PRELOAD=" + netlib + " " +
+                               PRETEXT_BINARY + " knn --random-init --config " + (dir / "run.yaml"),
+                           &slow.output);
   EXPECT_EQ(slow.status, 0) << slow.output;
   EXPECT_NE(slow.output.find("warning: matrix multiplies run at"), std::string::npos)
       << slow.output;
@@ -98,8 +100,8 @@ TEST(Cli, BadInputGetsOneClearMessageAndStatus2) {
   expect_bad_input(pretext("inspect --stats " + (dir / "cut.tif")), {dir / "cut.tif", "GDAL"});
 
   const auto config = [&](const std::string& root, const std::string& extra = "") {
-    testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") + "\ndata:\n  root: " +
-                                              root + "\n" + extra);
+    testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") +
+                                              "\ndata:\n  root: " + root + "\n" + extra);
     return "pretrain --config " + (dir / "run.yaml");
   };
   fs::create_directories(dir / "empty");
@@ -118,13 +120,14 @@ TEST(Cli, BadInputGetsOneClearMessageAndStatus2) {
 TEST(Cli, PretrainResumeAndKnnEndToEnd) {
   TempDir dir;
   generate_demo_tiles(dir / "tiles", 12, 1);
-  testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") + "\n  threads: 2\n" +
-                                            "data:\n  root: " + (dir / "tiles") +
-                                            "\n  split: train\n  image_size: 16\n"
-                                            "model:\n  width_multiplier: 0.125\n  small_stem: true\n"
-                                            "augment:\n  size: 16\n"
-                                            "train:\n  batch_size: 12\n  epochs: 2\n"
-                                            "eval:\n  k: [3]\n");
+  testing::write_text(dir / "run.yaml",
+                      "run:\n  dir: " + (dir / "run") + "\n  threads: 2\n" +
+                          "data:\n  root: " + (dir / "tiles") +
+                          "\n  split: train\n  image_size: 16\n"
+                          "model:\n  width_multiplier: 0.125\n  small_stem: true\n"
+                          "augment:\n  size: 16\n"
+                          "train:\n  batch_size: 12\n  epochs: 2\n"
+                          "eval:\n  k: [3]\n");
   const auto trained = pretext("pretrain --config " + (dir / "run.yaml"));
   ASSERT_EQ(trained.status, 0) << trained.output;
   EXPECT_NE(trained.output.find("finished at step 6"), std::string::npos) << trained.output;
@@ -141,13 +144,14 @@ TEST(Cli, PretrainResumeAndKnnEndToEnd) {
 TEST(Cli, CtrlCStopsWithACheckpointThatResumes) {
   TempDir dir;
   generate_demo_tiles(dir / "tiles", 12, 2);
-  testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") + "\n  threads: 1\n" +
-                                            "data:\n  root: " + (dir / "tiles") +
-                                            "\n  image_size: 16\n  workers: 1\n"
-                                            "model:\n  width_multiplier: 0.125\n  small_stem: true\n"
-                                            "augment:\n  size: 16\n"
-                                            "train:\n  batch_size: 12\n  epochs: 400\n"
-                                            "  log_every: 1\n  checkpoint_every: 0\n");
+  testing::write_text(dir / "run.yaml",
+                      "run:\n  dir: " + (dir / "run") + "\n  threads: 1\n" +
+                          "data:\n  root: " + (dir / "tiles") +
+                          "\n  image_size: 16\n  workers: 1\n"
+                          "model:\n  width_multiplier: 0.125\n  small_stem: true\n"
+                          "augment:\n  size: 16\n"
+                          "train:\n  batch_size: 12\n  epochs: 400\n"
+                          "  log_every: 1\n  checkpoint_every: 0\n");
   // Start training, wait until metrics.csv has `rows` lines (by then the SIGINT handler is
   // installed; before it, bash's background jobs ignore SIGINT), then send SIGINT.
   const auto interrupt = [&](const std::string& extra, int rows) {
@@ -171,8 +175,7 @@ TEST(Cli, CtrlCStopsWithACheckpointThatResumes) {
   EXPECT_NE(second.find("status=130"), std::string::npos) << second;
   const auto at = second.find("resuming from " + (dir / "run/checkpoint.pt") + " at step ");
   ASSERT_NE(at, std::string::npos) << second;
-  EXPECT_NE(second[at + ("resuming from " + (dir / "run/checkpoint.pt") + " at step ").size()],
-            '0')
+  EXPECT_NE(second[at + ("resuming from " + (dir / "run/checkpoint.pt") + " at step ").size()], '0')
       << second;
 }
 

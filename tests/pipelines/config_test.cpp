@@ -65,13 +65,15 @@ TEST(RunConfig, ErrorsNameFileLineAndKey) {
             "run.yaml:4: train.epochs: expected an integer, got '2.5'");
   EXPECT_EQ(error_of(base + "train:\n  optimizer: lamb\n"),
             "run.yaml:4: train.optimizer: must be one of: sgd, adamw");
-  EXPECT_EQ(error_of(base + "augment:\n  mean: []\n"), "run.yaml:4: augment.mean: must not be empty");
+  EXPECT_EQ(error_of(base + "augment:\n  mean: []\n"),
+            "run.yaml:4: augment.mean: must not be empty");
   EXPECT_EQ(error_of(base + "trian:\n  lr: 1\n"),
             "run.yaml:3: trian: unknown section (known: run, data, augment, model, method, train, "
             "eval)");
   EXPECT_EQ(error_of(base + "method:\n  name: simclrr\n"),
             "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr)");
-  EXPECT_EQ(error_of(base + "train: 5\n"), "run.yaml:3: train: expected a mapping of keys, got '5'");
+  EXPECT_EQ(error_of(base + "train: 5\n"),
+            "run.yaml:3: train: expected a mapping of keys, got '5'");
   EXPECT_EQ(error_of("run:\n  seed: 1\n"),
             "run.yaml: data.root: required: a folder of images or a CSV manifest");
   EXPECT_EQ(error_of(base + "augment:\n  crop_scale_min: 0.9\n  crop_scale_max: 0.5\n"),
@@ -100,7 +102,8 @@ TEST(RunConfig, OverridesApplyAndAreNamedInErrors) {
 }
 
 TEST(RunConfig, FileProblems) {
-  EXPECT_EQ(error_of("run:\n  seed: [1,\n"), "run.yaml:3: not valid YAML (end of sequence flow not found)");
+  EXPECT_EQ(error_of("run:\n  seed: [1,\n"),
+            "run.yaml:3: not valid YAML (end of sequence flow not found)");
   testing::TempDir dir;
   try {
     load_run_config(dir / "none.yaml", {});

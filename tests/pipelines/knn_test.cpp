@@ -53,8 +53,7 @@ TEST(Knn, MatchesABruteForceVote) {
   const auto scores = knn_top1(bank, bank_labels, queries, query_labels, options, 3);
   ASSERT_EQ(scores.size(), 3u);
   for (const auto& score : scores) {
-    const double expected =
-        knn_by_hand(bank, bank_labels, queries, query_labels, score.k, 0.1, 3);
+    const double expected = knn_by_hand(bank, bank_labels, queries, query_labels, score.k, 0.1, 3);
     EXPECT_NEAR(score.top1, expected, 1e-12) << "k=" << score.k;
     EXPECT_GT(score.top1, 0.4);
     EXPECT_LT(score.top1, 1.0);

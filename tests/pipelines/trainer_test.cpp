@@ -186,8 +186,8 @@ TEST_F(TrainerTest, ResumeRefusesAnotherConfigAndACorruptCheckpoint) {
 }
 
 TEST_F(TrainerTest, LearningRateWarmsUpThenFollowsACosine) {
-  const auto cfg = config(runs_ / "lr", {"train.lr=1.0", "train.min_lr=0.1",
-                                         "train.warmup_steps=4"});
+  const auto cfg =
+      config(runs_ / "lr", {"train.lr=1.0", "train.min_lr=0.1", "train.warmup_steps=4"});
   TrainerContext context;
   context.run_dir = runs_ / "lr";
   Trainer trainer(cfg.build_method(3), cfg.train, context);
