@@ -89,6 +89,7 @@ class Trainer {
   /// Learning rate of optimiser step `step` (0-based) of `total_steps`.
   double lr_at(int64_t step, int64_t total_steps) const;
   const TrainState& state() const { return state_; }
+  const torch::optim::Optimizer& optimizer() const { return *optimizer_; }
   std::string checkpoint_path() const { return context_.run_dir + "/checkpoint.pt"; }
 
  private:

@@ -2,6 +2,8 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 #include <torch/types.h>
 
 #include "base/errors.h"
@@ -196,6 +198,28 @@ TEST_F(TrainerTest, LearningRateWarmsUpThenFollowsACosine) {
   EXPECT_DOUBLE_EQ(trainer.lr_at(4, 104), 1.0);
   EXPECT_NEAR(trainer.lr_at(54, 104), 0.55, 1e-12);  // half way: the mean of lr and min_lr
   EXPECT_NEAR(trainer.lr_at(104, 104), 0.1, 1e-12);
+}
+
+TEST_F(TrainerTest, WeightDecaySparesBiasesAndNormalisationWeights) {
+  for (const char* optimizer : {"sgd", "adamw"}) {
+    const auto cfg = config(
+        runs_ / "wd", {"train.weight_decay=0.05", std::string("train.optimizer=") + optimizer});
+    auto method = cfg.build_method(3);
+    Trainer trainer(method, cfg.train, TrainerContext{});
+    const auto& groups = trainer.optimizer().param_groups();
+    ASSERT_EQ(groups.size(), 2u);
+    const auto decay_of = [&](size_t g) {
+      const auto& options = groups[g].options();
+      return std::string(optimizer) == "sgd"
+                 ? static_cast<const torch::optim::SGDOptions&>(options).weight_decay()
+                 : static_cast<const torch::optim::AdamWOptions&>(options).weight_decay();
+    };
+    EXPECT_DOUBLE_EQ(decay_of(0), 0.05);
+    EXPECT_DOUBLE_EQ(decay_of(1), 0.0);
+    for (const auto& p : groups[0].params()) EXPECT_GT(p.dim(), 1);
+    for (const auto& p : groups[1].params()) EXPECT_EQ(p.dim(), 1);
+    EXPECT_EQ(groups[0].params().size() + groups[1].params().size(), method->parameters().size());
+  }
 }
 
 TEST_F(TrainerTest, KnnOfThePretrainedEncoderRuns) {
