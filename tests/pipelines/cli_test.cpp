@@ -34,6 +34,18 @@ void expect_bad_input(const Outcome& outcome, const std::vector<std::string>& pa
   EXPECT_EQ(outcome.output.find("terminate"), std::string::npos) << outcome.output;
 }
 
+// dir/run.yaml: a tiny SimCLR run on the tiles in dir/tiles, written to dir/run, with extra
+// lines for the data and train sections.
+void write_tiny_run(const TempDir& dir, const std::string& data, const std::string& train) {
+  testing::write_text(dir / "run.yaml",
+                      "run:\n  dir: " + (dir / "run") + "\n  threads: 2\n" +
+                          "data:\n  root: " + (dir / "tiles") + "\n  image_size: 16\n" + data +
+                          "model:\n  width_multiplier: 0.125\n  small_stem: true\n"
+                          "augment:\n  size: 16\n"
+                          "train:\n  batch_size: 12\n" +
+                          train + "eval:\n  k: [3]\n");
+}
+
 TEST(Cli, VersionAndHelp) {
   const auto version = pretext("--version");
   EXPECT_EQ(version.status, 0);
@@ -120,14 +132,7 @@ TEST(Cli, BadInputGetsOneClearMessageAndStatus2) {
 TEST(Cli, PretrainResumeAndKnnEndToEnd) {
   TempDir dir;
   generate_demo_tiles(dir / "tiles", 12, 1);
-  testing::write_text(dir / "run.yaml",
-                      "run:\n  dir: " + (dir / "run") + "\n  threads: 2\n" +
-                          "data:\n  root: " + (dir / "tiles") +
-                          "\n  split: train\n  image_size: 16\n"
-                          "model:\n  width_multiplier: 0.125\n  small_stem: true\n"
-                          "augment:\n  size: 16\n"
-                          "train:\n  batch_size: 12\n  epochs: 2\n"
-                          "eval:\n  k: [3]\n");
+  write_tiny_run(dir, "  split: train\n", "  epochs: 2\n");
   const auto trained = pretext("pretrain --config " + (dir / "run.yaml"));
   ASSERT_EQ(trained.status, 0) << trained.output;
   EXPECT_NE(trained.output.find("finished at step 6"), std::string::npos) << trained.output;
@@ -144,14 +149,7 @@ TEST(Cli, PretrainResumeAndKnnEndToEnd) {
 TEST(Cli, CtrlCStopsWithACheckpointThatResumes) {
   TempDir dir;
   generate_demo_tiles(dir / "tiles", 12, 2);
-  testing::write_text(dir / "run.yaml",
-                      "run:\n  dir: " + (dir / "run") + "\n  threads: 1\n" +
-                          "data:\n  root: " + (dir / "tiles") +
-                          "\n  image_size: 16\n  workers: 1\n"
-                          "model:\n  width_multiplier: 0.125\n  small_stem: true\n"
-                          "augment:\n  size: 16\n"
-                          "train:\n  batch_size: 12\n  epochs: 400\n"
-                          "  log_every: 1\n  checkpoint_every: 0\n");
+  write_tiny_run(dir, "  workers: 1\n", "  epochs: 400\n  log_every: 1\n  checkpoint_every: 0\n");
   // Start training, wait until metrics.csv has `rows` lines (by then the SIGINT handler is
   // installed; before it, bash's background jobs ignore SIGINT), then send SIGINT.
   const auto interrupt = [&](const std::string& extra, int rows) {
