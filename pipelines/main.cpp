@@ -10,6 +10,7 @@
 #include "pipelines/commands.h"
 #include "pipelines/demo.h"
 #include "pipelines/inspect.h"
+#include "pipelines/system.h"
 
 namespace {
 
@@ -98,6 +99,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pretext::pipelines::configure_allocator();
   try {
     return run(argc, argv);
   } catch (const pretext::InputError& e) {

@@ -1,6 +1,7 @@
 #include "pipelines/system.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <chrono>
 #include <filesystem>
@@ -16,6 +17,13 @@ int64_t configure_threads(int64_t requested) {
   if (threads <= 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(threads));
   return threads;
+}
+
+void configure_allocator() {
+  // 32 MiB is glibc's largest mmap threshold; a larger trim threshold keeps up to 1 GiB of freed
+  // memory for the next step.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 BlasReport measure_blas() {
