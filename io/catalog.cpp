@@ -67,18 +67,21 @@ Catalog Catalog::from_folder(const std::string& root) {
   for (; it != fs::recursive_directory_iterator(); it.increment(error)) {
     if (error) throw InputError(root + ": cannot list (" + error.message() + ")");
     const fs::path& path = it->path();
+    // error_code overloads: a dangling link or a vanished file must not throw past us.
+    std::error_code ignored;
     if (path.filename().string().rfind('.', 0) == 0) {
-      if (it->is_directory()) it.disable_recursion_pending();
+      if (it->is_directory(ignored)) it.disable_recursion_pending();
       continue;
     }
-    if (!it->is_regular_file()) continue;
+    if (!it->is_regular_file(ignored)) continue;
     if (detect_format(path.string()) == Format::kUnknown) {
       ++catalog.skipped_files_;
       continue;
     }
     CatalogItem item{path.string(), "", ""};
     std::vector<std::string> folders;
-    for (const auto& part : fs::relative(path.parent_path(), root)) {
+    // Paths from the iterator all start with root, so the relative part is a plain suffix.
+    for (const auto& part : path.parent_path().lexically_relative(root)) {
       if (part != ".") folders.push_back(part.string());
     }
     size_t level = 0;

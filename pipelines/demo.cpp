@@ -133,8 +133,7 @@ std::pair<double, double> run_demo(const DemoOptions& options) {
   std::error_code ignored;
   fs::remove_all(config.run.dir(), ignored);
 
-  pretrain(config, false, log);
-  prepare_compute(config, log);
+  pretrain(config, false, log);  // also sets threads and checks the BLAS for what follows
   auto dataset = open_dataset(config, false, log);
   auto random_method = config.build_method(dataset->channels());
   const double random = evaluate_knn(config, *random_method->encoder(), dataset).at(0).top1;

@@ -45,6 +45,10 @@ TEST(Catalog, FolderGivesSplitsAndLabelsFromFolderNames) {
   EXPECT_EQ(catalog.class_names(), (std::vector<std::string>{"forest", "water"}));
   EXPECT_EQ(catalog.with_split("train").size(), 3);
   EXPECT_TRUE(catalog.has_splits());
+  // A root written with a trailing slash gives the same splits and labels.
+  const auto slash = Catalog::from_path(dir.path() + "/");
+  EXPECT_EQ(slash.items()[1].label, "forest");
+  EXPECT_EQ(slash.items()[1].split, "train");
 }
 
 TEST(Catalog, FlatFolderHasNoLabels) {
