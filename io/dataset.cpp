@@ -18,6 +18,25 @@ ImageDataset::ImageDataset(Catalog catalog, ImageDatasetOptions options)
 }
 
 Example ImageDataset::get(int64_t index) const {
+  if (options_.cache_mb() <= 0) return decode(index);
+  {
+    const std::lock_guard<std::mutex> lock(cache_mutex_);
+    if (cache_.empty()) cache_.resize(static_cast<size_t>(size()));
+    const auto& cached = cache_.at(static_cast<size_t>(index));
+    if (cached.defined()) return {cached, label_of(index)};
+  }
+  Example example = decode(index);
+  const int64_t bytes = example.pixels.nbytes();
+  const std::lock_guard<std::mutex> lock(cache_mutex_);
+  auto& slot = cache_[static_cast<size_t>(index)];
+  if (!slot.defined() && cached_bytes_ + bytes <= options_.cache_mb() << 20) {
+    slot = example.pixels;
+    cached_bytes_ += bytes;
+  }
+  return example;
+}
+
+Example ImageDataset::decode(int64_t index) const {
   const CatalogItem& item = catalog_.items().at(static_cast<size_t>(index));
   auto source = open(item.path);
   const SourceInfo& info = source->info();

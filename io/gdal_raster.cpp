@@ -2,9 +2,11 @@
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
+#include <cpl_vsi.h>
 #include <gdal.h>
 #include <ogr_srs_api.h>
 
+#include <cstdint>
 #include <mutex>
 
 #include <torch/types.h>
@@ -196,6 +198,39 @@ void write_geotiff(const std::string& path, const at::Tensor& pixels, DataType d
   const std::string reason = gdal_reason();
   if (status != CE_None || CPLGetLastErrorType() >= CE_Failure)
     throw InputError(path + ": cannot write GeoTIFF" + reason);
+}
+
+std::string encode_png(const at::Tensor& pixels) {
+  init_gdal();
+  TORCH_CHECK(pixels.dim() == 3 && (pixels.size(0) == 1 || pixels.size(0) == 3),
+              "encode_png expects [1 or 3, H, W], got ", pixels.sizes());
+  auto values = pixels.round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  const int bands = static_cast<int>(values.size(0));
+  const int height = static_cast<int>(values.size(1));
+  const int width = static_cast<int>(values.size(2));
+  // An in-memory dataset copied by the PNG driver into GDAL's in-memory file system.
+  GDALDatasetH memory =
+      GDALCreate(GDALGetDriverByName("MEM"), "", width, height, bands, GDT_Byte, nullptr);
+  TORCH_CHECK(memory, "encode_png: cannot create an in-memory raster", gdal_reason());
+  const CPLErr status =
+      GDALDatasetRasterIO(memory, GF_Write, 0, 0, width, height, values.data_ptr<uint8_t>(), width,
+                          height, GDT_Byte, bands, nullptr, 0, 0, 0);
+  if (status != CE_None) {
+    GDALClose(memory);
+    TORCH_CHECK(false, "encode_png: cannot fill the in-memory raster", gdal_reason());
+  }
+  const std::string name =
+      "/vsimem/pretext_" + std::to_string(reinterpret_cast<uintptr_t>(memory)) + ".png";
+  GDALDatasetH png = GDALCreateCopy(GDALGetDriverByName("PNG"), name.c_str(), memory, FALSE,
+                                    nullptr, nullptr, nullptr);
+  GDALClose(memory);
+  TORCH_CHECK(png, "encode_png: the PNG driver failed", gdal_reason());
+  GDALClose(png);
+  vsi_l_offset size = 0;
+  GByte* data = VSIGetMemFileBuffer(name.c_str(), &size, TRUE);  // TRUE: take ownership
+  std::string bytes(reinterpret_cast<const char*>(data), static_cast<size_t>(size));
+  CPLFree(data);
+  return bytes;
 }
 
 }  // namespace pretext::io

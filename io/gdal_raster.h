@@ -44,6 +44,9 @@ namespace pretext::io {
 void write_geotiff(const std::string& path, const at::Tensor& pixels, DataType data_type,
                    const std::optional<Georeference>& georeference = std::nullopt);
 
+/// The bytes of a PNG of `pixels` [C, H, W] (1 or 3 bands, values 0-255), for reports.
+std::string encode_png(const at::Tensor& pixels);
+
 }  // namespace pretext::io
 
 namespace pretext::io {

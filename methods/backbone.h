@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <torch/nn/module.h>
 
@@ -12,6 +13,10 @@ class BackboneImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& images) = 0;
   virtual int64_t feature_dim() const = 0;
+  /// Depth of a parameter for layer-wise learning-rate decay in fine-tuning: 0 for the input stem
+  /// up to layer_count() - 1 for the last stage or block.
+  virtual int64_t layer_count() const { return 1; }
+  virtual int64_t layer_of(const std::string& /*parameter_name*/) const { return 0; }
 };
 
 }  // namespace pretext::methods

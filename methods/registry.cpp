@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/errors.h"
+#include "methods/pixels.h"
 #include "methods/resnet.h"
 #include "methods/simclr.h"
 
@@ -53,6 +54,13 @@ backbones() {
           {"resnet18", [] { return resnet(18); }},
           {"resnet34", [] { return resnet(34); }},
           {"resnet50", [] { return resnet(50); }},
+          {"pixels",
+           [] {
+             return std::make_unique<BackboneOf<PixelsOptions>>(
+                 PixelsOptions(), [](PixelsOptions options, int64_t in_channels) {
+                   return std::make_shared<PixelsImpl>(options.in_channels(in_channels));
+                 });
+           }},
       };
   return list;
 }

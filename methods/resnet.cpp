@@ -100,6 +100,13 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   }
 }
 
+int64_t ResNetImpl::layer_of(const std::string& parameter_name) const {
+  // "layer3.1.conv2.weight" -> 3; the stem's conv1 / bn1 -> 0.
+  if (parameter_name.rfind("layer", 0) == 0 && parameter_name.size() > 5)
+    return parameter_name[5] - '0';
+  return 0;
+}
+
 torch::Tensor ResNetImpl::forward(const torch::Tensor& images) {
   auto x = F::relu(bn1_(conv1_(images)));
   if (!options_.small_stem()) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));

@@ -6,13 +6,16 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
+#include <torch/serialize.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
 #include "base/errors.h"
+#include "pipelines/pickle.h"
 
 namespace pretext::pipelines {
 namespace fs = std::filesystem;
@@ -27,6 +30,41 @@ void sync_path(const std::string& path, int flags) {
 }
 
 }  // namespace
+
+void replace_file(const std::string& path, const std::function<void(const std::string&)>& write) {
+  const std::string temporary = path + ".tmp";
+  try {
+    write(temporary);
+  } catch (const c10::Error& e) {
+    throw InputError(temporary + ": cannot write (" + e.what_without_backtrace() + ")");
+  }
+  sync_path(temporary, O_RDONLY);
+  std::error_code error;
+  fs::rename(temporary, path, error);
+  if (error) throw InputError(path + ": cannot replace (" + error.message() + ")");
+  const auto folder = fs::path(path).parent_path();
+  sync_path(folder.empty() ? "." : folder.string(), O_RDONLY | O_DIRECTORY);
+}
+
+void save_pickle(const std::string& path, const c10::IValue& value) {
+  const auto bytes = torch::pickle_save(value);
+  replace_file(path, [&](const std::string& temporary) {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) throw InputError(temporary + ": cannot write");
+  });
+}
+
+c10::IValue load_pickle(const std::string& path, const std::string& what) {
+  if (!std::ifstream(path, std::ios::binary)) throw InputError(path + ": cannot open " + what);
+  try {
+    return read_torch_archive(path);
+  } catch (const c10::Error& e) {
+    throw InputError(path + ": not " + what + " (" + e.what_without_backtrace() + ")");
+  } catch (const std::exception& e) {
+    throw InputError(path + ": not " + what + " (" + e.what() + ")");
+  }
+}
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainState& state,
@@ -44,18 +82,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   archive.write("batch_in_epoch", torch::tensor(state.batch_in_epoch));
   archive.write("config", c10::IValue(config_text));
 
-  const std::string temporary = path + ".tmp";
-  try {
-    archive.save_to(temporary);
-  } catch (const c10::Error& e) {
-    throw InputError(temporary + ": cannot write checkpoint (" + e.what_without_backtrace() + ")");
-  }
-  sync_path(temporary, O_RDONLY);
-  std::error_code error;
-  fs::rename(temporary, path, error);
-  if (error) throw InputError(path + ": cannot replace checkpoint (" + error.message() + ")");
-  const auto folder = fs::path(path).parent_path();
-  sync_path(folder.empty() ? "." : folder.string(), O_RDONLY | O_DIRECTORY);
+  replace_file(path, [&](const std::string& temporary) { archive.save_to(temporary); });
 }
 
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,

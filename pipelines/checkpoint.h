@@ -1,9 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
+#include <ATen/core/ivalue.h>
 #include <c10/core/Device.h>
 
 namespace torch::nn {
@@ -21,6 +23,18 @@ struct TrainState {
   int64_t epoch = 0;           ///< epoch in progress
   int64_t batch_in_epoch = 0;  ///< batches of that epoch already consumed
 };
+
+/// Calls `write(temporary)` to write a file next to `path`, flushes it to disk and renames it over
+/// `path`, so a crash leaves either the old or the new file, never half of one. Throws InputError
+/// naming the file.
+void replace_file(const std::string& path, const std::function<void(const std::string&)>& write);
+
+/// `value` pickled the way Python's torch.save does (a zip archive torch.load opens), written with
+/// replace_file.
+void save_pickle(const std::string& path, const c10::IValue& value);
+/// What save_pickle or Python's torch.save wrote. Throws InputError naming the file, saying it is
+/// not `what` when it cannot be unpickled.
+c10::IValue load_pickle(const std::string& path, const std::string& what);
 
 /// Writes model parameters and buffers, optimiser state, the train state and the resolved config
 /// to `path` atomically: a temporary file in the same folder, flushed to disk, then renamed over

@@ -1,13 +1,22 @@
 #include "pipelines/commands.h"
 
+#include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 
 #include <torch/types.h>
 
+#include <nlohmann/json.hpp>
+
 #include "base/errors.h"
 #include "pipelines/checkpoint.h"
+#include "pipelines/export.h"
+#include "pipelines/plot.h"
+#include "pipelines/report.h"
 #include "pipelines/system.h"
 
 namespace pretext::pipelines {
@@ -28,12 +37,6 @@ void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
   out << text;
   if (!out) throw InputError(path + ": cannot write");
-}
-
-torch::Tensor labels_of(const io::ImageDataset& dataset, const std::vector<int64_t>& indices) {
-  auto labels = torch::empty({static_cast<int64_t>(indices.size())}, torch::kInt64);
-  for (size_t i = 0; i < indices.size(); ++i) labels[i] = dataset.label_of(indices[i]);
-  return labels;
 }
 
 }  // namespace
@@ -66,14 +69,145 @@ std::shared_ptr<io::ImageDataset> open_dataset(const RunConfig& config, bool use
   return dataset;
 }
 
-TrainResult pretrain(const RunConfig& config, bool resume, RunLog& log) {
-  const std::string& dir = config.run.dir();
-  make_run_dir(dir);
-  log.open(dir + "/run.log");
+namespace {
+
+/// Opens the run directory and its log; every command starts here.
+void start_command(const RunConfig& config, RunLog& log) {
+  make_run_dir(config.run.dir());
+  log.open(config.run.dir() + "/run.log");
   prepare_compute(config, log);
+}
+
+std::string checkpoint_path(const RunConfig& config, const EncoderSource& source) {
+  return source.checkpoint.empty() ? config.run.dir() + "/checkpoint.pt" : source.checkpoint;
+}
+
+void init_encoder_from(const std::string& path, methods::BackboneImpl& encoder, RunLog& log) {
+  const auto skipped = load_state_dict(path, encoder);
+  log.info("encoder initialised from " + path +
+           (skipped.empty() ? ""
+                            : " (skipped " + std::to_string(skipped.size()) +
+                                  " classifier-head tensors, e.g. " + skipped[0] + ")"));
+}
+
+/// Fails before any data is read when the source names no file.
+void require_encoder(const RunConfig& config, const EncoderSource& source) {
+  if (source.random_init) return;
+  const auto path = source.init_from.empty() ? checkpoint_path(config, source) : source.init_from;
+  std::error_code error;
+  if (!fs::is_regular_file(path, error))
+    throw InputError(path + (source.init_from.empty()
+                                 ? ": no checkpoint here (pretrain first, pass --checkpoint, "
+                                   "--init-from a state dict, or --random-init)"
+                                 : ": no such file"));
+}
+
+/// The config's method on the run device with the source's encoder weights.
+std::shared_ptr<methods::MethodImpl> load_method(const RunConfig& config,
+                                                 const EncoderSource& source, int64_t channels,
+                                                 RunLog& log) {
+  require_encoder(config, source);
+  auto method = config.build_method(channels);
+  if (!source.init_from.empty())
+    init_encoder_from(source.init_from, *method->encoder(), log);
+  else if (!source.random_init)
+    load_checkpoint(checkpoint_path(config, source), *method, nullptr, torch::kCPU);
+  method->to(torch::Device(config.run.device()));
+  return method;
+}
+
+FeatureSet feature_set(const RunConfig& config, const EncoderSource& source,
+                       const std::string& features, RunLog& log) {
+  if (!features.empty()) {
+    auto set = load_features(features);
+    log.info(features + ": " + std::to_string(set.size()) + " feature vectors of " +
+             std::to_string(set.features.size(1)) + " dimensions");
+    return set;
+  }
+  require_encoder(config, source);
+  auto dataset = open_dataset(config, false, log);
+  auto method = load_method(config, source, dataset->channels(), log);
+  return extract_feature_set(*method->encoder(), dataset, config.augment.mean(),
+                             config.augment.std(), torch::Device(config.run.device()),
+                             config.eval.batch_size(), config.data.workers());
+}
+
+std::string percent(double fraction) {
+  char buffer[16];
+  std::snprintf(buffer, sizeof buffer, "%.2f%%", 100.0 * fraction);
+  return buffer;
+}
+
+std::string metrics_csv_header(const std::string& prefix = "") {
+  return prefix + "top1," + prefix + "balanced_accuracy," + prefix + "macro_f1," + prefix + "auroc";
+}
+
+std::string number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", value);
+  return buffer;
+}
+
+nlohmann::ordered_json counts(const EvalSplit& split) {
+  return {{"train", split.train.size()}, {"val", split.val.size()}, {"test", split.test.size()}};
+}
+
+std::string metrics_csv(const ClassificationMetrics& m) {
+  std::ostringstream row;
+  row << m.top1 << ',' << m.balanced_accuracy << ',' << m.macro_f1 << ',';
+  if (m.auroc) row << *m.auroc;
+  return row.str();
+}
+
+std::string metrics_line(const ClassificationMetrics& m) {
+  return "top-1 " + percent(m.top1) + ", balanced accuracy " + percent(m.balanced_accuracy) +
+         ", macro-F1 " + percent(m.macro_f1) + (m.auroc ? ", AUROC " + percent(*m.auroc) : "");
+}
+
+void write_json(const std::string& path, const nlohmann::ordered_json& json) {
+  write_text(path, json.dump(2) + "\n");
+}
+
+/// Collects a backbone's config fields for the export sidecar.
+class JsonFields : public FieldVisitor {
+ public:
+  explicit JsonFields(nlohmann::ordered_json& json) : json_(json) {}
+  void field(const char* name, bool& v, const Check&) override { json_[name] = v; }
+  void field(const char* name, int64_t& v, const Check&) override { json_[name] = v; }
+  void field(const char* name, double& v, const Check&) override { json_[name] = v; }
+  void field(const char* name, std::string& v, const Check&) override { json_[name] = v; }
+  void field(const char* name, std::vector<int64_t>& v, const Check&) override { json_[name] = v; }
+  void field(const char* name, std::vector<double>& v, const Check&) override { json_[name] = v; }
+
+ private:
+  nlohmann::ordered_json& json_;
+};
+
+/// Refreshes report.html; a failure (say, the data moved since the features were extracted)
+/// costs the report, not the results already written.
+void refresh_report(const RunConfig& config, RunLog& log) {
+  try {
+    log.file_only("report: " + write_report(config, log));
+  } catch (const InputError& e) {
+    log.warn(std::string("report.html not updated: ") + e.what());
+  }
+}
+
+}  // namespace
+
+std::string EncoderSource::describe(const RunConfig& config) const {
+  if (!init_from.empty()) return init_from;
+  return random_init ? "random-init" : checkpoint_path(config, *this);
+}
+
+TrainResult pretrain(const RunConfig& config, bool resume, const std::string& init_from,
+                     RunLog& log) {
+  const std::string& dir = config.run.dir();
+  start_command(config, log);
   auto dataset = open_dataset(config, true, log);
   const std::string resolved = config.file->resolved_yaml();
   auto method = config.build_method(dataset->channels());
+  if (!init_from.empty() && !resume) init_encoder_from(init_from, *method->encoder(), log);
   TrainerContext context;
   context.run_dir = dir;
   context.seed = static_cast<uint64_t>(config.run.seed());
@@ -94,46 +228,239 @@ TrainResult pretrain(const RunConfig& config, bool resume, RunLog& log) {
       [](int64_t) { return g_interrupted != 0; });
   std::signal(SIGINT, previous);
   if (result.interrupted) log.info("interrupted; continue with --resume");
+  refresh_report(config, log);
   return result;
+}
+
+std::string extract(const RunConfig& config, const EncoderSource& source, const std::string& out,
+                    RunLog& log) {
+  start_command(config, log);
+  const auto set = feature_set(config, source, "", log);
+  const std::string path = out.empty() ? config.run.dir() + "/features.pt" : out;
+  save_features(path, set);
+  log.info("features of " + std::to_string(set.size()) + " images (" +
+           std::to_string(set.features.size(1)) + " dimensions) from " + source.describe(config) +
+           " written to " + path);
+  return path;
 }
 
 std::vector<KnnScore> evaluate_knn(const RunConfig& config, methods::BackboneImpl& encoder,
                                    std::shared_ptr<const io::ImageDataset> dataset) {
-  const auto split = knn_split(*dataset, config.eval, static_cast<uint64_t>(config.run.seed()));
-  const torch::Device device(config.run.device());
-  const auto features = [&](const std::vector<int64_t>& indices) {
-    return extract_features(encoder, dataset, indices, config.augment.mean(), config.augment.std(),
-                            device, config.eval.batch_size(), config.data.workers());
-  };
-  const auto bank = features(split.bank);
-  const auto queries = features(split.queries);
-  return knn_top1(bank, labels_of(*dataset, split.bank), queries,
-                  labels_of(*dataset, split.queries), config.eval,
-                  static_cast<int64_t>(dataset->class_names().size()));
+  const auto set = extract_feature_set(encoder, dataset, config.augment.mean(),
+                                       config.augment.std(), torch::Device(config.run.device()),
+                                       config.eval.batch_size(), config.data.workers());
+  const auto split = eval_split(set.label_list(), set.splits, config.eval,
+                                static_cast<uint64_t>(config.run.seed()), false);
+  return knn_classify(set.features_of(split.train), set.labels_of(split.train),
+                      set.features_of(split.test), set.labels_of(split.test), config.eval,
+                      static_cast<int64_t>(set.class_names.size()));
 }
 
-std::vector<KnnScore> knn(const RunConfig& config, const std::string& checkpoint, bool random_init,
-                          RunLog& log) {
-  const std::string& dir = config.run.dir();
-  const std::string weights = checkpoint.empty() ? dir + "/checkpoint.pt" : checkpoint;
-  if (!random_init && !fs::is_regular_file(weights))
-    throw InputError(weights + ": no checkpoint here (pretrain first, or pass --checkpoint)");
-  make_run_dir(dir);
-  log.open(dir + "/run.log");
-  prepare_compute(config, log);
-  auto dataset = open_dataset(config, false, log);
-  auto method = config.build_method(dataset->channels());
-  const torch::Device device(config.run.device());
-  method->to(device);
-  if (!random_init) load_checkpoint(weights, *method, nullptr, device);
-  const auto scores = evaluate_knn(config, *method->encoder(), dataset);
+std::vector<KnnScore> knn(const RunConfig& config, const EncoderSource& source,
+                          const std::string& features, RunLog& log) {
+  start_command(config, log);
+  const auto set = feature_set(config, source, features, log);
+  const auto split = eval_split(set.label_list(), set.splits, config.eval,
+                                static_cast<uint64_t>(config.run.seed()), false);
+  const auto scores = knn_classify(set.features_of(split.train), set.labels_of(split.train),
+                                   set.features_of(split.test), set.labels_of(split.test),
+                                   config.eval, static_cast<int64_t>(set.class_names.size()));
+  const std::string dir = config.run.dir();
+  const std::string encoder = features.empty() ? source.describe(config) : features;
   std::ofstream csv(dir + "/knn.csv", std::ios::trunc);
-  csv << "encoder,k,top1\n";
+  csv << "encoder,k," << metrics_csv_header() << '\n';
+  nlohmann::ordered_json json;
+  json["encoder"] = encoder;
+  json["examples"] = counts(split);
+  json["temperature"] = config.eval.temperature();
+  json["classes"] = set.class_names;
   for (const auto& s : scores) {
-    csv << (random_init ? "random-init" : weights) << ',' << s.k << ',' << s.top1 << '\n';
-    log.info("k-NN k=" + std::to_string(s.k) + " top-1 " + std::to_string(100.0 * s.top1) + "%");
+    csv << encoder << ',' << s.k << ',' << metrics_csv(s.metrics) << '\n';
+    auto entry = to_json(s.metrics);
+    entry["k"] = s.k;
+    json["results"].push_back(entry);
+    log.info("k-NN k=" + std::to_string(s.k) + ": " + metrics_line(s.metrics));
   }
+  write_json(dir + "/knn.json", json);
+  refresh_report(config, log);
   return scores;
+}
+
+ProbeResult probe(const RunConfig& config, const EncoderSource& source, const std::string& features,
+                  RunLog& log) {
+  start_command(config, log);
+  const auto set = feature_set(config, source, features, log);
+  const bool sweep = config.probe.heads() > 1;
+  const auto split = eval_split(set.label_list(), set.splits, config.eval,
+                                static_cast<uint64_t>(config.run.seed()), sweep);
+  const auto part = [&](const std::vector<int64_t>& indices) {
+    return indices.empty() ? LabelledFeatures{}
+                           : LabelledFeatures{set.features_of(indices), set.labels_of(indices)};
+  };
+  log.info("linear probe: " + std::to_string(config.probe.heads()) + " heads on " +
+           std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
+           " validation, " + std::to_string(split.test.size()) + " test features");
+  const auto result = train_probes(part(split.train), part(split.val), part(split.test),
+                                   static_cast<int64_t>(set.class_names.size()), config.probe,
+                                   static_cast<uint64_t>(config.run.seed()));
+
+  const std::string dir = config.run.dir();
+  std::ofstream csv(dir + "/probe.csv", std::ios::trunc);
+  csv << "lr,weight_decay,val_top1," << metrics_csv_header("test_") << ",chosen\n";
+  std::map<double, Series> by_decay;
+  for (size_t h = 0; h < result.heads.size(); ++h) {
+    const auto& head = result.heads[h];
+    csv << head.lr << ',' << head.weight_decay << ',' << (sweep ? head.val_top1 : NAN) << ','
+        << metrics_csv(head.test) << ',' << (h == result.chosen) << '\n';
+    auto& series = by_decay[head.weight_decay];
+    series.name = "weight decay " + number(head.weight_decay);
+    series.x.push_back(head.lr);
+    series.y.push_back(head.val_top1);
+  }
+  const auto& chosen = result.heads[result.chosen];
+  if (sweep) {
+    std::vector<Series> lines;
+    for (auto& [decay, series] : by_decay) lines.push_back(series);
+    PlotOptions plot;
+    plot.title = "Linear probe: validation top-1 by learning rate";
+    plot.x_label = "learning rate";
+    plot.y_label = "validation top-1";
+    plot.log_x = true;
+    plot.mark_x = chosen.lr;
+    plot.mark_y = chosen.val_top1;
+    write_text(dir + "/probe.svg", svg_line_plot(lines, plot));
+  }
+  nlohmann::ordered_json json;
+  json["encoder"] = features.empty() ? source.describe(config) : features;
+  json["examples"] = counts(split);
+  json["classes"] = set.class_names;
+  json["lr"] = chosen.lr;
+  json["weight_decay"] = chosen.weight_decay;
+  json["val_top1"] = sweep ? nlohmann::ordered_json(chosen.val_top1) : nullptr;
+  json["test"] = to_json(chosen.test);
+  write_json(dir + "/probe.json", json);
+  log.info("linear probe" +
+           (sweep ? " (chose lr " + number(chosen.lr) + ", weight decay " +
+                        number(chosen.weight_decay) + " on validation top-1 " +
+                        percent(chosen.val_top1) + ")"
+                  : std::string()) +
+           ": test " + metrics_line(chosen.test));
+  refresh_report(config, log);
+  return result;
+}
+
+std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderSource& source,
+                                         RunLog& log) {
+  start_command(config, log);
+  require_encoder(config, source);
+  const auto dataset = open_dataset(config, false, log);
+  std::vector<int64_t> labels;
+  std::vector<std::string> splits;
+  for (int64_t i = 0; i < dataset->size(); ++i) {
+    labels.push_back(dataset->label_of(i));
+    splits.push_back(dataset->catalog().items()[i].split);
+  }
+  const auto& options = config.finetune;
+  const auto split = eval_split(labels, splits, config.eval,
+                                static_cast<uint64_t>(config.run.seed()), options.validate());
+  FinetuneContext context;
+  context.dataset = dataset;
+  context.make_encoder = [&] {
+    return load_method(config, source, dataset->channels(), log)->encoder();
+  };
+  context.augment = config.augment;
+  context.device = torch::Device(config.run.device());
+  context.workers = config.data.workers();
+  context.eval_batch_size = config.eval.batch_size();
+  context.run_dir = config.run.dir();
+  context.log = &log;
+
+  std::vector<FinetuneSeedResult> results;
+  nlohmann::ordered_json json;
+  json["encoder"] = source.describe(config);
+  json["examples"] = counts(split);
+  json["classes"] = dataset->class_names();
+  for (const int64_t seed : options.seeds()) {
+    results.push_back(finetune_seed(context, split, options, seed));
+    const auto& r = results.back();
+    log.info("fine-tune seed " + std::to_string(seed) + " on " + std::to_string(r.labelled) +
+             " labels, epoch " + std::to_string(r.best_epoch) + " of " +
+             std::to_string(r.epochs_run) + ": test " + metrics_line(r.test));
+    auto entry = to_json(r.test);
+    entry["seed"] = seed;
+    entry["labelled"] = r.labelled;
+    entry["epochs_run"] = r.epochs_run;
+    entry["best_epoch"] = r.best_epoch;
+    json["seeds"].push_back(entry);
+  }
+  const auto summary = [&](const std::function<double(const ClassificationMetrics&)>& get) {
+    double mean = 0, square = 0;
+    for (const auto& r : results) mean += get(r.test);
+    mean /= static_cast<double>(results.size());
+    for (const auto& r : results) square += (get(r.test) - mean) * (get(r.test) - mean);
+    // Sample standard deviation over seeds; 0 for a single seed.
+    const double std = results.size() > 1 ? std::sqrt(square / (results.size() - 1)) : 0.0;
+    return std::pair<double, double>(mean, std);
+  };
+  std::ofstream csv(config.run.dir() + "/finetune.csv", std::ios::trunc);
+  csv << "seed,labelled,epochs_run,best_epoch," << metrics_csv_header() << '\n';
+  for (const auto& r : results)
+    csv << r.seed << ',' << r.labelled << ',' << r.epochs_run << ',' << r.best_epoch << ','
+        << metrics_csv(r.test) << '\n';
+  for (const auto& [name, get] :
+       std::vector<std::pair<std::string, std::function<double(const ClassificationMetrics&)>>>{
+           {"top1", [](const ClassificationMetrics& m) { return m.top1; }},
+           {"balanced_accuracy",
+            [](const ClassificationMetrics& m) { return m.balanced_accuracy; }},
+           {"macro_f1", [](const ClassificationMetrics& m) { return m.macro_f1; }}}) {
+    const auto [mean, std] = summary(get);
+    json["mean"][name] = mean;
+    json["std"][name] = std;
+  }
+  write_json(config.run.dir() + "/finetune.json", json);
+  log.info("fine-tune over " + std::to_string(results.size()) + " seeds: test top-1 " +
+           percent(json["mean"]["top1"].get<double>()) + " +- " +
+           percent(json["std"]["top1"].get<double>()));
+  refresh_report(config, log);
+  return results;
+}
+
+std::string export_encoder(const RunConfig& config, const EncoderSource& source,
+                           const std::string& out, RunLog& log) {
+  start_command(config, log);
+  require_encoder(config, source);
+  const auto dataset = open_dataset(config, false, log);
+  const auto method = load_method(config, source, dataset->channels(), log);
+  auto encoder = method->encoder();
+  const std::string path = out.empty() ? config.run.dir() + "/encoder.pt" : out;
+  save_state_dict(path, *encoder);
+
+  nlohmann::ordered_json json;
+  json["format"] = "pretext-encoder/1";
+  json["weights"] = fs::path(path).filename().string();
+  json["source"] = source.describe(config);
+  json["method"] = config.method_name;
+  auto& backbone = json["backbone"];
+  backbone["name"] = config.backbone_name;
+  JsonFields fields(backbone);
+  config.backbone->visit_fields(fields);
+  backbone["in_channels"] = dataset->channels();
+  backbone["feature_dim"] = encoder->feature_dim();
+  auto& pre = json["preprocessing"];
+  pre["bands"] = config.data.bands();
+  pre["value_scale"] = config.data.value_scale();
+  pre["image_size"] = config.data.image_size();
+  pre["mean"] = config.augment.mean();
+  pre["std"] = config.augment.std();
+  pre["steps"] =
+      "read the bands (1-based; empty: all), multiply by value_scale (0: divide by the data "
+      "type's full scale, 255 for uint8), resample to image_size, then (x - mean) / std per band";
+  const std::string sidecar = fs::path(path).replace_extension(".json").string();
+  write_json(sidecar, json);
+  log.info("encoder (" + std::to_string(encoder->parameters().size()) + " tensors, " +
+           std::to_string(encoder->feature_dim()) + "-d features) written to " + path +
+           ", preprocessing to " + sidecar);
+  return path;
 }
 
 }  // namespace pretext::pipelines

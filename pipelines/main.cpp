@@ -10,6 +10,7 @@
 #include "pipelines/commands.h"
 #include "pipelines/demo.h"
 #include "pipelines/inspect.h"
+#include "pipelines/report.h"
 #include "pipelines/system.h"
 
 namespace {
@@ -40,14 +41,47 @@ int run(int argc, char** argv) {
   pretrain_cmd->add_option("--config", config_path, "YAML run config")->required();
   pretrain_cmd->add_option("--set", overrides, "Override a config key: section.key=value");
   pretrain_cmd->add_flag("--resume", resume, "Continue from the run directory's checkpoint");
+  EncoderSource source;
+  pretrain_cmd
+      ->add_option("--init-from", source.init_from,
+                   "Start the encoder from a state dict (torchvision / timm layout)")
+      ->excludes("--resume");
 
-  std::string checkpoint;
-  bool random_init = false;
-  auto* knn_cmd = app.add_subcommand("knn", "k-NN top-1 of an encoder on labelled images");
-  knn_cmd->add_option("--config", config_path, "YAML run config")->required();
-  knn_cmd->add_option("--set", overrides, "Override a config key: section.key=value");
-  knn_cmd->add_option("--checkpoint", checkpoint, "Weights (default: run.dir/checkpoint.pt)");
-  knn_cmd->add_flag("--random-init", random_init, "Evaluate an untrained encoder");
+  std::string features, out;
+  // The options every command that evaluates or exports an encoder shares.
+  const auto encoder_command = [&](const char* name, const char* description) {
+    auto* command = app.add_subcommand(name, description);
+    command->add_option("--config", config_path, "YAML run config")->required();
+    command->add_option("--set", overrides, "Override a config key: section.key=value");
+    auto* checkpoint_option = command->add_option(
+        "--checkpoint", source.checkpoint, "pretext checkpoint (default: run.dir/checkpoint.pt)");
+    auto* init_option = command->add_option(
+        "--init-from", source.init_from,
+        "Encoder weights from a state dict (torchvision / timm layout, e.g. saved in Python)");
+    auto* random_option = command->add_flag("--random-init", source.random_init,
+                                            "An untrained encoder, for the baseline");
+    checkpoint_option->excludes(init_option)->excludes(random_option);
+    init_option->excludes(random_option);
+    return command;
+  };
+  auto* extract_cmd =
+      encoder_command("extract", "Frozen features of every image, with paths and labels");
+  extract_cmd->add_option("--out", out, "Feature file (default: run.dir/features.pt)");
+  auto* knn_cmd = encoder_command("knn", "k-NN classification for several k on frozen features");
+  knn_cmd->add_option("--features", features, "Use a file from pretext extract");
+  auto* probe_cmd = encoder_command(
+      "probe", "Linear probe on frozen features, or a learning-rate / weight-decay sweep");
+  probe_cmd->add_option("--features", features, "Use a file from pretext extract");
+  auto* finetune_cmd = encoder_command(
+      "finetune", "Fine-tune encoder + linear head on a few labels, over several seeds");
+  auto* export_cmd = encoder_command(
+      "export", "The encoder's weights for Python's torch.load, with a JSON of its preprocessing");
+  export_cmd->add_option("--out", out, "State dict file (default: run.dir/encoder.pt)");
+
+  auto* report_cmd =
+      app.add_subcommand("report", "Write run.dir/report.html from what the run directory holds");
+  report_cmd->add_option("--config", config_path, "YAML run config")->required();
+  report_cmd->add_option("--set", overrides, "Override a config key: section.key=value");
 
   std::string file;
   bool stats = false;
@@ -74,14 +108,28 @@ int run(int argc, char** argv) {
   }
 
   RunLog log;
+  const auto config = [&] { return load_run_config(config_path, overrides); };
   if (*pretrain_cmd) {
     // 130: the shell's status for a program stopped by Ctrl-C (here, after a checkpoint).
-    if (pretrain(load_run_config(config_path, overrides), resume, log).interrupted) return 130;
+    if (pretrain(config(), resume, source.init_from, log).interrupted) return 130;
+  } else if (*extract_cmd) {
+    extract(config(), source, out, log);
   } else if (*knn_cmd) {
-    const auto scores = knn(load_run_config(config_path, overrides), checkpoint, random_init, log);
+    const auto scores = knn(config(), source, features, log);
     std::printf("%-6s %s\n", "k", "top-1");
     for (const auto& s : scores)
-      std::printf("%-6ld %.2f%%\n", static_cast<long>(s.k), 100 * s.top1);
+      std::printf("%-6ld %.2f%%\n", static_cast<long>(s.k), 100 * s.metrics.top1);
+  } else if (*probe_cmd) {
+    const auto result = probe(config(), source, features, log);
+    std::printf("linear probe test top-1 %.2f%%\n", 100 * result.heads[result.chosen].test.top1);
+  } else if (*finetune_cmd) {
+    for (const auto& r : finetune(config(), source, log))
+      std::printf("seed %ld: %ld labels, test top-1 %.2f%%\n", static_cast<long>(r.seed),
+                  static_cast<long>(r.labelled), 100 * r.test.top1);
+  } else if (*export_cmd) {
+    export_encoder(config(), source, out, log);
+  } else if (*report_cmd) {
+    std::printf("%s\n", write_report(config(), log).c_str());
   } else if (*inspect_cmd) {
     std::cout << inspect(file, stats);
   } else if (*demo_cmd) {

@@ -21,10 +21,15 @@ void DataOptions::visit_fields(FieldVisitor& visit) {
   visit("split", split_, Check::one_of({"", "train", "val", "test"}));
   visit("workers", workers_, Check::between(1, 256));
   visit("prefetch", prefetch_, Check::between(1, 1024));
+  visit("cache_mb", cache_mb_, Check::at_least(0));
 }
 
 io::ImageDatasetOptions DataOptions::dataset_options() const {
-  return io::ImageDatasetOptions().image_size(image_size_).bands(bands_).value_scale(value_scale_);
+  return io::ImageDatasetOptions()
+      .image_size(image_size_)
+      .bands(bands_)
+      .value_scale(value_scale_)
+      .cache_mb(cache_mb_);
 }
 
 namespace {
@@ -37,7 +42,8 @@ void require(bool ok, const ConfigFile& file, const std::string& section, const 
 RunConfig read(std::shared_ptr<ConfigFile> file) {
   RunConfig config;
   config.file = file;
-  file->check_sections({"run", "data", "augment", "model", "method", "train", "eval"});
+  file->check_sections(
+      {"run", "data", "augment", "model", "method", "train", "eval", "probe", "finetune"});
   file->read_section("run", [&](FieldVisitor& v) { config.run.visit_fields(v); });
   file->read_section("data", [&](FieldVisitor& v) { config.data.visit_fields(v); });
   file->read_section("augment", [&](FieldVisitor& v) { config.augment.visit_fields(v); });
@@ -51,6 +57,8 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
   file->read_section("method", [&](FieldVisitor& v) { config.method->visit_fields(v); }, {"name"});
   file->read_section("train", [&](FieldVisitor& v) { config.train.visit_fields(v); });
   file->read_section("eval", [&](FieldVisitor& v) { config.eval.visit_fields(v); });
+  file->read_section("probe", [&](FieldVisitor& v) { config.probe.visit_fields(v); });
+  file->read_section("finetune", [&](FieldVisitor& v) { config.finetune.visit_fields(v); });
 
   const auto& a = config.augment;
   require(a.crop_scale_min() <= a.crop_scale_max(), *file, "augment", "crop_scale_min",

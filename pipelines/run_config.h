@@ -10,7 +10,9 @@
 #include "io/dataset.h"
 #include "methods/registry.h"
 #include "pipelines/config.h"
-#include "pipelines/knn.h"
+#include "pipelines/evaluation.h"
+#include "pipelines/finetune.h"
+#include "pipelines/probe.h"
 #include "pipelines/trainer.h"
 
 namespace pretext::pipelines {
@@ -46,6 +48,8 @@ struct DataOptions {
   /// Reader threads and batches read ahead.
   TORCH_ARG(int64_t, workers) = 2;
   TORCH_ARG(int64_t, prefetch) = 4;
+  /// MiB of decoded examples kept in memory after their first read (0: none).
+  TORCH_ARG(int64_t, cache_mb) = 0;
 
  public:
   void visit_fields(FieldVisitor& visit);
@@ -59,7 +63,9 @@ struct RunConfig {
   DataOptions data;
   domains::AugmentOptions augment;
   TrainerOptions train;
-  KnnOptions eval;
+  EvalOptions eval;
+  ProbeOptions probe;
+  FinetuneOptions finetune;
   std::string backbone_name;
   std::shared_ptr<methods::BackboneSpec> backbone;
   std::string method_name;

@@ -8,11 +8,10 @@
 #include <sstream>
 
 #include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
-#include <torch/optim/sgd.h>
 
 #include "base/errors.h"
 #include "domains/sampler.h"
+#include "pipelines/optimizer.h"
 #include "pipelines/progress.h"
 
 namespace pretext::pipelines {
@@ -22,7 +21,7 @@ void TrainerOptions::visit_fields(FieldVisitor& visit) {
   visit("epochs", epochs_, Check::at_least(1));
   visit("max_steps", max_steps_, Check::at_least(0));
   visit("batch_size", batch_size_, Check::at_least(2));
-  visit("optimizer", optimizer_, Check::one_of({"sgd", "adamw"}));
+  visit("optimizer", optimizer_, Check::one_of({"sgd", "adam", "adamw"}));
   visit("lr", lr_, Check::above(0));
   visit("min_lr", min_lr_, Check::at_least(0));
   visit("warmup_steps", warmup_steps_, Check::at_least(0));
@@ -34,33 +33,6 @@ void TrainerOptions::visit_fields(FieldVisitor& visit) {
 }
 
 namespace {
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& model,
-                                                        const TrainerOptions& o) {
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model.parameters()) {
-    if (!p.requires_grad()) continue;
-    (p.dim() <= 1 ? no_decay : decay).push_back(p);
-  }
-  if (o.optimizer() == "adamw") {
-    const auto with = [&](double wd) {
-      return std::make_unique<torch::optim::AdamWOptions>(
-          torch::optim::AdamWOptions(o.lr()).weight_decay(wd));
-    };
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, with(o.weight_decay()));
-    groups.emplace_back(no_decay, with(0.0));
-    return std::make_unique<torch::optim::AdamW>(groups, *with(o.weight_decay()));
-  }
-  const auto with = [&](double wd) {
-    return std::make_unique<torch::optim::SGDOptions>(
-        torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, with(o.weight_decay()));
-  groups.emplace_back(no_decay, with(0.0));
-  return std::make_unique<torch::optim::SGD>(groups, *with(o.weight_decay()));
-}
 
 // The first line where two configs differ, for the resume refusal.
 std::string first_difference(const std::string& a, const std::string& b) {
@@ -81,7 +53,9 @@ Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions opt
     : method_(std::move(method)), options_(std::move(options)), context_(std::move(context)) {
   method_->to(context_.device);
   methods::to_channels_last(*method_);
-  optimizer_ = make_optimizer(*method_, options_);
+  optimizer_ = make_optimizer(options_.optimizer(),
+                              decay_groups(*method_, options_.lr(), options_.weight_decay()),
+                              options_.momentum());
 }
 
 void Trainer::resume() {

@@ -27,7 +27,7 @@ struct TrainerOptions {
   TORCH_ARG(int64_t, max_steps) = 0;
   /// Images per step (per rank).
   TORCH_ARG(int64_t, batch_size) = 256;
-  /// "sgd" (with momentum) or "adamw".
+  /// "sgd" (with momentum), "adam" or "adamw".
   TORCH_ARG(std::string, optimizer) = "sgd";
   /// Peak learning rate, reached after the warm-up, then cosine decay to `min_lr`.
   TORCH_ARG(double, lr) = 0.3;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs every system package pretext builds, tests and benchmarks with, on Debian 12.
 # Idempotent and non-interactive; works as root or through sudo.
-#   scripts/install_deps.sh          build + test dependencies
-#   scripts/install_deps.sh --bench  also python3-torch, for the side-by-side benchmarks in bench/
+#   scripts/install_deps.sh          build dependencies
+#   scripts/install_deps.sh --test   also Python's torch and torchvision, which a test uses to load
+#                                    exported encoders the way a Python user does
+#   scripts/install_deps.sh --bench  also numpy, PIL and Fashion-MNIST, for bench/
 set -euo pipefail
 
 packages=(
@@ -16,9 +18,11 @@ packages=(
   libyaml-cpp-dev libgtest-dev libgmock-dev googletest
   libcli11-dev nlohmann-json3-dev libstb-dev
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch python3-numpy)
-fi
+case "${1:-}" in
+  --test) packages+=(python3-torch python3-torchvision) ;;
+  --bench) packages+=(python3-torch python3-torchvision python3-numpy python3-pil
+    dataset-fashion-mnist) ;;
+esac
 
 if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
 

@@ -13,7 +13,7 @@ case "${1:-}" in
     ;;
 esac
 
-scripts/install_deps.sh
+if [[ "$1" == demo ]]; then scripts/install_deps.sh; else scripts/install_deps.sh --test; fi
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 if [[ "$1" == demo ]]; then

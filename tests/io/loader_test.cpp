@@ -120,5 +120,28 @@ TEST(ImageDataset, ABandCountMismatchNamesTheFile) {
   }
 }
 
+TEST(ImageDataset, CachesDecodedExamplesWithinItsBudget) {
+  // 30 images of 1x128x128 float32 (64 KiB each): a 1 MiB cache holds 16 of them.
+  testing::TempDir dir;
+  for (int i = 0; i < 30; ++i)
+    testing::write_raster(dir / ("img" + std::to_string(100 + i) + ".tif"),
+                          torch::full({1, 8, 8}, static_cast<double>(i)), "GTiff");
+  const auto catalog = Catalog::from_folder(dir.path());
+  ImageDataset cached(catalog, ImageDatasetOptions().image_size(128).value_scale(1.0).cache_mb(1));
+  ImageDataset uncached(catalog, ImageDatasetOptions().image_size(128).value_scale(1.0));
+  for (int64_t i = 0; i < 30; ++i) EXPECT_EQ(cached.get(i).pixels.mean().item<float>(), i);
+  for (const auto& item : catalog.items()) std::filesystem::remove(item.path);
+  int64_t served = 0;
+  for (int64_t i = 0; i < 30; ++i) {
+    try {
+      EXPECT_EQ(cached.get(i).pixels.mean().item<float>(), i);
+      ++served;
+    } catch (const InputError&) {
+    }
+  }
+  EXPECT_EQ(served, 16);
+  EXPECT_THROW(uncached.get(0), InputError);
+}
+
 }  // namespace
 }  // namespace pretext::io

@@ -64,12 +64,12 @@ TEST(RunConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of(base + "train:\n  epochs: 2.5\n"),
             "run.yaml:4: train.epochs: expected an integer, got '2.5'");
   EXPECT_EQ(error_of(base + "train:\n  optimizer: lamb\n"),
-            "run.yaml:4: train.optimizer: must be one of: sgd, adamw");
+            "run.yaml:4: train.optimizer: must be one of: sgd, adam, adamw");
   EXPECT_EQ(error_of(base + "augment:\n  mean: []\n"),
             "run.yaml:4: augment.mean: must not be empty");
   EXPECT_EQ(error_of(base + "trian:\n  lr: 1\n"),
             "run.yaml:3: trian: unknown section (known: run, data, augment, model, method, train, "
-            "eval)");
+            "eval, probe, finetune)");
   EXPECT_EQ(error_of(base + "method:\n  name: simclrr\n"),
             "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr)");
   EXPECT_EQ(error_of(base + "train: 5\n"),

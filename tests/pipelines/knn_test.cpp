@@ -49,14 +49,32 @@ TEST(Knn, MatchesABruteForceVote) {
   const auto query_labels = torch::randint(0, 3, {700}, torch::kInt64);
   const auto bank = centres.index_select(0, bank_labels) + 1.2 * torch::randn({200, 8});
   const auto queries = centres.index_select(0, query_labels) + 1.2 * torch::randn({700, 8});
-  const auto options = KnnOptions().k({1, 5, 20}).temperature(0.1);
-  const auto scores = knn_top1(bank, bank_labels, queries, query_labels, options, 3);
+  const auto options = EvalOptions().k({1, 5, 20}).temperature(0.1);
+  const auto scores = knn_classify(bank, bank_labels, queries, query_labels, options, 3);
   ASSERT_EQ(scores.size(), 3u);
   for (const auto& score : scores) {
     const double expected = knn_by_hand(bank, bank_labels, queries, query_labels, score.k, 0.1, 3);
-    EXPECT_NEAR(score.top1, expected, 1e-12) << "k=" << score.k;
-    EXPECT_GT(score.top1, 0.4);
-    EXPECT_LT(score.top1, 1.0);
+    EXPECT_NEAR(score.metrics.top1, expected, 1e-12) << "k=" << score.k;
+    EXPECT_GT(score.metrics.top1, 0.4);
+    EXPECT_LT(score.metrics.top1, 1.0);
+  }
+}
+
+TEST(Knn, IsExactOnSeparableFeatures) {
+  // Four classes on the axes of 4-D space with small positive noise: every nearest neighbour
+  // shares the query's class, so every k up to the class size is right on every query.
+  torch::manual_seed(1);
+  const auto bank_labels = torch::arange(40, torch::kInt64).remainder(4);
+  const auto query_labels = torch::arange(12, torch::kInt64).remainder(4);
+  const auto axes = torch::eye(4);
+  const auto bank = axes.index_select(0, bank_labels) + 0.05 * torch::rand({40, 4});
+  const auto queries = axes.index_select(0, query_labels) + 0.05 * torch::rand({12, 4});
+  const auto scores =
+      knn_classify(bank, bank_labels, queries, query_labels, EvalOptions().k({1, 10}), 4);
+  for (const auto& score : scores) {
+    EXPECT_EQ(score.metrics.top1, 1.0) << "k=" << score.k;
+    EXPECT_EQ(score.metrics.macro_f1, 1.0);
+    EXPECT_EQ(score.metrics.confusion[2][2], 3);
   }
 }
 

@@ -12,72 +12,14 @@
 #include "pipelines/demo.h"
 #include "pipelines/run_config.h"
 #include "tests/io/test_data.h"
+#include "tests/pipelines/tiny_run.h"
 
 namespace pretext::pipelines {
 namespace {
 
 namespace fs = std::filesystem;
 
-// 4 classes x 16 demo tiles (12 train + 4 test), made once for the whole suite.
-class TrainerTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    data_ = new testing::TempDir();
-    generate_demo_tiles(data_->path(), 16, 0);
-  }
-  static void TearDownTestSuite() { delete data_; }
-
-  RunConfig config(const std::string& run_dir, const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> overrides = {"run.dir=" + run_dir, "data.root=" + data_->path(),
-                                          "data.split=train"};
-    overrides.insert(overrides.end(), extra.begin(), extra.end());
-    return parse_run_config(R"(run:
-  seed: 5
-  threads: 2
-data:
-  image_size: 16
-model:
-  backbone: resnet18
-  width_multiplier: 0.125
-  small_stem: true
-method:
-  name: simclr
-  projection_dim: 16
-augment:
-  size: 16
-train:
-  batch_size: 16
-  epochs: 4
-  optimizer: sgd
-  lr: 0.1
-  warmup_steps: 2
-  checkpoint_every: 0
-  log_every: 1
-eval:
-  k: [1, 5]
-)",
-                            "trainer_test.yaml", overrides);
-  }
-
-  static std::vector<double> losses(const std::string& run_dir) {
-    std::ifstream csv(run_dir + "/metrics.csv");
-    std::string line;
-    std::getline(csv, line);
-    EXPECT_EQ(line, "step,epoch,loss,lr,images_per_s");
-    std::vector<double> out;
-    while (std::getline(csv, line)) {
-      const auto first = line.find(',');
-      const auto second = line.find(',', first + 1);
-      out.push_back(std::stod(line.substr(second + 1)));
-    }
-    return out;
-  }
-
-  static testing::TempDir* data_;
-  testing::TempDir runs_;
-  RunLog log_;
-};
-testing::TempDir* TrainerTest::data_ = nullptr;
+using TrainerTest = TinyRunTest;
 
 // The SimCLR loss of `method` on one fixed pair of augmented views of the first 32 tiles.
 double fixed_view_loss(methods::MethodImpl& method, const RunConfig& cfg,
@@ -92,7 +34,7 @@ double fixed_view_loss(methods::MethodImpl& method, const RunConfig& cfg,
 TEST_F(TrainerTest, AShortRunLowersTheLoss) {
   const auto cfg = config(runs_ / "a", {"train.epochs=30", "train.optimizer=adamw",
                                         "train.lr=0.003", "train.weight_decay=0"});
-  const auto result = pretrain(cfg, false, log_);
+  const auto result = pretrain(cfg, false, "", log_);
   EXPECT_EQ(result.steps, 90);  // 48 train tiles / 16 = 3 steps per epoch
   EXPECT_EQ(losses(runs_ / "a").size(), 90u);
   for (const char* file : {"config.yaml", "run.log", "metrics.csv", "checkpoint.pt"})
@@ -160,9 +102,9 @@ TEST_F(TrainerTest, ResumeAfterAnInterruptionGivesTheSameWeights) {
 
 TEST_F(TrainerTest, ResumeRefusesAnotherConfigAndACorruptCheckpoint) {
   const auto cfg = config(runs_ / "r", {"train.epochs=1"});
-  pretrain(cfg, false, log_);
+  pretrain(cfg, false, "", log_);
   try {
-    pretrain(config(runs_ / "r", {"train.epochs=1", "train.lr=0.2"}), true, log_);
+    pretrain(config(runs_ / "r", {"train.epochs=1", "train.lr=0.2"}), true, "", log_);
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("written with a different config ('  lr: 0.2' was '  lr: "
@@ -172,7 +114,7 @@ TEST_F(TrainerTest, ResumeRefusesAnotherConfigAndACorruptCheckpoint) {
   }
   testing::truncate_file(runs_ / "r/checkpoint.pt", 0.5);
   try {
-    pretrain(cfg, true, log_);
+    pretrain(cfg, true, "", log_);
     FAIL() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find(runs_ / "r/checkpoint.pt: not a checkpoint"),
@@ -180,7 +122,7 @@ TEST_F(TrainerTest, ResumeRefusesAnotherConfigAndACorruptCheckpoint) {
         << e.what();
   }
   try {
-    pretrain(config(runs_ / "fresh"), true, log_);
+    pretrain(config(runs_ / "fresh"), true, "", log_);
     FAIL() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("no checkpoint here"), std::string::npos) << e.what();
@@ -224,12 +166,12 @@ TEST_F(TrainerTest, WeightDecaySparesBiasesAndNormalisationWeights) {
 
 TEST_F(TrainerTest, KnnOfThePretrainedEncoderRuns) {
   const auto cfg = config(runs_ / "k", {"train.epochs=1"});
-  pretrain(cfg, false, log_);
-  const auto scores = knn(cfg, "", false, log_);
+  pretrain(cfg, false, "", log_);
+  const auto scores = knn(cfg, EncoderSource{}, "", log_);
   ASSERT_EQ(scores.size(), 2u);
   EXPECT_EQ(scores[0].k, 1);
-  EXPECT_GE(scores[1].top1, 0.0);
-  EXPECT_LE(scores[1].top1, 1.0);
+  EXPECT_GE(scores[1].metrics.top1, 0.0);
+  EXPECT_LE(scores[1].metrics.top1, 1.0);
   EXPECT_TRUE(fs::exists(runs_ / "k/knn.csv"));
 }
 

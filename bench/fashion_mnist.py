@@ -1,0 +1,152 @@
+"""Quality benchmark: pretext's SSL methods on Fashion-MNIST, one fixed protocol for every method.
+
+    /usr/bin/python3 bench/fashion_mnist.py [--build build] [--work /tmp/fmnist] [--minutes 10]
+
+Converts Debian's dataset-fashion-mnist into PNG files with CSV manifests (the way a user brings a
+labelled set), then for every method that has landed: pretraining on the first 20,000 training
+images (labels unused) for a wall-time budget, and on frozen features of all 60,000 / 10,000
+images k-NN (k=20), a linear probe and 1%-label fine-tuning (60 per class, seed 0). The same
+evaluations run on a randomly initialised encoder and on raw pixels. Prints one table.
+
+The budget becomes a step count: a short calibration run measures pretraining images/s on this
+machine, so the learning-rate schedule ends exactly at the budget. Everything runs through the
+pretext binary; this script only prepares files and reads the JSON results.
+"""
+import argparse
+import csv
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+SOURCE = "/usr/share/datasets/fashion-mnist"
+CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+           "boot"]
+PRETRAIN_IMAGES = 20000
+# Method name -> config overrides (the protocol's encoder for convolutional methods).
+METHODS = {"simclr": []}
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def convert(work):
+    """PNG files and two manifests: all 70,000 labelled, and the first 20,000 for pretraining."""
+    manifest = os.path.join(work, "fashion_mnist.csv")
+    pretrain = os.path.join(work, "pretrain.csv")
+    if os.path.exists(manifest) and os.path.exists(pretrain):
+        return manifest, pretrain
+    rows = []
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = read_idx(f"{SOURCE}/{prefix}-images-idx3-ubyte.gz")
+        labels = read_idx(f"{SOURCE}/{prefix}-labels-idx1-ubyte.gz")
+        folder = os.path.join(work, "png", split)
+        os.makedirs(folder, exist_ok=True)
+        for i, (image, label) in enumerate(zip(images, labels)):
+            path = os.path.join("png", split, f"{i:05d}.png")
+            Image.fromarray(image).save(os.path.join(work, path))
+            rows.append((path, CLASSES[label], split))
+    for path, subset in ((manifest, rows), (pretrain, rows[:PRETRAIN_IMAGES])):
+        with open(path + ".tmp", "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["path", "label", "split"] if subset is rows else ["path"])
+            out.writerows(subset if subset is rows else [(r[0],) for r in subset])
+        os.replace(path + ".tmp", path)
+    return manifest, pretrain
+
+
+def pretext(binary, command, config, overrides, extra=()):
+    args = [binary, command, "--config", config] + list(extra)
+    for item in overrides:
+        args += ["--set", item]
+    started = time.time()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    return time.time() - started
+
+
+def images_per_s(run_dir):
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        rates = [float(r["images_per_s"]) for r in csv.DictReader(f)]
+    return statistics.median(rates[len(rates) // 2:])
+
+
+def evaluate(binary, config, common, run_dir, source):
+    """k-NN, linear probe and 1%-label fine-tune of one encoder; top-1 of each."""
+    overrides = common + [f"run.dir={run_dir}"]
+    features = os.path.join(run_dir, "features.pt")
+    pretext(binary, "extract", config, overrides, source + ["--out", features])
+    pretext(binary, "knn", config, overrides, ["--features", features])
+    pretext(binary, "probe", config, overrides, ["--features", features])
+    pretext(binary, "finetune", config, overrides, source)
+
+    def read(name):
+        with open(os.path.join(run_dir, name)) as f:
+            return json.load(f)
+
+    return (read("knn.json")["results"][0]["top1"], read("probe.json")["test"]["top1"],
+            read("finetune.json")["mean"]["top1"])
+
+
+def pixels_config(config, work):
+    """The protocol's config with the pixels backbone (28 x 28 = 784 values) as the encoder."""
+    with open(config) as f:
+        lines = f.read().split("\n")
+    start = lines.index("model:")
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(" "))
+    path = os.path.join(work, "pixels.yaml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines[:start] + ["model:", "  backbone: pixels", "  size: 28"] + lines[end:]))
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--work", default="/tmp/pretext-fashion-mnist")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    args = parser.parse_args()
+    binary = os.path.abspath(os.path.join(args.build, "pretext"))
+    config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fashion_mnist.yaml")
+    os.makedirs(args.work, exist_ok=True)
+    manifest, pretrain_manifest = convert(args.work)
+    common = [f"data.root={manifest}"]
+
+    rows = []
+    for method, method_overrides in METHODS.items():
+        run_dir = os.path.join(args.work, method)
+        calibration = os.path.join(args.work, method + "-calibration")
+        base = method_overrides + [f"method.name={method}", f"data.root={pretrain_manifest}"]
+        pretext(binary, "pretrain", config, base + [f"run.dir={calibration}", "train.max_steps=30"])
+        rate = images_per_s(calibration)
+        steps = int(args.minutes * 60 * rate / 256)
+        wall = pretext(binary, "pretrain", config, base + [f"run.dir={run_dir}", f"train.max_steps={steps}"])
+        scores = evaluate(binary, config, common + method_overrides, run_dir, [])
+        rows.append((method, scores, wall, steps * 256, images_per_s(run_dir)))
+    for name, encoder_config in (("random-init", config), ("raw pixels", pixels_config(config, args.work))):
+        run_dir = os.path.join(args.work, name.replace(" ", "-"))
+        rows.append((name, evaluate(binary, encoder_config, common, run_dir, ["--random-init"]),
+                     None, 0, None))
+
+    print(f"\nFashion-MNIST, pretraining budget {args.minutes:g} min on {os.cpu_count()} cores; "
+          "top-1 on the 10,000 test images")
+    print(f"{'encoder':<14}{'k-NN k=20':>10}{'linear':>9}{'1% fine-tune':>14}"
+          f"{'pretrain':>11}{'images seen':>13}{'images/s':>10}")
+    for name, (knn, linear, finetune), wall, seen, rate in rows:
+        print(f"{name:<14}{knn:>10.4f}{linear:>9.4f}{finetune:>14.4f}"
+              f"{(f'{wall / 60:.1f} min' if wall else '-'):>11}{(seen or '-'):>13}"
+              f"{(f'{rate:.0f}' if rate else '-'):>10}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+#include "pipelines/evaluation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+#include <map>
+
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include "base/errors.h"
+#include "domains/augment.h"
+#include "domains/sampler.h"
+#include "io/loader.h"
+#include "pipelines/checkpoint.h"
+#include "pipelines/progress.h"
+
+namespace pretext::pipelines {
+
+void EvalOptions::visit_fields(FieldVisitor& visit) {
+  visit("k", k_, Check::at_least(1).non_empty());
+  visit("temperature", temperature_, Check::above(0));
+  visit("train_split", train_split_, Check::one_of({"train", "val", "test"}));
+  visit("val_split", val_split_, Check::one_of({"train", "val", "test"}));
+  visit("test_split", test_split_, Check::one_of({"train", "val", "test"}));
+  visit("test_fraction", test_fraction_, Check::between(0.01, 0.99));
+  visit("val_fraction", val_fraction_, Check::between(0.01, 0.99));
+  visit("batch_size", batch_size_, Check::at_least(1));
+}
+
+std::vector<int64_t> stratified_draw(const std::vector<int64_t>& members,
+                                     const std::vector<int64_t>& labels,
+                                     const std::function<int64_t(int64_t)>& count, uint64_t seed) {
+  std::map<int64_t, std::vector<int64_t>> by_class;
+  for (const int64_t i : members) by_class[labels[i]].push_back(i);
+  std::vector<int64_t> drawn;
+  for (const auto& [label, group] : by_class) {
+    // A class's draw depends on the seed and the class only, not on the other classes.
+    const auto order = domains::EpochSampler(static_cast<int64_t>(group.size()),
+                                             domains::mix_seed(seed, static_cast<uint64_t>(label)))
+                           .order(0);
+    const int64_t n = std::min<int64_t>(count(static_cast<int64_t>(group.size())), group.size());
+    for (int64_t j = 0; j < n; ++j) drawn.push_back(group[order[j]]);
+  }
+  std::sort(drawn.begin(), drawn.end());
+  return drawn;
+}
+
+namespace {
+
+std::vector<int64_t> without(const std::vector<int64_t>& all, const std::vector<int64_t>& removed) {
+  std::vector<int64_t> rest;
+  std::set_difference(all.begin(), all.end(), removed.begin(), removed.end(),
+                      std::back_inserter(rest));
+  return rest;
+}
+
+std::function<int64_t(int64_t)> fraction_of(double fraction) {
+  return [fraction](int64_t size) {
+    return std::max<int64_t>(1, static_cast<int64_t>(std::llround(fraction * size)));
+  };
+}
+
+}  // namespace
+
+EvalSplit eval_split(const std::vector<int64_t>& labels, const std::vector<std::string>& splits,
+                     const EvalOptions& options, uint64_t seed, bool need_val) {
+  std::vector<int64_t> labelled;
+  int64_t classes = 0;
+  bool has_splits = false;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0) continue;
+    labelled.push_back(static_cast<int64_t>(i));
+    classes = std::max(classes, labels[i] + 1);
+    has_splits = has_splits || !splits[i].empty();
+  }
+  if (classes < 2)
+    throw InputError("the data set has " + std::to_string(classes) +
+                     " labels; evaluation needs labelled images of at least 2 classes (class "
+                     "folders, or a label column in the manifest)");
+  EvalSplit split;
+  if (has_splits) {
+    for (const int64_t i : labelled) {
+      if (splits[i] == options.train_split()) split.train.push_back(i);
+      if (splits[i] == options.val_split()) split.val.push_back(i);
+      if (splits[i] == options.test_split()) split.test.push_back(i);
+    }
+  } else {
+    split.test = stratified_draw(labelled, labels, fraction_of(options.test_fraction()), seed);
+    split.train = without(labelled, split.test);
+  }
+  if (need_val && split.val.empty()) {
+    split.val = stratified_draw(split.train, labels, fraction_of(options.val_fraction()),
+                                domains::mix_seed(seed, 1));
+    split.train = without(split.train, split.val);
+  }
+  if (!need_val) split.val.clear();
+  const auto count = [](const std::vector<int64_t>& part, const std::string& name) {
+    return std::to_string(part.size()) + " labelled '" + name + "'";
+  };
+  if (split.train.empty() || split.test.empty() || (need_val && split.val.empty()))
+    throw InputError("the data set has " + count(split.train, options.train_split()) + ", " +
+                     (need_val ? count(split.val, options.val_split()) + ", " : "") +
+                     count(split.test, options.test_split()) +
+                     " images; evaluation needs each of them");
+  return split;
+}
+
+std::vector<int64_t> FeatureSet::label_list() const {
+  const auto values = labels.contiguous();
+  return {values.data_ptr<int64_t>(), values.data_ptr<int64_t>() + values.numel()};
+}
+
+torch::Tensor FeatureSet::features_of(const std::vector<int64_t>& indices) const {
+  return features.index_select(0, torch::tensor(indices, torch::kInt64));
+}
+
+torch::Tensor FeatureSet::labels_of(const std::vector<int64_t>& indices) const {
+  return labels.index_select(0, torch::tensor(indices, torch::kInt64));
+}
+
+namespace {
+
+c10::List<std::string> string_list(const std::vector<std::string>& values) {
+  c10::List<std::string> list;
+  for (const auto& value : values) list.push_back(value);
+  return list;
+}
+
+std::vector<std::string> strings_of(const c10::IValue& value) {
+  std::vector<std::string> strings;
+  for (const auto& item : value.toListRef()) strings.push_back(item.toStringRef());
+  return strings;
+}
+
+}  // namespace
+
+void save_features(const std::string& path, const FeatureSet& set) {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+  dict.insert("features", set.features.contiguous());
+  dict.insert("labels", set.labels.contiguous());
+  dict.insert("paths", string_list(set.paths));
+  dict.insert("splits", string_list(set.splits));
+  dict.insert("classes", string_list(set.class_names));
+  save_pickle(path, c10::IValue(dict));
+}
+
+FeatureSet load_features(const std::string& path) {
+  const auto value = load_pickle(path, "a feature file written by pretext extract");
+  FeatureSet set;
+  try {
+    const auto dict = value.toGenericDict();
+    set.features = dict.at("features").toTensor().to(torch::kFloat32);
+    set.labels = dict.at("labels").toTensor().to(torch::kInt64);
+    set.paths = strings_of(dict.at("paths"));
+    set.splits = strings_of(dict.at("splits"));
+    set.class_names = strings_of(dict.at("classes"));
+  } catch (const c10::Error& e) {
+    throw InputError(path + ": not a feature file written by pretext extract (" +
+                     e.what_without_backtrace() + ")");
+  }
+  const auto n = set.features.dim() == 2 ? set.features.size(0) : -1;
+  if (n < 0 || set.labels.dim() != 1 || set.labels.size(0) != n ||
+      static_cast<int64_t>(set.paths.size()) != n || static_cast<int64_t>(set.splits.size()) != n)
+    throw InputError(path + ": the features, labels, paths and splits have different lengths");
+  const int64_t classes = static_cast<int64_t>(set.class_names.size());
+  if (n > 0 &&
+      (set.labels.max().item<int64_t>() >= classes || set.labels.min().item<int64_t>() < -1))
+    throw InputError(path + ": a label is outside the " + std::to_string(classes) + " classes");
+  return set;
+}
+
+torch::Tensor extract_features(methods::BackboneImpl& encoder,
+                               std::shared_ptr<const io::Dataset> dataset,
+                               const std::vector<int64_t>& indices, const std::vector<double>& mean,
+                               const std::vector<double>& std, const c10::Device& device,
+                               int64_t batch_size, int64_t workers) {
+  const bool was_training = encoder.is_training();
+  encoder.eval();
+  torch::NoGradGuard no_grad;
+  io::Loader loader(dataset, indices,
+                    io::LoaderOptions().batch_size(batch_size).workers(workers).drop_last(false));
+  std::vector<torch::Tensor> features;
+  Progress progress("features of " + std::to_string(indices.size()) + " images", loader.batches());
+  while (auto batch = loader.next()) {
+    const auto images = domains::normalise(batch->pixels.to(device), mean, std);
+    features.push_back(encoder.forward(images).to(torch::kCPU, torch::kFloat32));
+    progress.update(batch->position + 1);
+  }
+  progress.finish();
+  encoder.train(was_training);
+  return torch::cat(features);
+}
+
+FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
+                               std::shared_ptr<const io::ImageDataset> dataset,
+                               const std::vector<double>& mean, const std::vector<double>& std,
+                               const c10::Device& device, int64_t batch_size, int64_t workers) {
+  std::vector<int64_t> all(static_cast<size_t>(dataset->size()));
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+  FeatureSet set;
+  set.features = extract_features(encoder, dataset, all, mean, std, device, batch_size, workers);
+  std::vector<int64_t> labels;
+  for (const int64_t i : all) {
+    labels.push_back(dataset->label_of(i));
+    set.paths.push_back(dataset->catalog().items()[i].path);
+    set.splits.push_back(dataset->catalog().items()[i].split);
+  }
+  set.labels = torch::tensor(labels, torch::kInt64);
+  set.class_names = dataset->class_names();
+  return set;
+}
+
+}  // namespace pretext::pipelines

@@ -1,0 +1,97 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/Tensor.h>
+#include <c10/core/Device.h>
+#include <torch/arg.h>
+
+#include "base/fields.h"
+#include "io/dataset.h"
+#include "methods/backbone.h"
+
+namespace pretext::pipelines {
+
+/// The `eval` section: which labelled images each evaluation trains and scores on, and k-NN.
+///   eval_split(labels, splits, EvalOptions().test_fraction(0.2), seed, /*need_val=*/true);
+struct EvalOptions {
+  /// k-NN neighbour counts, all evaluated in one pass.
+  TORCH_ARG(std::vector<int64_t>, k) = {20};
+  /// k-NN votes are weighted exp(cosine similarity / temperature), as in InstDisc and DINO.
+  TORCH_ARG(double, temperature) = 0.07;
+  /// Catalog splits that train (k-NN bank, probe, fine-tune), select (LR sweep, early stopping)
+  /// and score.
+  TORCH_ARG(std::string, train_split) = "train";
+  TORCH_ARG(std::string, val_split) = "val";
+  TORCH_ARG(std::string, test_split) = "test";
+  /// With no splits in the catalog, this fraction of each class (chosen with the run seed) is
+  /// held out as the test set.
+  TORCH_ARG(double, test_fraction) = 0.2;
+  /// When validation is needed and the catalog has no validation split, this fraction of each
+  /// class of the training set is held out for it.
+  TORCH_ARG(double, val_fraction) = 0.1;
+  /// Images per forward pass when extracting features.
+  TORCH_ARG(int64_t, batch_size) = 256;
+
+ public:
+  void visit_fields(FieldVisitor& visit);
+};
+
+/// Indices of the labelled examples each evaluation uses; disjoint.
+struct EvalSplit {
+  std::vector<int64_t> train, val, test;
+};
+
+/// The split of examples with `labels` (-1: unlabelled, never used) and catalog `splits` ("" when
+/// the catalog has none): the catalog's splits when it has them, else a stratified hold-out drawn
+/// with `seed`. With `need_val`, a missing validation split is held out of the training set.
+/// Throws InputError when there are fewer than 2 classes or a needed part is empty.
+EvalSplit eval_split(const std::vector<int64_t>& labels, const std::vector<std::string>& splits,
+                     const EvalOptions& options, uint64_t seed, bool need_val);
+
+/// `count` of `members` drawn per class without replacement, reproducibly from `seed`: the
+/// stratified draws behind hold-outs and few-label subsets. `labels[i]` is member i's class.
+std::vector<int64_t> stratified_draw(const std::vector<int64_t>& members,
+                                     const std::vector<int64_t>& labels,
+                                     const std::function<int64_t(int64_t class_size)>& count,
+                                     uint64_t seed);
+
+/// Frozen features of a data set with what evaluation needs to split and score them. Saved as a
+/// dict that Python's torch.load opens: {"features": float32 [N, D], "labels": int64 [N] (-1 for
+/// unlabelled), "paths": [str], "splits": [str], "classes": [str]}.
+struct FeatureSet {
+  at::Tensor features;
+  at::Tensor labels;
+  std::vector<std::string> paths, splits, class_names;
+
+  int64_t size() const { return features.defined() ? features.size(0) : 0; }
+  std::vector<int64_t> label_list() const;
+  /// Rows `indices` of the features and labels.
+  at::Tensor features_of(const std::vector<int64_t>& indices) const;
+  at::Tensor labels_of(const std::vector<int64_t>& indices) const;
+};
+
+/// Writes atomically. Throws InputError naming the file.
+void save_features(const std::string& path, const FeatureSet& set);
+/// Throws InputError naming the file when it is missing, not a feature file, or inconsistent.
+FeatureSet load_features(const std::string& path);
+
+/// Frozen features [N, D] (float32, CPU) of `indices` of `dataset`, normalised like training
+/// inputs, in eval mode, with a progress display.
+at::Tensor extract_features(methods::BackboneImpl& encoder,
+                            std::shared_ptr<const io::Dataset> dataset,
+                            const std::vector<int64_t>& indices, const std::vector<double>& mean,
+                            const std::vector<double>& std, const c10::Device& device,
+                            int64_t batch_size, int64_t workers);
+
+/// The features of every image of `dataset` with their paths, labels and splits.
+FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
+                               std::shared_ptr<const io::ImageDataset> dataset,
+                               const std::vector<double>& mean, const std::vector<double>& std,
+                               const c10::Device& device, int64_t batch_size, int64_t workers);
+
+}  // namespace pretext::pipelines

@@ -1,0 +1,90 @@
+#include "pipelines/metrics.h"
+
+#include <torch/types.h>
+#include <nlohmann/json.hpp>
+
+namespace pretext::pipelines {
+
+ClassificationMetrics classification_metrics(const torch::Tensor& scores,
+                                             const torch::Tensor& labels) {
+  TORCH_CHECK(scores.dim() == 2 && labels.dim() == 1 && scores.size(0) == labels.size(0),
+              "classification_metrics: scores [N, C] and labels [N] expected");
+  const int64_t classes = scores.size(1);
+  const auto truth = labels.to(torch::kCPU, torch::kInt64);
+  const auto predicted = scores.argmax(1).to(torch::kCPU, torch::kInt64);
+  const auto confusion =
+      torch::bincount(truth * classes + predicted, {}, classes * classes).view({classes, classes});
+
+  ClassificationMetrics metrics;
+  metrics.count = truth.size(0);
+  const auto cells = confusion.accessor<int64_t, 2>();
+  int64_t correct = 0, present = 0, scored = 0;
+  double recall_sum = 0.0, f1_sum = 0.0;
+  metrics.confusion.assign(static_cast<size_t>(classes), std::vector<int64_t>(classes, 0));
+  for (int64_t c = 0; c < classes; ++c) {
+    int64_t actual = 0, predictions = 0;
+    for (int64_t j = 0; j < classes; ++j) {
+      metrics.confusion[c][j] = cells[c][j];
+      actual += cells[c][j];
+      predictions += cells[j][c];
+    }
+    const int64_t hits = cells[c][c];
+    correct += hits;
+    if (actual > 0) {
+      ++present;
+      recall_sum += static_cast<double>(hits) / actual;
+    }
+    if (actual + predictions > 0) {
+      ++scored;
+      f1_sum += 2.0 * hits / (actual + predictions);  // 2TP / (2TP + FP + FN)
+    }
+  }
+  if (metrics.count > 0) metrics.top1 = static_cast<double>(correct) / metrics.count;
+  if (present > 0) metrics.balanced_accuracy = recall_sum / present;
+  if (scored > 0) metrics.macro_f1 = f1_sum / scored;
+  if (classes == 2) {
+    const auto margin = scores.select(1, 1).to(torch::kCPU, torch::kFloat64) -
+                        scores.select(1, 0).to(torch::kCPU, torch::kFloat64);
+    metrics.auroc = auroc(margin, truth.eq(1));
+  }
+  return metrics;
+}
+
+std::optional<double> auroc(const torch::Tensor& scores, const torch::Tensor& positive) {
+  const auto values = scores.to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto is_positive = positive.to(torch::kCPU, torch::kBool).contiguous();
+  const int64_t n = values.size(0);
+  const int64_t positives = is_positive.sum().item<int64_t>();
+  const int64_t negatives = n - positives;
+  // NaN scores (a diverged model) have no order.
+  if (positives == 0 || negatives == 0 || values.isnan().any().item<bool>()) return std::nullopt;
+  const auto order = values.argsort().contiguous();
+  const auto* v = values.data_ptr<double>();
+  const auto* o = order.data_ptr<int64_t>();
+  const auto* p = is_positive.data_ptr<bool>();
+  // Sum of the positives' 1-based ranks, tied values sharing their average rank.
+  double rank_sum = 0.0;
+  for (int64_t start = 0; start < n;) {
+    int64_t end = start + 1;
+    while (end < n && v[o[end]] == v[o[start]]) ++end;
+    const double average_rank = 0.5 * static_cast<double>(start + 1 + end);
+    for (int64_t i = start; i < end; ++i)
+      if (p[o[i]]) rank_sum += average_rank;
+    start = end;
+  }
+  const double u = rank_sum - 0.5 * static_cast<double>(positives) * (positives + 1);
+  return u / (static_cast<double>(positives) * negatives);
+}
+
+nlohmann::ordered_json to_json(const ClassificationMetrics& metrics) {
+  nlohmann::ordered_json json;
+  json["count"] = metrics.count;
+  json["top1"] = metrics.top1;
+  json["balanced_accuracy"] = metrics.balanced_accuracy;
+  json["macro_f1"] = metrics.macro_f1;
+  json["auroc"] = metrics.auroc ? nlohmann::ordered_json(*metrics.auroc) : nullptr;
+  json["confusion"] = metrics.confusion;
+  return json;
+}
+
+}  // namespace pretext::pipelines

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ATen/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
+
+namespace pretext::pipelines {
+
+/// How well predicted classes match the truth, with the numbers a clinical or remote-sensing
+/// reader asks for beyond accuracy: class imbalance (balanced accuracy, macro-F1) and, for binary
+/// tasks, the ranking quality of the scores (AUROC).
+struct ClassificationMetrics {
+  int64_t count = 0;               ///< examples scored
+  double top1 = 0.0;               ///< fraction predicted right
+  double balanced_accuracy = 0.0;  ///< mean recall over the classes present in the truth
+  double macro_f1 = 0.0;  ///< mean F1 over the classes present in the truth or the predictions
+  std::optional<double> auroc;  ///< area under the ROC curve of class 1's score, binary tasks only
+  std::vector<std::vector<int64_t>> confusion;  ///< [true class][predicted class] counts
+};
+
+/// Metrics of `scores` [N, C] (logits, probabilities or votes: the prediction is the arg-max)
+/// against `labels` [N] (int64 in [0, C)). For C == 2 the AUROC ranks examples by
+/// scores[:, 1] - scores[:, 0], which orders them like the softmax probability of class 1.
+ClassificationMetrics classification_metrics(const at::Tensor& scores, const at::Tensor& labels);
+
+/// Area under the ROC curve: the probability that a random positive scores above a random
+/// negative, ties counting one half (Mann-Whitney U with average ranks). nullopt when either
+/// class is absent or a score is NaN.
+std::optional<double> auroc(const at::Tensor& scores, const at::Tensor& positive);
+
+/// {"count": ..., "top1": ..., ..., "confusion": [[...]]} for metric files and reports.
+nlohmann::ordered_json to_json(const ClassificationMetrics& metrics);
+
+}  // namespace pretext::pipelines

@@ -1,0 +1,247 @@
+#include "pipelines/report.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <torch/nn/functional.h>
+#include <torch/types.h>
+#include <nlohmann/json.hpp>
+
+#include "base/errors.h"
+#include "domains/augment.h"
+#include "io/gdal_raster.h"
+#include "pipelines/commands.h"
+#include "pipelines/plot.h"
+
+namespace pretext::pipelines {
+namespace fs = std::filesystem;
+namespace {
+
+std::string base64(const std::string& bytes) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
+                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
+    for (const int shift : {18, 12, 6, 0}) out += table[(v >> shift) & 63];
+  }
+  if (i < bytes.size()) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? table[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string percent(double fraction) {
+  char buffer[16];
+  std::snprintf(buffer, sizeof buffer, "%.2f%%", 100.0 * fraction);
+  return buffer;
+}
+
+std::string not_run(const std::string& command) {
+  return "<p class=\"missing\">Not run yet: <code>pretext " + command +
+         " --config ...</code></p>\n";
+}
+
+/// Loss and learning rate against the step, from metrics.csv.
+std::string training_section(const std::string& dir) {
+  std::ifstream csv(dir + "/metrics.csv");
+  std::string line;
+  if (!std::getline(csv, line)) return not_run("pretrain");
+  Series loss{"loss", {}, {}}, lr{"learning rate", {}, {}};
+  std::vector<double> rates;
+  while (std::getline(csv, line)) {
+    std::vector<double> cells;
+    std::istringstream row(line);
+    std::string cell;
+    while (std::getline(row, cell, ',')) cells.push_back(std::strtod(cell.c_str(), nullptr));
+    if (cells.size() < 5) continue;
+    loss.x.push_back(cells[0]);
+    loss.y.push_back(cells[2]);
+    lr.x.push_back(cells[0]);
+    lr.y.push_back(cells[3]);
+    rates.push_back(cells[4]);
+  }
+  if (loss.x.empty()) return not_run("pretrain");
+  std::sort(rates.begin(), rates.end());
+  PlotOptions loss_plot{"Pretraining loss", "step", "loss"};
+  PlotOptions lr_plot{"Learning rate", "step", "learning rate"};
+  std::ostringstream html;
+  html << "<p>" << loss.x.back() << " steps, median " << std::lround(rates[rates.size() / 2])
+       << " images/s, last loss " << loss.y.back() << ".</p>\n<div class=\"row\">"
+       << svg_line_plot({loss}, loss_plot) << svg_line_plot({lr}, lr_plot) << "</div>\n";
+  return html.str();
+}
+
+std::string confusion_table(const nlohmann::json& metrics, const nlohmann::json& classes) {
+  std::ostringstream html;
+  html << "<table class=\"confusion\"><tr><th>true \\ predicted</th>";
+  for (const auto& name : classes) html << "<th>" << xml_escape(name.get<std::string>()) << "</th>";
+  html << "</tr>\n";
+  const auto& rows = metrics["confusion"];
+  for (size_t r = 0; r < rows.size(); ++r) {
+    html << "<tr><th>" << xml_escape(r < classes.size() ? classes[r].get<std::string>() : "")
+         << "</th>";
+    for (size_t c = 0; c < rows[r].size(); ++c)
+      html << "<td" << (r == c ? " class=\"hit\"" : "") << ">" << rows[r][c] << "</td>";
+    html << "</tr>\n";
+  }
+  html << "</table>\n";
+  return html.str();
+}
+
+std::string metrics_cells(const nlohmann::json& m) {
+  return "<td>" + percent(m["top1"]) + "</td><td>" + percent(m["balanced_accuracy"]) + "</td><td>" +
+         percent(m["macro_f1"]) + "</td><td>" +
+         (m["auroc"].is_null() ? std::string("-") : percent(m["auroc"])) + "</td>";
+}
+
+const char* kMetricsHeader =
+    "<th>top-1</th><th>balanced accuracy</th><th>macro-F1</th><th>AUROC</th>";
+
+std::optional<nlohmann::json> read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;  // a result file being rewritten; the next report picks it up
+  }
+}
+
+std::string knn_section(const std::string& dir) {
+  const auto json = read_json(dir + "/knn.json");
+  if (!json) return not_run("knn");
+  std::ostringstream html;
+  html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; "
+       << (*json)["examples"]["train"] << " training, " << (*json)["examples"]["test"]
+       << " test images.</p>\n<table><tr><th>k</th>" << kMetricsHeader << "</tr>\n";
+  for (const auto& r : (*json)["results"])
+    html << "<tr><td>" << r["k"] << "</td>" << metrics_cells(r) << "</tr>\n";
+  html << "</table>\n" << confusion_table((*json)["results"].back(), (*json)["classes"]);
+  return html.str();
+}
+
+std::string probe_section(const std::string& dir) {
+  const auto json = read_json(dir + "/probe.json");
+  if (!json) return not_run("probe");
+  std::ostringstream html;
+  html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; learning rate "
+       << (*json)["lr"] << ", weight decay " << (*json)["weight_decay"];
+  if (!(*json)["val_top1"].is_null())
+    html << ", chosen on validation top-1 " << percent((*json)["val_top1"]);
+  html << ".</p>\n<table><tr>" << kMetricsHeader << "</tr><tr>" << metrics_cells((*json)["test"])
+       << "</tr></table>\n";
+  if (fs::exists(dir + "/probe.svg")) html << read_text(dir + "/probe.svg");
+  html << confusion_table((*json)["test"], (*json)["classes"]);
+  return html.str();
+}
+
+std::string finetune_section(const std::string& dir) {
+  const auto json = read_json(dir + "/finetune.json");
+  if (!json) return not_run("finetune");
+  std::ostringstream html;
+  html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; mean top-1 "
+       << percent((*json)["mean"]["top1"]) << " &plusmn; " << percent((*json)["std"]["top1"])
+       << " over " << (*json)["seeds"].size() << " seeds.</p>\n<table><tr><th>seed</th>"
+       << "<th>labels</th><th>epoch kept</th>" << kMetricsHeader << "</tr>\n";
+  for (const auto& s : (*json)["seeds"])
+    html << "<tr><td>" << s["seed"] << "</td><td>" << s["labelled"] << "</td><td>"
+         << s["best_epoch"] << " of " << s["epochs_run"] << "</td>" << metrics_cells(s)
+         << "</tr>\n";
+  html << "</table>\n" << confusion_table((*json)["seeds"][0], (*json)["classes"]);
+  return html.str();
+}
+
+/// Rows: the first images as read, then two augmented views of each, as PNG.
+std::string views_section(const RunConfig& config, RunLog& log) {
+  const auto dataset = open_dataset(config, true, log);
+  const int64_t count = std::min<int64_t>(8, dataset->size());
+  std::vector<torch::Tensor> images;
+  for (int64_t i = 0; i < count; ++i) images.push_back(dataset->get(i).pixels);
+  const auto batch = torch::stack(images);
+  const auto views = domains::TwoViewAugment(config.augment)(batch, config.run.seed(), 0);
+  const int64_t size = config.augment.size();
+  const auto shown = [&](const torch::Tensor& normalised) {
+    // Back to [0, 1]: x * std + mean per band.
+    const auto& mean = config.augment.mean();
+    const auto& std = config.augment.std();
+    std::vector<torch::Tensor> bands;
+    for (int64_t b = 0; b < normalised.size(1); ++b) {
+      const double m = mean[mean.size() == 1 ? 0 : b], s = std[std.size() == 1 ? 0 : b];
+      bands.push_back(normalised.select(1, b) * s + m);
+    }
+    return torch::stack(bands, 1);
+  };
+  namespace F = torch::nn::functional;
+  const auto originals = F::interpolate(batch, F::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{size, size})
+                                                   .mode(torch::kBilinear)
+                                                   .align_corners(false));
+  const int64_t bands = batch.size(1) >= 3 ? 3 : 1;
+  const int64_t gap = 2;
+  auto grid = torch::ones({bands, 3 * size + 2 * gap, count * size + (count - 1) * gap});
+  for (int64_t r = 0; r < 3; ++r) {
+    const auto row = r == 0 ? originals : shown(views[r - 1]);
+    for (int64_t i = 0; i < count; ++i)
+      grid.slice(1, r * (size + gap), r * (size + gap) + size)
+          .slice(2, i * (size + gap), i * (size + gap) + size)
+          .copy_(row[i].slice(0, 0, bands).clamp(0, 1));
+  }
+  const int64_t scale = std::max<int64_t>(1, 96 / size);  // small images drawn larger
+  std::ostringstream html;
+  html << "<p>Top row: the first images as read (resampled to " << size
+       << " px); below: two augmented views of each, as pretraining sees them (first " << bands
+       << (bands == 1 ? " band" : " bands") << ").</p>\n<img class=\"pixels\" width=\""
+       << grid.size(2) * scale << "\" src=\"data:image/png;base64,"
+       << base64(io::encode_png(grid * 255)) << "\" alt=\"augmented views\">\n";
+  return html.str();
+}
+
+}  // namespace
+
+std::string write_report(const RunConfig& config, RunLog& log) {
+  const std::string dir = config.run.dir();
+  std::ostringstream html;
+  html << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pretext run "
+       << xml_escape(dir) << "</title>\n<style>\n"
+       << "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}\n"
+       << "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;"
+          "padding:3px 8px;text-align:right}\n"
+       << ".confusion td.hit{background:#dfe}.missing{color:#888}.row{display:flex;"
+          "flex-wrap:wrap;gap:1em}\n"
+       << "img.pixels{image-rendering:pixelated}pre{background:#f6f6f6;padding:1em;"
+          "overflow:auto}\n</style></head><body>\n"
+       << "<h1>pretext run " << xml_escape(dir) << "</h1>\n<p>" << xml_escape(config.method_name)
+       << " on " << xml_escape(config.backbone_name) << ", seed " << config.run.seed() << ".</p>\n"
+       << "<h2>Pretraining</h2>\n"
+       << training_section(dir) << "<h2>Augmented views</h2>\n"
+       << views_section(config, log) << "<h2>k-NN</h2>\n"
+       << knn_section(dir) << "<h2>Linear probe</h2>\n"
+       << probe_section(dir) << "<h2>Few-label fine-tuning</h2>\n"
+       << finetune_section(dir) << "<h2>Config</h2>\n<pre>"
+       << xml_escape(config.file->resolved_yaml()) << "</pre>\n"
+       << "</body></html>\n";
+  const std::string path = dir + "/report.html";
+  std::ofstream out(path, std::ios::trunc);
+  out << html.str();
+  if (!out) throw InputError(path + ": cannot write");
+  return path;
+}
+
+}  // namespace pretext::pipelines

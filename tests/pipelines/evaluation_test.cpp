@@ -1,0 +1,117 @@
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include "base/errors.h"
+#include "pipelines/evaluation.h"
+#include "pipelines/finetune.h"
+#include "tests/io/test_data.h"
+
+namespace pretext::pipelines {
+namespace {
+
+// 3 classes of 100, 50 and 20 examples.
+std::vector<int64_t> imbalanced_labels() {
+  std::vector<int64_t> labels;
+  for (int64_t i = 0; i < 100; ++i) labels.push_back(0);
+  for (int64_t i = 0; i < 50; ++i) labels.push_back(1);
+  for (int64_t i = 0; i < 20; ++i) labels.push_back(2);
+  return labels;
+}
+
+std::map<int64_t, int64_t> per_class(const std::vector<int64_t>& indices,
+                                     const std::vector<int64_t>& labels) {
+  std::map<int64_t, int64_t> counts;
+  for (const int64_t i : indices) ++counts[labels[i]];
+  return counts;
+}
+
+std::vector<int64_t> all_of(size_t n) {
+  std::vector<int64_t> all(n);
+  for (size_t i = 0; i < n; ++i) all[i] = static_cast<int64_t>(i);
+  return all;
+}
+
+TEST(FewLabelSubset, HasTheRightCountsPerClassAndIsReproducible) {
+  const auto labels = imbalanced_labels();
+  const auto train = all_of(labels.size());
+  const auto k = FinetuneOptions().per_class(7);
+  const auto a = few_label_subset(labels, train, k, 0);
+  const std::map<int64_t, int64_t> seven = {{0, 7}, {1, 7}, {2, 7}};
+  EXPECT_EQ(per_class(a, labels), seven);
+  EXPECT_EQ(few_label_subset(labels, train, k, 0), a);
+  EXPECT_NE(few_label_subset(labels, train, k, 1), a);
+  EXPECT_EQ(std::set<int64_t>(a.begin(), a.end()).size(), a.size());  // no repeats
+
+  // 10% of each class, at least one: 10, 5, 2.
+  const auto fraction = few_label_subset(labels, train, FinetuneOptions().label_fraction(0.1), 3);
+  const std::map<int64_t, int64_t> tenth = {{0, 10}, {1, 5}, {2, 2}};
+  EXPECT_EQ(per_class(fraction, labels), tenth);
+  // A class smaller than k gives all it has.
+  const auto many = few_label_subset(labels, train, FinetuneOptions().per_class(30), 0);
+  EXPECT_EQ(per_class(many, labels)[2], 20);
+}
+
+TEST(EvalSplit, HoldsOutStratifiedDisjointParts) {
+  const auto labels = imbalanced_labels();
+  const std::vector<std::string> no_splits(labels.size());
+  const auto options = EvalOptions().test_fraction(0.2).val_fraction(0.1);
+  const auto split = eval_split(labels, no_splits, options, 4, true);
+  const std::map<int64_t, int64_t> test = {{0, 20}, {1, 10}, {2, 4}};
+  EXPECT_EQ(per_class(split.test, labels), test);
+  const std::map<int64_t, int64_t> val = {{0, 8}, {1, 4}, {2, 2}};  // 10% of 80, 40, 16
+  EXPECT_EQ(per_class(split.val, labels), val);
+  EXPECT_EQ(split.train.size() + split.val.size() + split.test.size(), labels.size());
+  std::set<int64_t> seen(split.train.begin(), split.train.end());
+  seen.insert(split.val.begin(), split.val.end());
+  seen.insert(split.test.begin(), split.test.end());
+  EXPECT_EQ(seen.size(), labels.size());
+  EXPECT_TRUE(eval_split(labels, no_splits, options, 4, false).val.empty());
+}
+
+TEST(EvalSplit, UsesTheCatalogSplitsAndSkipsUnlabelled) {
+  const std::vector<int64_t> labels = {0, 1, 0, 1, -1, 0, 1};
+  const std::vector<std::string> splits = {"train", "train", "test", "test", "train", "val", "val"};
+  const auto split = eval_split(labels, splits, EvalOptions(), 0, true);
+  EXPECT_EQ(split.train, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(split.val, (std::vector<int64_t>{5, 6}));
+  EXPECT_EQ(split.test, (std::vector<int64_t>{2, 3}));
+  const std::vector<int64_t> one_class = {0, 0, 0};
+  EXPECT_THROW(eval_split(one_class, {"", "", ""}, EvalOptions(), 0, false), InputError);
+}
+
+TEST(FeatureFile, RoundTripsAndRejectsOtherFiles) {
+  testing::TempDir dir;
+  FeatureSet set;
+  set.features = torch::randn({3, 5});
+  set.labels = torch::tensor({1, -1, 0}, torch::kInt64);
+  set.paths = {"a.tif", "b,c.tif", "d.png"};
+  set.splits = {"train", "", "test"};
+  set.class_names = {"forest", "water"};
+  const auto path = dir.path() + "/features.pt";
+  save_features(path, set);
+  const auto back = load_features(path);
+  EXPECT_TRUE(torch::equal(back.features, set.features));
+  EXPECT_TRUE(torch::equal(back.labels, set.labels));
+  EXPECT_EQ(back.paths, set.paths);
+  EXPECT_EQ(back.splits, set.splits);
+  EXPECT_EQ(back.class_names, set.class_names);
+
+  testing::write_text(dir.path() + "/junk.pt", "not a pickle");
+  try {
+    load_features(dir.path() + "/junk.pt");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("junk.pt: not a feature file"), std::string::npos)
+        << e.what();
+  }
+  testing::truncate_file(path, 0.5);
+  EXPECT_THROW(load_features(path), InputError);
+}
+
+}  // namespace
+}  // namespace pretext::pipelines

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "pipelines/demo.h"
+#include "pipelines/run_config.h"
+#include "pipelines/run_log.h"
+#include "tests/io/test_data.h"
+
+namespace pretext::pipelines {
+
+// 4 classes x 16 demo tiles (12 train + 4 test), made once for the whole suite.
+class TinyRunTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    data_ = new testing::TempDir();
+    generate_demo_tiles(data_->path(), 16, 0);
+  }
+  static void TearDownTestSuite() { delete data_; }
+
+  RunConfig config(const std::string& run_dir, const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> overrides = {"run.dir=" + run_dir, "data.root=" + data_->path(),
+                                          "data.split=train"};
+    overrides.insert(overrides.end(), extra.begin(), extra.end());
+    return parse_run_config(R"(run:
+  seed: 5
+  threads: 2
+data:
+  image_size: 16
+model:
+  backbone: resnet18
+  width_multiplier: 0.125
+  small_stem: true
+method:
+  name: simclr
+  projection_dim: 16
+augment:
+  size: 16
+train:
+  batch_size: 16
+  epochs: 4
+  optimizer: sgd
+  lr: 0.1
+  warmup_steps: 2
+  checkpoint_every: 0
+  log_every: 1
+eval:
+  k: [1, 5]
+)",
+                            "trainer_test.yaml", overrides);
+  }
+
+  static std::vector<double> losses(const std::string& run_dir) {
+    std::ifstream csv(run_dir + "/metrics.csv");
+    std::string line;
+    std::getline(csv, line);
+    EXPECT_EQ(line, "step,epoch,loss,lr,images_per_s");
+    std::vector<double> out;
+    while (std::getline(csv, line)) {
+      const auto first = line.find(',');
+      const auto second = line.find(',', first + 1);
+      out.push_back(std::stod(line.substr(second + 1)));
+    }
+    return out;
+  }
+
+  inline static testing::TempDir* data_ = nullptr;
+  testing::TempDir runs_;
+  RunLog log_;
+};
+
+}  // namespace pretext::pipelines
