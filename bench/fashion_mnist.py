@@ -29,6 +29,7 @@ SOURCE = "/usr/share/datasets/fashion-mnist"
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
            "boot"]
 PRETRAIN_IMAGES = 20000
+BATCH = 256  # train.batch_size in fashion_mnist.yaml
 # Method name -> config overrides (the protocol's encoder for convolutional methods).
 METHODS = {"simclr": []}
 
@@ -75,9 +76,10 @@ def pretext(binary, command, config, overrides, extra=()):
     return time.time() - started
 
 
-def images_per_s(run_dir):
+def images_per_s(run_dir, first_epoch=0):
+    """Median images/s over the second half of the logged steps from `first_epoch` on."""
     with open(os.path.join(run_dir, "metrics.csv")) as f:
-        rates = [float(r["images_per_s"]) for r in csv.DictReader(f)]
+        rates = [float(r["images_per_s"]) for r in csv.DictReader(f) if int(r["epoch"]) >= first_epoch]
     return statistics.median(rates[len(rates) // 2:])
 
 
@@ -127,12 +129,16 @@ def main():
         run_dir = os.path.join(args.work, method)
         calibration = os.path.join(args.work, method + "-calibration")
         base = method_overrides + [f"method.name={method}", f"data.root={pretrain_manifest}"]
-        pretext(binary, "pretrain", config, base + [f"run.dir={calibration}", "train.max_steps=30"])
-        rate = images_per_s(calibration)
-        steps = int(args.minutes * 60 * rate / 256)
+        # Calibration runs past the first epoch, whose reads fill the decoded-image cache: its wall
+        # time covers start-up and that epoch, later steps go at the steady rate.
+        calibration_steps = PRETRAIN_IMAGES // BATCH + 40
+        calibration_wall = pretext(binary, "pretrain", config,
+                                   base + [f"run.dir={calibration}", f"train.max_steps={calibration_steps}"])
+        rate = images_per_s(calibration, first_epoch=1)
+        steps = calibration_steps + int((args.minutes * 60 - calibration_wall) * rate / BATCH)
         wall = pretext(binary, "pretrain", config, base + [f"run.dir={run_dir}", f"train.max_steps={steps}"])
         scores = evaluate(binary, config, common + method_overrides, run_dir, [])
-        rows.append((method, scores, wall, steps * 256, images_per_s(run_dir)))
+        rows.append((method, scores, wall, steps * BATCH, images_per_s(run_dir)))
     for name, encoder_config in (("random-init", config), ("raw pixels", pixels_config(config, args.work))):
         run_dir = os.path.join(args.work, name.replace(" ", "-"))
         rows.append((name, evaluate(binary, encoder_config, common, run_dir, ["--random-init"]),

@@ -7,6 +7,7 @@
 #include "methods/pixels.h"
 #include "methods/resnet.h"
 #include "methods/simclr.h"
+#include "methods/vit.h"
 
 namespace pretext::methods {
 namespace {
@@ -22,9 +23,23 @@ class BackboneOf : public BackboneSpec {
     return build_(options_, in_channels);
   }
 
- private:
+ protected:
   Options options_;
+
+ private:
   Build build_;
+};
+
+class ViTSpec : public BackboneOf<ViTOptions> {
+ public:
+  ViTSpec()
+      : BackboneOf<ViTOptions>(ViTOptions(), [](ViTOptions options, int64_t in_channels) {
+          return std::make_shared<ViTImpl>(options.in_channels(in_channels));
+        }) {}
+  std::optional<std::pair<std::string, std::string>> mismatch() const override {
+    return options_.mismatch();
+  }
+  int64_t input_size() const override { return options_.image_size(); }
 };
 
 template <typename Options, typename Impl>
@@ -54,6 +69,7 @@ backbones() {
           {"resnet18", [] { return resnet(18); }},
           {"resnet34", [] { return resnet(34); }},
           {"resnet50", [] { return resnet(50); }},
+          {"vit", [] { return std::make_unique<ViTSpec>(); }},
           {"pixels",
            [] {
              return std::make_unique<BackboneOf<PixelsOptions>>(

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/fields.h"
@@ -16,6 +19,12 @@ class BackboneSpec {
   virtual ~BackboneSpec() = default;
   virtual void visit_fields(FieldVisitor& visit) = 0;
   virtual std::shared_ptr<BackboneImpl> build(int64_t in_channels) const = 0;
+  /// The first field that does not fit the others, as {key, reason}; nullopt when all fit.
+  virtual std::optional<std::pair<std::string, std::string>> mismatch() const {
+    return std::nullopt;
+  }
+  /// The one input side in pixels the backbone accepts; 0 when any size works.
+  virtual int64_t input_size() const { return 0; }
 };
 
 /// A method by name, with its fields open for a config to fill before it is built.

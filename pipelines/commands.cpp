@@ -102,20 +102,6 @@ void require_encoder(const RunConfig& config, const EncoderSource& source) {
                                  : ": no such file"));
 }
 
-/// The config's method on the run device with the source's encoder weights.
-std::shared_ptr<methods::MethodImpl> load_method(const RunConfig& config,
-                                                 const EncoderSource& source, int64_t channels,
-                                                 RunLog& log) {
-  require_encoder(config, source);
-  auto method = config.build_method(channels);
-  if (!source.init_from.empty())
-    init_encoder_from(source.init_from, *method->encoder(), log);
-  else if (!source.random_init)
-    load_checkpoint(checkpoint_path(config, source), *method, nullptr, torch::kCPU);
-  method->to(torch::Device(config.run.device()));
-  return method;
-}
-
 FeatureSet feature_set(const RunConfig& config, const EncoderSource& source,
                        const std::string& features, RunLog& log) {
   if (!features.empty()) {
@@ -194,6 +180,19 @@ void refresh_report(const RunConfig& config, RunLog& log) {
 }
 
 }  // namespace
+
+std::shared_ptr<methods::MethodImpl> load_method(const RunConfig& config,
+                                                 const EncoderSource& source, int64_t channels,
+                                                 RunLog& log) {
+  require_encoder(config, source);
+  auto method = config.build_method(channels);
+  if (!source.init_from.empty())
+    init_encoder_from(source.init_from, *method->encoder(), log);
+  else if (!source.random_init)
+    load_checkpoint(checkpoint_path(config, source), *method, nullptr, torch::kCPU);
+  method->to(torch::Device(config.run.device()));
+  return method;
+}
 
 std::string EncoderSource::describe(const RunConfig& config) const {
   if (!init_from.empty()) return init_from;

@@ -66,6 +66,12 @@ std::vector<KnnScore> evaluate_knn(const RunConfig& config, methods::BackboneImp
 std::shared_ptr<io::ImageDataset> open_dataset(const RunConfig& config, bool use_split,
                                                RunLog& log);
 
+/// The config's method on the run device with the source's encoder weights. Throws InputError
+/// naming the checkpoint or state dict that is missing or does not fit.
+std::shared_ptr<methods::MethodImpl> load_method(const RunConfig& config,
+                                                 const EncoderSource& source, int64_t channels,
+                                                 RunLog& log);
+
 /// Threads, the BLAS check and the device, logged once per command.
 void prepare_compute(const RunConfig& config, RunLog& log);
 

@@ -67,7 +67,7 @@ std::vector<ParameterGroup> layer_groups(ClassifierImpl& model, const FinetuneOp
     const auto& name = item.key();
     const bool in_encoder = name.rfind("encoder.", 0) == 0;
     const int64_t layer = in_encoder ? encoder.layer_of(name.substr(8)) : layers;
-    groups[2 * layer + (item.value().dim() <= 1 ? 1 : 0)].parameters.push_back(item.value());
+    groups[2 * layer + (decays(name, item.value()) ? 0 : 1)].parameters.push_back(item.value());
   }
   return groups;
 }

@@ -6,12 +6,21 @@
 
 namespace pretext::pipelines {
 
+bool decays(const std::string& name, const torch::Tensor& parameter) {
+  const auto ends_with = [&](const std::string& tail) {
+    return name.size() >= tail.size() &&
+           name.compare(name.size() - tail.size(), tail.size(), tail) == 0 &&
+           (name.size() == tail.size() || name[name.size() - tail.size() - 1] == '.');
+  };
+  return parameter.dim() > 1 && !ends_with("cls_token") && !ends_with("pos_embed");
+}
+
 std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr,
                                          double weight_decay) {
   ParameterGroup decay{{}, lr, weight_decay}, no_decay{{}, lr, 0.0};
-  for (auto& p : module.parameters()) {
-    if (!p.requires_grad()) continue;
-    (p.dim() <= 1 ? no_decay : decay).parameters.push_back(p);
+  for (auto& item : module.named_parameters()) {
+    if (!item.value().requires_grad()) continue;
+    (decays(item.key(), item.value()) ? decay : no_decay).parameters.push_back(item.value());
   }
   return {decay, no_decay};
 }

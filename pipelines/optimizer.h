@@ -16,8 +16,13 @@ struct ParameterGroup {
   double weight_decay = 0.0;
 };
 
-/// The trainable parameters of `module` in two groups at `lr`: weights with `weight_decay`, and
-/// biases and normalisation weights (tensors of one dimension), which are never decayed.
+/// Whether weight decay applies to the parameter `name`: not to biases and normalisation weights
+/// (tensors of one dimension), nor to a ViT's class token and position embedding (timm's
+/// no_weight_decay).
+bool decays(const std::string& name, const torch::Tensor& parameter);
+
+/// The trainable parameters of `module` in two groups at `lr`: those that `decays` with
+/// `weight_decay`, the others without.
 std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr, double weight_decay);
 
 /// "sgd" (with `momentum`), "adam" (L2 penalty in the gradient) or "adamw" (decoupled decay).

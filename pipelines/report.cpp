@@ -12,6 +12,7 @@
 #include "base/errors.h"
 #include "domains/augment.h"
 #include "io/gdal_raster.h"
+#include "methods/vit.h"
 #include "pipelines/commands.h"
 #include "pipelines/plot.h"
 
@@ -168,15 +169,43 @@ std::string finetune_section(const std::string& dir) {
   return html.str();
 }
 
-/// Rows: the first images as read, then two augmented views of each, as PNG.
+/// Rows of `count` images [count, bands, size, size] in [0, 1] tiled with 2-pixel gaps into one
+/// PNG <img>; small images are drawn larger.
+std::string image_grid(const std::vector<torch::Tensor>& rows, const std::string& alt) {
+  const int64_t count = rows[0].size(0), bands = rows[0].size(1), size = rows[0].size(2);
+  const int64_t gap = 2, rows_n = static_cast<int64_t>(rows.size());
+  auto grid =
+      torch::ones({bands, rows_n * size + (rows_n - 1) * gap, count * size + (count - 1) * gap});
+  for (int64_t r = 0; r < rows_n; ++r)
+    for (int64_t i = 0; i < count; ++i)
+      grid.slice(1, r * (size + gap), r * (size + gap) + size)
+          .slice(2, i * (size + gap), i * (size + gap) + size)
+          .copy_(rows[r][i].clamp(0, 1));
+  const int64_t scale = std::max<int64_t>(1, 96 / size);
+  return "<img class=\"pixels\" width=\"" + std::to_string(grid.size(2) * scale) +
+         "\" src=\"data:image/png;base64," + base64(io::encode_png(grid * 255)) + "\" alt=\"" +
+         alt + "\">\n";
+}
+
+/// The first images of the data set [count, bands, size, size] as read, resampled to the
+/// augmentation's size.
+torch::Tensor first_images(const RunConfig& config, const io::ImageDataset& dataset) {
+  const int64_t count = std::min<int64_t>(8, dataset.size());
+  std::vector<torch::Tensor> images;
+  for (int64_t i = 0; i < count; ++i) images.push_back(dataset.get(i).pixels);
+  namespace F = torch::nn::functional;
+  const int64_t size = config.augment.size();
+  return F::interpolate(torch::stack(images), F::InterpolateFuncOptions()
+                                                  .size(std::vector<int64_t>{size, size})
+                                                  .mode(torch::kBilinear)
+                                                  .align_corners(false));
+}
+
+/// Rows: the first images as read, then two augmented views of each.
 std::string views_section(const RunConfig& config, RunLog& log) {
   const auto dataset = open_dataset(config, true, log);
-  const int64_t count = std::min<int64_t>(8, dataset->size());
-  std::vector<torch::Tensor> images;
-  for (int64_t i = 0; i < count; ++i) images.push_back(dataset->get(i).pixels);
-  const auto batch = torch::stack(images);
-  const auto views = domains::TwoViewAugment(config.augment)(batch, config.run.seed(), 0);
-  const int64_t size = config.augment.size();
+  const auto originals = first_images(config, *dataset);
+  const auto views = domains::TwoViewAugment(config.augment)(originals, config.run.seed(), 0);
   const auto shown = [&](const torch::Tensor& normalised) {
     // Back to [0, 1]: x * std + mean per band.
     const auto& mean = config.augment.mean();
@@ -188,29 +217,48 @@ std::string views_section(const RunConfig& config, RunLog& log) {
     }
     return torch::stack(bands, 1);
   };
-  namespace F = torch::nn::functional;
-  const auto originals = F::interpolate(batch, F::InterpolateFuncOptions()
-                                                   .size(std::vector<int64_t>{size, size})
-                                                   .mode(torch::kBilinear)
-                                                   .align_corners(false));
-  const int64_t bands = batch.size(1) >= 3 ? 3 : 1;
-  const int64_t gap = 2;
-  auto grid = torch::ones({bands, 3 * size + 2 * gap, count * size + (count - 1) * gap});
-  for (int64_t r = 0; r < 3; ++r) {
-    const auto row = r == 0 ? originals : shown(views[r - 1]);
-    for (int64_t i = 0; i < count; ++i)
-      grid.slice(1, r * (size + gap), r * (size + gap) + size)
-          .slice(2, i * (size + gap), i * (size + gap) + size)
-          .copy_(row[i].slice(0, 0, bands).clamp(0, 1));
-  }
-  const int64_t scale = std::max<int64_t>(1, 96 / size);  // small images drawn larger
+  const int64_t bands = originals.size(1) >= 3 ? 3 : 1;
   std::ostringstream html;
-  html << "<p>Top row: the first images as read (resampled to " << size
+  html << "<p>Top row: the first images as read (resampled to " << config.augment.size()
        << " px); below: two augmented views of each, as pretraining sees them (first " << bands
-       << (bands == 1 ? " band" : " bands") << ").</p>\n<img class=\"pixels\" width=\""
-       << grid.size(2) * scale << "\" src=\"data:image/png;base64,"
-       << base64(io::encode_png(grid * 255)) << "\" alt=\"augmented views\">\n";
+       << (bands == 1 ? " band" : " bands") << ").</p>\n"
+       << image_grid({originals.slice(1, 0, bands), shown(views[0]).slice(1, 0, bands),
+                      shown(views[1]).slice(1, 0, bands)},
+                     "augmented views");
   return html.str();
+}
+
+/// The trained ViT's last-block attention over the first images (from the class token, else
+/// averaged over queries), in red over the image: where the encoder looks without labels.
+std::string attention_section(const RunConfig& config, RunLog& log) {
+  if (!fs::exists(config.run.dir() + "/checkpoint.pt")) return not_run("pretrain");
+  const auto dataset = open_dataset(config, true, log);
+  const auto method = load_method(config, EncoderSource{}, dataset->channels(), log);
+  auto* vit = dynamic_cast<methods::ViTImpl*>(method->encoder().get());
+  if (!vit) return "<p class=\"missing\">The encoder has no attention to show.</p>\n";
+  const auto originals = first_images(config, *dataset);
+  torch::NoGradGuard no_grad;
+  vit->eval();
+  const auto device = torch::Device(config.run.device());
+  const auto images =
+      domains::normalise(originals.to(device), config.augment.mean(), config.augment.std());
+  namespace F = torch::nn::functional;
+  const int64_t size = config.augment.size();
+  auto heat = F::interpolate(vit->attention_map(images).cpu().unsqueeze(1),
+                             F::InterpolateFuncOptions()
+                                 .size(std::vector<int64_t>{size, size})
+                                 .mode(torch::kBilinear)
+                                 .align_corners(false));
+  // Each map stretched to [0, 1] on its own: the pattern matters, not the scale.
+  const auto low = heat.amin({1, 2, 3}, true), high = heat.amax({1, 2, 3}, true);
+  heat = (heat - low) / (high - low).clamp_min(1e-12);
+  const auto gray = originals.slice(1, 0, std::min<int64_t>(3, originals.size(1))).mean(1, true);
+  const auto overlay = torch::cat({gray * 0.5 + heat * 0.5, gray * 0.5, gray * 0.5}, 1);
+  return "<p>Top row: the first images; below: the last block's attention " +
+         std::string(vit->options().class_token() ? "from the class token"
+                                                  : "averaged over tokens") +
+         " (red, each map scaled to its own range).</p>\n" +
+         image_grid({gray.expand({-1, 3, -1, -1}), overlay}, "attention maps");
 }
 
 }  // namespace
@@ -231,7 +279,10 @@ std::string write_report(const RunConfig& config, RunLog& log) {
        << " on " << xml_escape(config.backbone_name) << ", seed " << config.run.seed() << ".</p>\n"
        << "<h2>Pretraining</h2>\n"
        << training_section(dir) << "<h2>Augmented views</h2>\n"
-       << views_section(config, log) << "<h2>k-NN</h2>\n"
+       << views_section(config, log)
+       << (config.backbone_name == "vit" ? "<h2>Attention</h2>\n" + attention_section(config, log)
+                                         : "")
+       << "<h2>k-NN</h2>\n"
        << knn_section(dir) << "<h2>Linear probe</h2>\n"
        << probe_section(dir) << "<h2>Few-label fine-tuning</h2>\n"
        << finetune_section(dir) << "<h2>Config</h2>\n<pre>"

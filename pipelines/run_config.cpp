@@ -60,6 +60,16 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
   file->read_section("probe", [&](FieldVisitor& v) { config.probe.visit_fields(v); });
   file->read_section("finetune", [&](FieldVisitor& v) { config.finetune.visit_fields(v); });
 
+  if (const auto bad = config.backbone->mismatch())
+    require(false, *file, "model", bad->first, bad->second);
+  if (const int64_t size = config.backbone->input_size(); size > 0) {
+    require(config.augment.size() == size, *file, "augment", "size",
+            std::to_string(config.augment.size()) + ", but the encoder takes " +
+                std::to_string(size) + "x" + std::to_string(size) + " images (model.image_size)");
+    require(config.data.image_size() == size, *file, "data", "image_size",
+            std::to_string(config.data.image_size()) + ", but the encoder takes " +
+                std::to_string(size) + "x" + std::to_string(size) + " images (model.image_size)");
+  }
   const auto& a = config.augment;
   require(a.crop_scale_min() <= a.crop_scale_max(), *file, "augment", "crop_scale_min",
           "must not exceed augment.crop_scale_max");

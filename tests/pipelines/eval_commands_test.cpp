@@ -9,6 +9,7 @@
 #include "base/errors.h"
 #include "pipelines/commands.h"
 #include "pipelines/export.h"
+#include "pipelines/report.h"
 #include "tests/pipelines/tiny_run.h"
 
 namespace pretext::pipelines {
@@ -143,6 +144,35 @@ TEST_F(EvalCommandsTest, ExportedWeightsInitialiseTheSameEncoder) {
     EXPECT_NE(message.find("' has shape [8"), std::string::npos) << message;
     EXPECT_NE(message.find("the encoder's is [16"), std::string::npos) << message;
   }
+}
+
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(EvalCommandsTest, TheReportIsOneSelfContainedPageOfTheRun) {
+  // A ViT run, so that the report carries attention maps too.
+  const auto cfg = config(runs_ / "r",
+                          {"train.max_steps=3", "probe.lr=[0.001, 0.1]", "probe.epochs=2"},
+                          "  backbone: vit\n  image_size: 16\n  patch_size: 4\n  dim: 16\n"
+                          "  depth: 2\n  heads: 2\n");
+  pretrain(cfg, false, "", log_);
+  knn(cfg, EncoderSource{}, "", log_);
+  probe(cfg, EncoderSource{}, "", log_);
+  const auto path = write_report(cfg, log_);
+  EXPECT_EQ(path, runs_ / "r/report.html");
+  std::ifstream in(path);
+  const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const char* part : {"<h2>Pretraining</h2>", "alt=\"augmented views\"", "<h2>Attention</h2>",
+                           "alt=\"attention maps\"", "<h2>k-NN</h2>", "<svg", "backbone: vit"})
+    EXPECT_NE(html.find(part), std::string::npos) << part;
+  EXPECT_EQ(count_of(html, "data:image/png;base64,"), 2u);
+  // Fine-tuning has not run; nothing is fetched from elsewhere.
+  EXPECT_NE(html.find("pretext finetune"), std::string::npos);
+  EXPECT_EQ(html.find("src=\"http"), std::string::npos);
+  EXPECT_EQ(html.find("href=\"http"), std::string::npos);
 }
 
 }  // namespace

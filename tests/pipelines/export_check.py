@@ -3,8 +3,9 @@
     export_check.py DIR
 
 DIR/resnet18.pt must load into torchvision's resnet18 (fc removed) with strict key matching,
-and DIR/small.pt into a torchvision-layout ResNet with a 3x3 stem and widths 16-32-64-128; both
-must reproduce the outputs pretext computed (DIR/*_io.pt). Then writes DIR/from_python.pt, a
+DIR/small.pt into a torchvision-layout ResNet with a 3x3 stem and widths 16-32-64-128, and
+DIR/vit_mean.pt / DIR/vit_cls.pt into a ViT written here in timm's layout (timm itself is not in
+Debian); all must reproduce the outputs pretext computed (DIR/*_io.pt). Then writes DIR/from_python.pt, a
 torchvision resnet18 state dict saved the usual way, and DIR/from_python_io.pt for the reverse.
 """
 import sys
@@ -29,6 +30,58 @@ def small_resnet18():
     return model
 
 
+class Block(nn.Module):
+    """timm's pre-norm transformer block: names norm1, attn.qkv, attn.proj, norm2, mlp.fc1/fc2."""
+
+    def __init__(self, dim, heads, hidden):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = nn.Module()
+        self.attn.qkv = nn.Linear(dim, 3 * dim)
+        self.attn.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Module()
+        self.mlp.fc1 = nn.Linear(dim, hidden)
+        self.mlp.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.attn.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attention = (q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5).softmax(-1)
+        x = x + self.attn.proj((attention @ v).transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp.fc2(nn.functional.gelu(self.mlp.fc1(self.norm2(x))))
+
+
+class ViT(nn.Module):
+    """timm's VisionTransformer(num_classes=0): global_pool "token" keeps norm and the class
+    token, "avg" averages the patch tokens and uses fc_norm."""
+
+    def __init__(self, size, patch, channels, dim, depth, heads, mlp_ratio, class_token):
+        super().__init__()
+        self.class_token = class_token
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(channels, dim, patch, patch)
+        tokens = (size // patch) ** 2 + (1 if class_token else 0)
+        if class_token:
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))
+        self.blocks = nn.ModuleList(Block(dim, heads, int(dim * mlp_ratio)) for _ in range(depth))
+        if class_token:
+            self.norm = nn.LayerNorm(dim, eps=1e-6)
+        else:
+            self.fc_norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x):
+        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        if self.class_token:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+        x = x + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)[:, 0] if self.class_token else self.fc_norm(x.mean(1))
+
+
 def check(folder, name, model):
     model.fc = nn.Identity()
     state = torch.load(f"{folder}/{name}.pt")
@@ -47,6 +100,8 @@ def main():
     folder = sys.argv[1]
     check(folder, "resnet18", torchvision.models.resnet18())
     check(folder, "small", small_resnet18())
+    check(folder, "vit_mean", ViT(28, 4, 1, 128, 4, 4, 2, class_token=False))
+    check(folder, "vit_cls", ViT(32, 8, 3, 64, 2, 4, 4, class_token=True))
     torch.manual_seed(0)
     model = torchvision.models.resnet18()
     with torch.no_grad():

@@ -6,6 +6,7 @@
 
 #include "base/errors.h"
 #include "methods/resnet.h"
+#include "methods/vit.h"
 #include "pipelines/checkpoint.h"
 #include "pipelines/export.h"
 #include "tests/io/test_data.h"
@@ -105,7 +106,7 @@ TEST(Export, NamesTheKeyThatDoesNotFit) {
 }
 
 // Python's torch and torchvision open what pretext exports, and pretext opens what they save.
-TEST(Export, RoundTripsThroughPythonTorchvision) {
+TEST(Export, RoundTripsThroughPythonTorchvisionAndTimmLayouts) {
   std::string output;
   if (testing::run_command("/usr/bin/python3 -c 'import torch, torchvision'", &output) != 0)
     GTEST_SKIP() << "Debian's python3-torch / python3-torchvision are not installed "
@@ -116,14 +117,42 @@ TEST(Export, RoundTripsThroughPythonTorchvision) {
   const std::vector<std::pair<std::string, ResNetOptions>> models = {
       {"resnet18", ResNetOptions(18)},
       {"small", ResNetOptions(18).in_channels(1).width_multiplier(0.25).small_stem(true)}};
-  for (const auto& [name, options] : models) {
-    auto net = random_resnet(options, 6);
-    save_state_dict(dir / (name + ".pt"), *net);
-    const auto input = torch::randn({2, options.in_channels(), 32, 32});
+  const auto save = [&](const std::string& name, methods::BackboneImpl& net, int64_t channels,
+                        int64_t size) {
+    save_state_dict(dir / (name + ".pt"), net);
+    const auto input = torch::randn({2, channels, size, size});
     c10::Dict<std::string, torch::Tensor> io;
     io.insert("input", input);
-    io.insert("output", net->forward(input));
+    io.insert("output", net.forward(input));
     save_pickle(dir / (name + "_io.pt"), io);
+  };
+  for (const auto& [name, options] : models)
+    save(name, *random_resnet(options, 6), options.in_channels(), 32);
+  // The quality benchmark's MAE encoder (mean of patch tokens, fixed positions) and a ViT with a
+  // class token and learned positions; export_check.py builds both in timm's layout.
+  const std::vector<std::pair<std::string, methods::ViTOptions>> vits = {
+      {"vit_mean", methods::ViTOptions()
+                       .image_size(28)
+                       .patch_size(4)
+                       .in_channels(1)
+                       .dim(128)
+                       .depth(4)
+                       .heads(4)
+                       .mlp_ratio(2)
+                       .class_token(false)
+                       .pool("mean")
+                       .position_embedding("sincos")},
+      {"vit_cls",
+       methods::ViTOptions().image_size(32).patch_size(8).in_channels(3).dim(64).depth(2).heads(
+           4)}};
+  for (const auto& [name, options] : vits) {
+    torch::manual_seed(8);
+    methods::ViT vit(options);
+    torch::NoGradGuard no_grad;
+    for (auto& p : vit->parameters())
+      if (p.requires_grad()) p.add_(torch::randn_like(p) * 0.1);  // norms away from 1 / 0
+    vit->eval();
+    save(name, *vit, options.in_channels(), options.image_size());
   }
   const std::string script = std::string(PRETEXT_SOURCE_DIR) + "/tests/pipelines/export_check.py";
   ASSERT_EQ(testing::run_command("/usr/bin/python3 " + script + " " + dir.path(), &output), 0)

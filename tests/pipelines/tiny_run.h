@@ -22,7 +22,10 @@ class TinyRunTest : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete data_; }
 
-  RunConfig config(const std::string& run_dir, const std::vector<std::string>& extra = {}) const {
+  // `model`: the config's model section (a small ResNet unless given).
+  RunConfig config(const std::string& run_dir, const std::vector<std::string>& extra = {},
+                   const std::string& model =
+                       "  backbone: resnet18\n  width_multiplier: 0.125\n  small_stem: true\n") const {
     std::vector<std::string> overrides = {"run.dir=" + run_dir, "data.root=" + data_->path(),
                                           "data.split=train"};
     overrides.insert(overrides.end(), extra.begin(), extra.end());
@@ -32,10 +35,7 @@ class TinyRunTest : public ::testing::Test {
 data:
   image_size: 16
 model:
-  backbone: resnet18
-  width_multiplier: 0.125
-  small_stem: true
-method:
+)" + model + R"(method:
   name: simclr
   projection_dim: 16
 augment:

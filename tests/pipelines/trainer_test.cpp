@@ -7,9 +7,11 @@
 #include <torch/types.h>
 
 #include "base/errors.h"
+#include "methods/vit.h"
 #include "pipelines/checkpoint.h"
 #include "pipelines/commands.h"
 #include "pipelines/demo.h"
+#include "pipelines/optimizer.h"
 #include "pipelines/run_config.h"
 #include "tests/io/test_data.h"
 #include "tests/pipelines/tiny_run.h"
@@ -162,6 +164,22 @@ TEST_F(TrainerTest, WeightDecaySparesBiasesAndNormalisationWeights) {
     for (const auto& p : groups[1].params()) EXPECT_EQ(p.dim(), 1);
     EXPECT_EQ(groups[0].params().size() + groups[1].params().size(), method->parameters().size());
   }
+}
+
+TEST(DecayGroups, SpareViTClassTokenAndPositions) {
+  methods::ViT vit(methods::ViTOptions().image_size(8).patch_size(4).dim(8).depth(1).heads(2));
+  const auto groups = decay_groups(*vit, 0.1, 0.05);
+  const auto params = vit->named_parameters();
+  const auto in = [](const ParameterGroup& group, const torch::Tensor& p) {
+    for (const auto& q : group.parameters)
+      if (q.is_same(p)) return true;
+    return false;
+  };
+  EXPECT_DOUBLE_EQ(groups[0].weight_decay, 0.05);
+  EXPECT_TRUE(in(groups[0], params["blocks.0.attn.qkv.weight"]));
+  EXPECT_TRUE(in(groups[0], params["patch_embed.proj.weight"]));
+  for (const char* name : {"cls_token", "pos_embed", "norm.weight", "blocks.0.mlp.fc1.bias"})
+    EXPECT_TRUE(in(groups[1], params[name])) << name;
 }
 
 TEST_F(TrainerTest, KnnOfThePretrainedEncoderRuns) {

@@ -1,0 +1,167 @@
+#include "methods/vit.h"
+
+#include <cmath>
+
+#include <torch/nn/functional.h>
+#include <torch/nn/init.h>
+#include <torch/nn/modules/container/modulelist.h>
+
+#include "base/errors.h"
+
+namespace pretext::methods {
+namespace F = torch::nn::functional;
+
+void ViTOptions::visit_fields(FieldVisitor& visit) {
+  visit("image_size", image_size_, Check::between(1, 4096));
+  visit("patch_size", patch_size_, Check::between(1, 512));
+  visit("dim", dim_, Check::between(4, 16384));
+  visit("depth", depth_, Check::between(1, 256));
+  visit("heads", heads_, Check::between(1, 256));
+  visit("mlp_ratio", mlp_ratio_, Check::above(0));
+  visit("class_token", class_token_);
+  visit("position_embedding", position_embedding_, Check::one_of({"learned", "sincos"}));
+  visit("pool", pool_, Check::one_of({"cls", "mean"}));
+}
+
+std::optional<std::pair<std::string, std::string>> ViTOptions::mismatch() const {
+  const auto n = [](int64_t v) { return std::to_string(v); };
+  if (image_size_ % patch_size_ != 0)
+    return {{"image_size", n(image_size_) + " is not a multiple of patch_size " + n(patch_size_)}};
+  if (dim_ % heads_ != 0) return {{"dim", n(dim_) + " is not a multiple of heads " + n(heads_)}};
+  if (position_embedding_ == "sincos" && dim_ % 4 != 0)
+    return {{"dim", n(dim_) + " is not a multiple of 4, as sincos positions need"}};
+  if (pool_ == "cls" && !class_token_) return {{"pool", "cls needs class_token: true"}};
+  return std::nullopt;
+}
+
+namespace {
+
+/// MAE's initialisation: Xavier-uniform linear weights, zero biases.
+torch::nn::Linear linear(int64_t in, int64_t out) {
+  torch::nn::Linear layer(in, out);
+  torch::NoGradGuard no_grad;
+  torch::nn::init::xavier_uniform_(layer->weight);
+  layer->bias.zero_();
+  return layer;
+}
+
+torch::nn::LayerNorm layer_norm(int64_t dim) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6));  // timm's eps
+}
+
+}  // namespace
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t heads)
+    : heads_(heads),
+      qkv_(register_module("qkv", linear(dim, 3 * dim))),
+      proj_(register_module("proj", linear(dim, dim))) {}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& tokens, torch::Tensor* weights) {
+  const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
+  const int64_t head_dim = dim / heads_;
+  // [3, B, heads, N, head_dim]
+  const auto qkv =
+      qkv_(tokens).reshape({batch, count, 3, heads_, head_dim}).permute({2, 0, 3, 1, 4});
+  const auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const auto attention = q.matmul(qkv[1].transpose(-2, -1)).softmax(-1);
+  if (weights) *weights = attention;
+  return proj_(attention.matmul(qkv[2]).transpose(1, 2).reshape({batch, count, dim}));
+}
+
+BlockImpl::BlockImpl(int64_t dim, int64_t heads, int64_t hidden)
+    : norm1_(register_module("norm1", layer_norm(dim))),
+      norm2_(register_module("norm2", layer_norm(dim))),
+      attn_(register_module("attn", Attention(dim, heads))) {
+  // timm's Mlp: a submodule "mlp" holding fc1 and fc2.
+  auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
+  fc1_ = mlp->register_module("fc1", linear(dim, hidden));
+  fc2_ = mlp->register_module("fc2", linear(hidden, dim));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& tokens, torch::Tensor* weights) {
+  const auto x = tokens + attn_(norm1_(tokens), weights);
+  return x + fc2_(F::gelu(fc1_(norm2_(x))));
+}
+
+torch::Tensor sincos_position_embedding(int64_t dim, int64_t grid) {
+  const auto options = torch::TensorOptions().dtype(torch::kFloat64);
+  const int64_t quarter = dim / 4;
+  const auto omega = 1.0 / torch::pow(10000.0, torch::arange(quarter, options) / quarter);
+  const auto positions = torch::arange(grid, options);
+  const auto embed = [&](const torch::Tensor& coordinate) {
+    const auto angles = torch::outer(coordinate, omega);
+    return torch::cat({angles.sin(), angles.cos()}, 1);
+  };
+  // Token r * grid + c: the first half encodes the column c, the second the row r (MAE's order).
+  return torch::cat({embed(positions.repeat({grid})), embed(positions.repeat_interleave(grid))}, 1)
+      .to(torch::kFloat32);
+}
+
+ViTImpl::ViTImpl(const ViTOptions& options) : options_(options) {
+  if (const auto bad = options_.mismatch())
+    throw ConfigError("model." + bad->first + ": " + bad->second);
+  const int64_t dim = options_.dim(), patch = options_.patch_size();
+  auto patch_embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());
+  patch_embed_ = patch_embed->register_module(
+      "proj", torch::nn::Conv2d(
+                  torch::nn::Conv2dOptions(options_.in_channels(), dim, patch).stride(patch)));
+  torch::NoGradGuard no_grad;
+  // Xavier-uniform as for a linear layer on the flattened patch (MAE).
+  torch::nn::init::xavier_uniform_(patch_embed_->weight.view({dim, -1}));
+  patch_embed_->bias.zero_();
+  const int64_t prefix = options_.class_token() ? 1 : 0;
+  if (options_.class_token())
+    cls_token_ = register_parameter("cls_token", torch::randn({1, 1, dim}) * 0.02);
+  const int64_t tokens = prefix + options_.grid() * options_.grid();
+  if (options_.position_embedding() == "learned") {
+    pos_embed_ = register_parameter("pos_embed", torch::randn({1, tokens, dim}) * 0.02);
+  } else {
+    // A parameter that does not train, so that it is saved and exported like timm's.
+    auto fixed = torch::zeros({1, tokens, dim});
+    fixed.slice(1, prefix).copy_(sincos_position_embedding(dim, options_.grid()).unsqueeze(0));
+    pos_embed_ = register_parameter("pos_embed", fixed, /*requires_grad=*/false);
+  }
+  auto blocks = register_module("blocks", torch::nn::ModuleList());
+  const auto hidden = static_cast<int64_t>(std::llround(options_.mlp_ratio() * dim));
+  for (int64_t i = 0; i < options_.depth(); ++i) {
+    blocks_.push_back(Block(dim, options_.heads(), hidden));
+    blocks->push_back(blocks_.back());
+  }
+  norm_ = register_module(options_.pool() == "cls" ? "norm" : "fc_norm", layer_norm(dim));
+}
+
+int64_t ViTImpl::layer_of(const std::string& parameter_name) const {
+  // "blocks.3.attn.qkv.weight" -> 4; embeddings -> 0; norm / fc_norm -> with the head.
+  if (parameter_name.rfind("blocks.", 0) == 0) return std::stoll(parameter_name.substr(7)) + 1;
+  if (parameter_name.rfind("norm", 0) == 0 || parameter_name.rfind("fc_norm", 0) == 0)
+    return layer_count();
+  return 0;
+}
+
+torch::Tensor ViTImpl::tokens(const torch::Tensor& images, torch::Tensor* attention) {
+  TORCH_CHECK(images.size(2) == options_.image_size() && images.size(3) == options_.image_size(),
+              "ViT built for ", options_.image_size(), "x", options_.image_size(), " images got ",
+              images.size(2), "x", images.size(3), " (model.image_size)");
+  auto x = patch_embed_(images).flatten(2).transpose(1, 2);  // [B, patches, dim]
+  if (options_.class_token()) x = torch::cat({cls_token_.expand({x.size(0), -1, -1}), x}, 1);
+  x = x + pos_embed_;
+  for (size_t i = 0; i < blocks_.size(); ++i)
+    x = blocks_[i]->forward(x, i + 1 == blocks_.size() ? attention : nullptr);
+  return x;
+}
+
+torch::Tensor ViTImpl::forward(const torch::Tensor& images) {
+  const auto x = tokens(images);
+  if (options_.pool() == "cls") return norm_(x.select(1, 0));
+  return norm_(x.slice(1, options_.class_token() ? 1 : 0).mean(1));
+}
+
+torch::Tensor ViTImpl::attention_map(const torch::Tensor& images) {
+  torch::Tensor attention;
+  tokens(images, &attention);
+  const auto mean = attention.mean(1);  // [B, N, N], over heads
+  const auto to_patches = options_.class_token() ? mean.select(1, 0).slice(1, 1) : mean.mean(1);
+  return to_patches.reshape({images.size(0), options_.grid(), options_.grid()});
+}
+
+}  // namespace pretext::methods

@@ -1,0 +1,113 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/arg.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include "base/fields.h"
+#include "methods/backbone.h"
+
+namespace pretext::methods {
+
+/// A Vision Transformer for any number of input bands. Parameter names follow timm's
+/// VisionTransformer (patch_embed.proj, cls_token, pos_embed, blocks.N.norm1 / attn.qkv /
+/// attn.proj / norm2 / mlp.fc1 / mlp.fc2, then norm or fc_norm; no head), so an exported state
+/// dict loads into timm.create_model(..., num_classes=0) of the same shape, with
+/// global_pool="token" for pool "cls" and global_pool="avg" for pool "mean".
+///   ViT vit(ViTOptions().image_size(28).patch_size(4).dim(128).depth(4).heads(4).mlp_ratio(2));
+struct ViTOptions {
+  /// Side of the square input in pixels; a multiple of patch_size.
+  TORCH_ARG(int64_t, image_size) = 224;
+  TORCH_ARG(int64_t, patch_size) = 16;
+  TORCH_ARG(int64_t, in_channels) = 3;
+  /// Token width, blocks, attention heads (dim is a multiple of heads).
+  TORCH_ARG(int64_t, dim) = 384;
+  TORCH_ARG(int64_t, depth) = 12;
+  TORCH_ARG(int64_t, heads) = 6;
+  /// Hidden width of each block's MLP as a multiple of dim.
+  TORCH_ARG(double, mlp_ratio) = 4.0;
+  /// A learned class token ahead of the patch tokens.
+  TORCH_ARG(bool, class_token) = true;
+  /// "learned" (trained, initialised N(0, 0.02)) or "sincos" (fixed 2-D sine-cosine, as in MAE).
+  TORCH_ARG(std::string, position_embedding) = "learned";
+  /// Features: "cls" (the class token after the final norm) or "mean" (the mean of the patch
+  /// tokens, then fc_norm).
+  TORCH_ARG(std::string, pool) = "cls";
+
+ public:
+  /// The fields a config sets (in_channels comes from the data).
+  void visit_fields(FieldVisitor& visit);
+  /// The first field that does not fit the others, as {key, reason}; nullopt when all fit.
+  std::optional<std::pair<std::string, std::string>> mismatch() const;
+  int64_t grid() const { return image_size_ / patch_size_; }
+};
+
+/// Multi-head self-attention with one qkv projection (timm's Attention).
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t heads);
+  /// tokens [B, N, D] -> [B, N, D]; `weights`, when given, receives the softmax [B, heads, N, N].
+  torch::Tensor forward(const torch::Tensor& tokens, torch::Tensor* weights = nullptr);
+
+ private:
+  int64_t heads_;
+  torch::nn::Linear qkv_{nullptr}, proj_{nullptr};
+};
+TORCH_MODULE(Attention);
+
+/// Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)) with GELU.
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(int64_t dim, int64_t heads, int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& tokens, torch::Tensor* weights = nullptr);
+
+ private:
+  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
+  Attention attn_{nullptr};
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+};
+TORCH_MODULE(Block);
+
+/// The fixed 2-D sine-cosine position embedding of MAE: [grid * grid, dim], half of the channels
+/// for the row and half for the column, each sin / cos of the position at dim / 4 frequencies
+/// 1 / 10000^(i / (dim / 4)).
+torch::Tensor sincos_position_embedding(int64_t dim, int64_t grid);
+
+class ViTImpl : public BackboneImpl {
+ public:
+  /// Throws ConfigError ("model.<key>: reason") when the options do not fit together.
+  explicit ViTImpl(const ViTOptions& options);
+  torch::Tensor forward(const torch::Tensor& images) override;  // [B, C, H, W] -> [B, dim]
+  int64_t feature_dim() const override { return options_.dim(); }
+  /// Patch embedding, class token and positions are layer 0, block i is layer i + 1; the final
+  /// norm goes with the head (layer_count()), as in BEiT / MAE layer-wise decay.
+  int64_t layer_count() const override { return options_.depth() + 1; }
+  int64_t layer_of(const std::string& parameter_name) const override;
+  const ViTOptions& options() const { return options_; }
+
+  /// Tokens after the blocks, before the final norm: [B, prefix + patches, dim], where prefix is
+  /// 1 with a class token. `attention` receives the last block's [B, heads, N, N] if given.
+  torch::Tensor tokens(const torch::Tensor& images, torch::Tensor* attention = nullptr);
+  /// Per image the last block's attention to each patch, averaged over heads, as a
+  /// [B, grid, grid] map: from the class token when there is one, else averaged over all
+  /// queries. What DINO showed to outline objects without labels.
+  torch::Tensor attention_map(const torch::Tensor& images);
+
+ private:
+  ViTOptions options_;
+  torch::nn::Conv2d patch_embed_{nullptr};
+  torch::Tensor cls_token_, pos_embed_;
+  std::vector<Block> blocks_;
+  torch::nn::LayerNorm norm_{nullptr};  // "norm" for pool cls, "fc_norm" for pool mean
+};
+TORCH_MODULE(ViT);
+
+}  // namespace pretext::methods
