@@ -6,7 +6,8 @@ Converts Debian's dataset-fashion-mnist into PNG files with CSV manifests (the w
 labelled set), then for every method that has landed: pretraining on the first 20,000 training
 images (labels unused) for a wall-time budget, and on frozen features of all 60,000 / 10,000
 images k-NN (k=20), a linear probe and 1%-label fine-tuning (60 per class, seed 0). The same
-evaluations run on a randomly initialised encoder and on raw pixels. Prints one table.
+evaluations run on randomly initialised encoders (each architecture the methods use) and on raw
+pixels. Prints one table.
 
 The budget becomes a step count: a short calibration run measures pretraining images/s on this
 machine, so the learning-rate schedule ends exactly at the budget. Everything runs through the
@@ -30,8 +31,18 @@ CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
            "boot"]
 PRETRAIN_IMAGES = 20000
 BATCH = 256  # train.batch_size in fashion_mnist.yaml
-# Method name -> config overrides (the protocol's encoder for convolutional methods).
-METHODS = {"simclr": []}
+# Method name -> (config sections replacing those of fashion_mnist.yaml, --set overrides). The
+# yaml holds SimCLR's; MAE gets the protocol's ViT (patch 4, width 128, depth 4, 4 heads, MLP
+# ratio 2, features the mean of the patch tokens) and the reference recipe's crop + flip only.
+METHODS = {
+    "simclr": ({}, []),
+    "mae": ({"model": ["backbone: vit", "image_size: 28", "patch_size: 4", "dim: 128", "depth: 4",
+                       "heads: 4", "mlp_ratio: 2", "class_token: false", "pool: mean",
+                       "position_embedding: sincos"],
+             "method": ["name: mae", "mask_ratio: 0.75", "decoder_dim: 128", "decoder_depth: 2",
+                        "decoder_heads: 4"]},
+            ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
+}
 
 
 def read_idx(path):
@@ -100,15 +111,17 @@ def evaluate(binary, config, common, run_dir, source):
             read("finetune.json")["mean"]["top1"])
 
 
-def pixels_config(config, work):
-    """The protocol's config with the pixels backbone (28 x 28 = 784 values) as the encoder."""
+def variant(config, work, name, sections):
+    """The protocol's config with whole sections ({"model": [lines], ...}) replaced."""
     with open(config) as f:
         lines = f.read().split("\n")
-    start = lines.index("model:")
-    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(" "))
-    path = os.path.join(work, "pixels.yaml")
+    for section, body in sections.items():
+        start = lines.index(section + ":")
+        end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(" "))
+        lines = lines[:start] + [section + ":"] + ["  " + line for line in body] + lines[end:]
+    path = os.path.join(work, name + ".yaml")
     with open(path, "w") as f:
-        f.write("\n".join(lines[:start] + ["model:", "  backbone: pixels", "  size: 28"] + lines[end:]))
+        f.write("\n".join(lines))
     return path
 
 
@@ -117,6 +130,7 @@ def main():
     parser.add_argument("--build", default="build")
     parser.add_argument("--work", default="/tmp/pretext-fashion-mnist")
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     args = parser.parse_args()
     binary = os.path.abspath(os.path.join(args.build, "pretext"))
     config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fashion_mnist.yaml")
@@ -125,31 +139,45 @@ def main():
     common = [f"data.root={manifest}"]
 
     rows = []
-    for method, method_overrides in METHODS.items():
+    for method in args.methods:
+        sections, method_overrides = METHODS[method]
+        method_config = variant(config, args.work, method, sections) if sections else config
         run_dir = os.path.join(args.work, method)
         calibration = os.path.join(args.work, method + "-calibration")
-        base = method_overrides + [f"method.name={method}", f"data.root={pretrain_manifest}"]
+        base = method_overrides + [f"data.root={pretrain_manifest}"]
         # Calibration runs past the first epoch, whose reads fill the decoded-image cache: its wall
         # time covers start-up and that epoch, later steps go at the steady rate.
         calibration_steps = PRETRAIN_IMAGES // BATCH + 40
-        calibration_wall = pretext(binary, "pretrain", config,
+        calibration_wall = pretext(binary, "pretrain", method_config,
                                    base + [f"run.dir={calibration}", f"train.max_steps={calibration_steps}"])
         rate = images_per_s(calibration, first_epoch=1)
         steps = calibration_steps + int((args.minutes * 60 - calibration_wall) * rate / BATCH)
-        wall = pretext(binary, "pretrain", config, base + [f"run.dir={run_dir}", f"train.max_steps={steps}"])
-        scores = evaluate(binary, config, common + method_overrides, run_dir, [])
+        wall = pretext(binary, "pretrain", method_config, base + [f"run.dir={run_dir}", f"train.max_steps={steps}"])
+        scores = evaluate(binary, method_config, common + method_overrides, run_dir, [])
         rows.append((method, scores, wall, steps * BATCH, images_per_s(run_dir)))
-    for name, encoder_config in (("random-init", config), ("raw pixels", pixels_config(config, args.work))):
+    # Random initialisation of each encoder architecture the methods used (the ViT is the fair
+    # baseline for MAE, the ResNet for the others), then raw pixels.
+    baselines, encoders = [], {}
+    for method in args.methods:
+        model = METHODS[method][0].get("model")
+        encoders.setdefault("resnet" if model is None else "vit", (method, model))
+    for encoder, (method, model) in encoders.items():
+        sections = {} if model is None else {"model": model, "method": METHODS[method][0]["method"]}
+        baselines.append((f"random-init {encoder}",
+                          variant(config, args.work, f"random-init-{encoder}", sections) if sections else config,
+                          METHODS[method][1]))
+    baselines.append(("raw pixels", variant(config, args.work, "pixels", {"model": ["backbone: pixels", "size: 28"]}), []))
+    for name, encoder_config, overrides in baselines:
         run_dir = os.path.join(args.work, name.replace(" ", "-"))
-        rows.append((name, evaluate(binary, encoder_config, common, run_dir, ["--random-init"]),
+        rows.append((name, evaluate(binary, encoder_config, common + overrides, run_dir, ["--random-init"]),
                      None, 0, None))
 
     print(f"\nFashion-MNIST, pretraining budget {args.minutes:g} min on {os.cpu_count()} cores; "
           "top-1 on the 10,000 test images")
-    print(f"{'encoder':<14}{'k-NN k=20':>10}{'linear':>9}{'1% fine-tune':>14}"
+    print(f"{'encoder':<19}{'k-NN k=20':>10}{'linear':>9}{'1% fine-tune':>14}"
           f"{'pretrain':>11}{'images seen':>13}{'images/s':>10}")
     for name, (knn, linear, finetune), wall, seen, rate in rows:
-        print(f"{name:<14}{knn:>10.4f}{linear:>9.4f}{finetune:>14.4f}"
+        print(f"{name:<19}{knn:>10.4f}{linear:>9.4f}{finetune:>14.4f}"
               f"{(f'{wall / 60:.1f} min' if wall else '-'):>11}{(seen or '-'):>13}"
               f"{(f'{rate:.0f}' if rate else '-'):>10}")
 

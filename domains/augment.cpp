@@ -171,13 +171,13 @@ torch::Tensor normalise(const torch::Tensor& batch, const std::vector<double>& m
   return (x - per_band(mean, x.size(1), x)) / per_band(std, x.size(1), x);
 }
 
-std::vector<torch::Tensor> TwoViewAugment::operator()(const torch::Tensor& batch, uint64_t seed,
-                                                      int64_t step) const {
+std::vector<torch::Tensor> ViewAugment::operator()(const torch::Tensor& batch, uint64_t seed,
+                                                   int64_t step, int64_t count) const {
   auto generator =
       at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
-  auto first = augment_(batch, generator);
-  auto second = augment_(batch, generator);
-  return {first, second};
+  std::vector<torch::Tensor> views;
+  for (int64_t i = 0; i < count; ++i) views.push_back(augment_(batch, generator));
+  return views;
 }
 
 }  // namespace pretext::domains

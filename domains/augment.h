@@ -83,13 +83,15 @@ class Augment {
   AugmentOptions options_;
 };
 
-/// Two independently drawn views of every image: the generic preset for contrastive methods.
-class TwoViewAugment {
+/// Independently drawn views of every image: two for contrastive methods, one for masked image
+/// modelling.
+class ViewAugment {
  public:
-  explicit TwoViewAugment(AugmentOptions options) : augment_(std::move(options)) {}
+  explicit ViewAugment(AugmentOptions options) : augment_(std::move(options)) {}
   /// The views of training step `step` of a run seeded with `seed`: the same on every run and
   /// every resume, with no generator state to carry.
-  std::vector<at::Tensor> operator()(const at::Tensor& batch, uint64_t seed, int64_t step) const;
+  std::vector<at::Tensor> operator()(const at::Tensor& batch, uint64_t seed, int64_t step,
+                                     int64_t count = 2) const;
   const Augment& augment() const { return augment_; }
 
  private:

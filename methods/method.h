@@ -22,6 +22,8 @@ class MethodImpl : public torch::nn::Module {
  public:
   /// Views of one batch, as the method's augmentation preset made them ([B, C, H, W] each).
   virtual StepOutput step(const std::vector<torch::Tensor>& views) = 0;
+  /// Augmented views per image that `step` takes.
+  virtual int64_t view_count() const { return 2; }
   /// Called after every optimiser step (EMA teachers, momentum schedules); `step` counts from 1.
   virtual void after_optimizer_step(int64_t /*step*/, int64_t /*total_steps*/) {}
   /// The encoder that evaluation, fine-tuning and export use.

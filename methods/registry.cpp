@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/errors.h"
+#include "methods/mae.h"
 #include "methods/pixels.h"
 #include "methods/resnet.h"
 #include "methods/simclr.h"
@@ -50,8 +51,16 @@ class MethodOf : public MethodSpec {
     return std::make_shared<Impl>(std::move(backbone), options_);
   }
 
- private:
+ protected:
   Options options_;
+};
+
+class MaeSpec : public MethodOf<MaeOptions, MaeImpl> {
+ public:
+  std::optional<std::pair<std::string, std::string>> mismatch(
+      const std::string& backbone) const override {
+    return options_.mismatch(backbone);
+  }
 };
 
 std::unique_ptr<BackboneSpec> resnet(int64_t depth) {
@@ -85,6 +94,7 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
   static const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpec>()>>>
       list = {
           {"simclr", [] { return std::make_unique<MethodOf<SimClrOptions, SimClrImpl>>(); }},
+          {"mae", [] { return std::make_unique<MaeSpec>(); }},
       };
   return list;
 }

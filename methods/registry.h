@@ -33,6 +33,12 @@ class MethodSpec {
   virtual ~MethodSpec() = default;
   virtual void visit_fields(FieldVisitor& visit) = 0;
   virtual std::shared_ptr<MethodImpl> build(std::shared_ptr<BackboneImpl> backbone) const = 0;
+  /// The first field that does not fit the others or the backbone named `backbone`, as
+  /// {key, reason}; nullopt when all fit.
+  virtual std::optional<std::pair<std::string, std::string>> mismatch(
+      const std::string& /*backbone*/) const {
+    return std::nullopt;
+  }
 };
 
 /// Throws ConfigError listing the known names when `name` is not one of them.

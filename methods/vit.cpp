@@ -139,15 +139,27 @@ int64_t ViTImpl::layer_of(const std::string& parameter_name) const {
 }
 
 torch::Tensor ViTImpl::tokens(const torch::Tensor& images, torch::Tensor* attention) {
+  const auto patches = patch_tokens(images);
+  return run_blocks(torch::cat({prefix_tokens(images.size(0)), patches}, 1), attention);
+}
+
+torch::Tensor ViTImpl::patch_tokens(const torch::Tensor& images) {
   TORCH_CHECK(images.size(2) == options_.image_size() && images.size(3) == options_.image_size(),
               "ViT built for ", options_.image_size(), "x", options_.image_size(), " images got ",
               images.size(2), "x", images.size(3), " (model.image_size)");
-  auto x = patch_embed_(images).flatten(2).transpose(1, 2);  // [B, patches, dim]
-  if (options_.class_token()) x = torch::cat({cls_token_.expand({x.size(0), -1, -1}), x}, 1);
-  x = x + pos_embed_;
+  return patch_embed_(images).flatten(2).transpose(1, 2) + pos_embed_.slice(1, prefix_count());
+}
+
+torch::Tensor ViTImpl::prefix_tokens(int64_t batch) {
+  if (!options_.class_token())
+    return torch::zeros({batch, 0, options_.dim()}, pos_embed_.options());
+  return (cls_token_ + pos_embed_.slice(1, 0, 1)).expand({batch, -1, -1});
+}
+
+torch::Tensor ViTImpl::run_blocks(torch::Tensor tokens, torch::Tensor* attention) {
   for (size_t i = 0; i < blocks_.size(); ++i)
-    x = blocks_[i]->forward(x, i + 1 == blocks_.size() ? attention : nullptr);
-  return x;
+    tokens = blocks_[i]->forward(tokens, i + 1 == blocks_.size() ? attention : nullptr);
+  return tokens;
 }
 
 torch::Tensor ViTImpl::forward(const torch::Tensor& images) {

@@ -96,6 +96,16 @@ class ViTImpl : public BackboneImpl {
   /// Tokens after the blocks, before the final norm: [B, prefix + patches, dim], where prefix is
   /// 1 with a class token. `attention` receives the last block's [B, heads, N, N] if given.
   torch::Tensor tokens(const torch::Tensor& images, torch::Tensor* attention = nullptr);
+  /// The pieces of `tokens`, for methods that drop tokens between them (MAE):
+  /// patch embeddings with their positions [B, patches, dim] ...
+  torch::Tensor patch_tokens(const torch::Tensor& images);
+  /// ... the class token with its position [B, 1, dim], or [B, 0, dim] without one ...
+  torch::Tensor prefix_tokens(int64_t batch);
+  /// ... the blocks over any token sequence, and the final norm, token-wise.
+  torch::Tensor run_blocks(torch::Tensor tokens, torch::Tensor* attention = nullptr);
+  torch::Tensor final_norm(const torch::Tensor& tokens) { return norm_(tokens); }
+  int64_t prefix_count() const { return options_.class_token() ? 1 : 0; }
+
   /// Per image the last block's attention to each patch, averaged over heads, as a
   /// [B, grid, grid] map: from the class token when there is one, else averaged over all
   /// queries. What DINO showed to outline objects without labels.

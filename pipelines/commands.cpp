@@ -222,7 +222,7 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
   g_interrupted = 0;
   auto previous = std::signal(SIGINT, on_interrupt);
   const auto result = trainer.fit(
-      dataset, domains::TwoViewAugment(config.augment),
+      dataset, domains::ViewAugment(config.augment),
       io::LoaderOptions().workers(config.data.workers()).prefetch(config.data.prefetch()),
       [](int64_t) { return g_interrupted != 0; });
   std::signal(SIGINT, previous);

@@ -205,7 +205,7 @@ torch::Tensor first_images(const RunConfig& config, const io::ImageDataset& data
 std::string views_section(const RunConfig& config, RunLog& log) {
   const auto dataset = open_dataset(config, true, log);
   const auto originals = first_images(config, *dataset);
-  const auto views = domains::TwoViewAugment(config.augment)(originals, config.run.seed(), 0);
+  const auto views = domains::ViewAugment(config.augment)(originals, config.run.seed(), 0);
   const auto shown = [&](const torch::Tensor& normalised) {
     // Back to [0, 1]: x * std + mean per band.
     const auto& mean = config.augment.mean();

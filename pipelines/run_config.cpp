@@ -60,6 +60,8 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
   file->read_section("probe", [&](FieldVisitor& v) { config.probe.visit_fields(v); });
   file->read_section("finetune", [&](FieldVisitor& v) { config.finetune.visit_fields(v); });
 
+  if (const auto bad = config.method->mismatch(config.backbone_name))
+    require(false, *file, "method", bad->first, bad->second);
   if (const auto bad = config.backbone->mismatch())
     require(false, *file, "model", bad->first, bad->second);
   if (const int64_t size = config.backbone->input_size(); size > 0) {

@@ -107,7 +107,7 @@ void Trainer::open_metrics(bool resuming) {
 }
 
 TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
-                         const domains::TwoViewAugment& augment, io::LoaderOptions loader_options,
+                         const domains::ViewAugment& augment, io::LoaderOptions loader_options,
                          const std::function<bool(int64_t)>& should_stop) {
   std::error_code error;
   fs::create_directories(context_.run_dir, error);
@@ -140,7 +140,7 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
       const auto images = batch->pixels.to(context_.device, /*non_blocking=*/true);
       const double lr = lr_at(state_.step, total);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
-      auto views = augment(images, context_.seed, state_.step);
+      auto views = augment(images, context_.seed, state_.step, method_->view_count());
       for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
       auto out = method_->step(views);
       optimizer_->zero_grad();

@@ -109,8 +109,8 @@ TEST(Augment, BlurSmoothsOnlyTheChosenSamples) {
   EXPECT_TRUE(torch::allclose(augment.apply(flat, one), flat, 1e-5, 1e-5));
 }
 
-TEST(TwoViewAugment, ViewsDependOnSeedAndStepOnly) {
-  const TwoViewAugment augment(AugmentOptions().size(16));
+TEST(ViewAugment, ViewsDependOnSeedAndStepOnly) {
+  const ViewAugment augment(AugmentOptions().size(16));
   const auto batch = torch::rand({4, 3, 20, 20});
   const auto a = augment(batch, 1, 10);
   const auto b = augment(batch, 1, 10);

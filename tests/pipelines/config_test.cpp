@@ -71,7 +71,13 @@ TEST(RunConfig, ErrorsNameFileLineAndKey) {
             "run.yaml:3: trian: unknown section (known: run, data, augment, model, method, train, "
             "eval, probe, finetune)");
   EXPECT_EQ(error_of(base + "method:\n  name: simclrr\n"),
-            "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr)");
+            "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr, mae)");
+  EXPECT_EQ(error_of(base + "method:\n  name: mae\n"),
+            "run.yaml:4: method.name: mae needs model.backbone: vit, not resnet18");
+  EXPECT_EQ(error_of(base + "model:\n  backbone: vit\n  image_size: 30\n  patch_size: 4\n"),
+            "run.yaml:5: model.image_size: 30 is not a multiple of patch_size 4");
+  EXPECT_EQ(error_of(base + "model:\n  backbone: vit\n  image_size: 64\n  patch_size: 4\n"),
+            "run.yaml: augment.size: 32, but the encoder takes 64x64 images (model.image_size)");
   EXPECT_EQ(error_of(base + "train: 5\n"),
             "run.yaml:3: train: expected a mapping of keys, got '5'");
   EXPECT_EQ(error_of("run:\n  seed: 1\n"),

@@ -28,7 +28,7 @@ double fixed_view_loss(methods::MethodImpl& method, const RunConfig& cfg,
                        const io::ImageDataset& dataset) {
   std::vector<torch::Tensor> images;
   for (int64_t i = 0; i < 32; ++i) images.push_back(dataset.get(i).pixels);
-  const auto views = domains::TwoViewAugment(cfg.augment)(torch::stack(images), 99, 0);
+  const auto views = domains::ViewAugment(cfg.augment)(torch::stack(images), 99, 0);
   torch::NoGradGuard no_grad;
   return method.step(views).loss.item<double>();
 }
@@ -64,7 +64,7 @@ TEST_F(TrainerTest, ResumeAfterAnInterruptionGivesTheSameWeights) {
   // 3 steps per epoch; the interruption at step 4 falls mid-epoch.
   const auto straight_cfg = config(runs_ / "straight", {"train.epochs=3"});
   const auto dataset = open_dataset(straight_cfg, true, log_);
-  const domains::TwoViewAugment augment(straight_cfg.augment);
+  const domains::ViewAugment augment(straight_cfg.augment);
   const auto loader = io::LoaderOptions().workers(2);
   const auto make = [&](const RunConfig& cfg) {
     TrainerContext context;
