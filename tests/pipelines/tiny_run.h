@@ -22,10 +22,10 @@ class TinyRunTest : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete data_; }
 
-  // `model`: the config's model section (a small ResNet unless given).
+  // `model` / `method`: the config's sections (a small ResNet and SimCLR unless given).
   RunConfig config(const std::string& run_dir, const std::vector<std::string>& extra = {},
-                   const std::string& model =
-                       "  backbone: resnet18\n  width_multiplier: 0.125\n  small_stem: true\n") const {
+                   const std::string& model = kResNet,
+                   const std::string& method = "  name: simclr\n  projection_dim: 16\n") const {
     std::vector<std::string> overrides = {"run.dir=" + run_dir, "data.root=" + data_->path(),
                                           "data.split=train"};
     overrides.insert(overrides.end(), extra.begin(), extra.end());
@@ -35,10 +35,8 @@ class TinyRunTest : public ::testing::Test {
 data:
   image_size: 16
 model:
-)" + model + R"(method:
-  name: simclr
-  projection_dim: 16
-augment:
+)" + model + "method:\n" + method +
+                                R"(augment:
   size: 16
 train:
   batch_size: 16
@@ -68,6 +66,10 @@ eval:
     return out;
   }
 
+  static constexpr const char* kResNet =
+      "  backbone: resnet18\n  width_multiplier: 0.125\n  small_stem: true\n";
+  static constexpr const char* kViT =
+      "  backbone: vit\n  image_size: 16\n  patch_size: 4\n  dim: 16\n  depth: 2\n  heads: 2\n";
   inline static testing::TempDir* data_ = nullptr;
   testing::TempDir runs_;
   RunLog log_;

@@ -21,7 +21,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-using TrainerTest = TinyRunTest;
+class TrainerTest : public TinyRunTest {
+ protected:
+  void expect_resume_is_exact(const std::string& model,
+                              const std::string& method = "  name: simclr\n  projection_dim: 16\n");
+};
 
 // The SimCLR loss of `method` on one fixed pair of augmented views of the first 32 tiles.
 double fixed_view_loss(methods::MethodImpl& method, const RunConfig& cfg,
@@ -60,9 +64,11 @@ std::map<std::string, torch::Tensor> state_of(methods::MethodImpl& method) {
   return state;
 }
 
-TEST_F(TrainerTest, ResumeAfterAnInterruptionGivesTheSameWeights) {
+// Runs 9 steps straight and 4 + 5 with an interruption, with the given model and method sections.
+void TrainerTest::expect_resume_is_exact(const std::string& model,
+                                         const std::string& method_section) {
   // 3 steps per epoch; the interruption at step 4 falls mid-epoch.
-  const auto straight_cfg = config(runs_ / "straight", {"train.epochs=3"});
+  const auto straight_cfg = config(runs_ / "straight", {"train.epochs=3"}, model, method_section);
   const auto dataset = open_dataset(straight_cfg, true, log_);
   const domains::ViewAugment augment(straight_cfg.augment);
   const auto loader = io::LoaderOptions().workers(2);
@@ -78,7 +84,7 @@ TEST_F(TrainerTest, ResumeAfterAnInterruptionGivesTheSameWeights) {
   auto [straight, straight_trainer] = make(straight_cfg);
   EXPECT_EQ(straight_trainer->fit(dataset, augment, loader).steps, 9);
 
-  const auto split_cfg = config(runs_ / "split", {"train.epochs=3"});
+  const auto split_cfg = config(runs_ / "split", {"train.epochs=3"}, model, method_section);
   {
     auto [first, first_trainer] = make(split_cfg);
     const auto result =
@@ -100,6 +106,14 @@ TEST_F(TrainerTest, ResumeAfterAnInterruptionGivesTheSameWeights) {
     EXPECT_TRUE(torch::equal(tensor, actual.at(name))) << name;
   // The metrics of the resumed run are those of the straight run, step for step.
   EXPECT_EQ(losses(runs_ / "straight"), losses(runs_ / "split"));
+}
+
+TEST_F(TrainerTest, ResumeAfterAnInterruptionGivesTheSameWeights) {
+  expect_resume_is_exact(kResNet);
+}
+
+TEST_F(TrainerTest, MaeResumesExactlyWithTheSameMasks) {
+  expect_resume_is_exact(kViT, "  name: mae\n  decoder_dim: 16\n  decoder_depth: 1\n");
 }
 
 TEST_F(TrainerTest, ResumeRefusesAnotherConfigAndACorruptCheckpoint) {
