@@ -82,8 +82,8 @@ class Trainer {
   void resume();
   /// Trains until the step budget is spent or `should_stop(step)` says so after a step (then a
   /// checkpoint is written and the result says interrupted).
-  TrainResult fit(std::shared_ptr<const io::Dataset> dataset,
-                  const domains::ViewAugment& augment, io::LoaderOptions loader_options,
+  TrainResult fit(std::shared_ptr<const io::Dataset> dataset, const domains::ViewAugment& augment,
+                  io::LoaderOptions loader_options,
                   const std::function<bool(int64_t)>& should_stop = {});
 
   /// Learning rate of optimiser step `step` (0-based) of `total_steps`.

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include <gtest/gtest.h>
+#include <torch/nn/utils/convert_parameters.h>
 #include <torch/types.h>
 
 #include "base/errors.h"
@@ -8,12 +9,6 @@
 
 namespace pretext::methods {
 namespace {
-
-int64_t parameter_count(torch::nn::Module& module) {
-  int64_t count = 0;
-  for (const auto& p : module.parameters()) count += p.numel();
-  return count;
-}
 
 ViTOptions tiny() {
   return ViTOptions()
@@ -30,7 +25,7 @@ TEST(ViT, ViTSmallMatchesTimmsParameterCountAndNames) {
   // timm's vit_small_patch16_224: 22,050,664 parameters, of which the 1000-class head holds
   // 385,000.
   ViT vit(ViTOptions{});
-  EXPECT_EQ(parameter_count(*vit), 22050664 - 385000);
+  EXPECT_EQ(torch::nn::utils::parameters_to_vector(vit->parameters()).numel(), 22050664 - 385000);
   EXPECT_EQ(vit->feature_dim(), 384);
   const auto params = vit->named_parameters();
   for (const char* name :

@@ -154,10 +154,10 @@ size_t count_of(const std::string& text, const std::string& part) {
 
 TEST_F(EvalCommandsTest, TheReportIsOneSelfContainedPageOfTheRun) {
   // A ViT run, so that the report carries attention maps too.
-  const auto cfg = config(runs_ / "r",
-                          {"train.max_steps=3", "probe.lr=[0.001, 0.1]", "probe.epochs=2"},
-                          "  backbone: vit\n  image_size: 16\n  patch_size: 4\n  dim: 16\n"
-                          "  depth: 2\n  heads: 2\n");
+  const auto cfg =
+      config(runs_ / "r", {"train.max_steps=3", "probe.lr=[0.001, 0.1]", "probe.epochs=2"},
+             "  backbone: vit\n  image_size: 16\n  patch_size: 4\n  dim: 16\n"
+             "  depth: 2\n  heads: 2\n");
   pretrain(cfg, false, "", log_);
   knn(cfg, EncoderSource{}, "", log_);
   probe(cfg, EncoderSource{}, "", log_);
