@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include <torch/types.h>
 
@@ -243,27 +244,46 @@ std::string extract(const RunConfig& config, const EncoderSource& source, const 
   return path;
 }
 
+namespace {
+
+/// eval_split with the run seed; its errors name `where`, the data root or feature file.
+EvalSplit split_of(const RunConfig& config, const std::vector<int64_t>& labels,
+                   const std::vector<std::string>& splits, bool need_val,
+                   const std::string& where) {
+  try {
+    return eval_split(labels, splits, config.eval, static_cast<uint64_t>(config.run.seed()),
+                      need_val);
+  } catch (const InputError& e) {
+    throw InputError(where + ": " + e.what());
+  }
+}
+
+/// k-NN of the set's test split against its train split, as the config's eval section says.
+std::pair<EvalSplit, std::vector<KnnScore>> knn_of(const RunConfig& config, const FeatureSet& set,
+                                                   const std::string& where) {
+  auto split = split_of(config, set.label_list(), set.splits, false, where);
+  auto scores = knn_classify(set.features_of(split.train), set.labels_of(split.train),
+                             set.features_of(split.test), set.labels_of(split.test), config.eval,
+                             static_cast<int64_t>(set.class_names.size()));
+  return {std::move(split), std::move(scores)};
+}
+
+}  // namespace
+
 std::vector<KnnScore> evaluate_knn(const RunConfig& config, methods::BackboneImpl& encoder,
                                    std::shared_ptr<const io::ImageDataset> dataset) {
   const auto set = extract_feature_set(encoder, dataset, config.augment.mean(),
                                        config.augment.std(), torch::Device(config.run.device()),
                                        config.eval.batch_size(), config.data.workers());
-  const auto split = eval_split(set.label_list(), set.splits, config.eval,
-                                static_cast<uint64_t>(config.run.seed()), false);
-  return knn_classify(set.features_of(split.train), set.labels_of(split.train),
-                      set.features_of(split.test), set.labels_of(split.test), config.eval,
-                      static_cast<int64_t>(set.class_names.size()));
+  return knn_of(config, set, config.data.root()).second;
 }
 
 std::vector<KnnScore> knn(const RunConfig& config, const EncoderSource& source,
                           const std::string& features, RunLog& log) {
   start_command(config, log);
   const auto set = feature_set(config, source, features, log);
-  const auto split = eval_split(set.label_list(), set.splits, config.eval,
-                                static_cast<uint64_t>(config.run.seed()), false);
-  const auto scores = knn_classify(set.features_of(split.train), set.labels_of(split.train),
-                                   set.features_of(split.test), set.labels_of(split.test),
-                                   config.eval, static_cast<int64_t>(set.class_names.size()));
+  const auto [split, scores] =
+      knn_of(config, set, features.empty() ? config.data.root() : features);
   const std::string dir = config.run.dir();
   const std::string encoder = features.empty() ? source.describe(config) : features;
   std::ofstream csv(dir + "/knn.csv", std::ios::trunc);
@@ -290,8 +310,8 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
   start_command(config, log);
   const auto set = feature_set(config, source, features, log);
   const bool sweep = config.probe.heads() > 1;
-  const auto split = eval_split(set.label_list(), set.splits, config.eval,
-                                static_cast<uint64_t>(config.run.seed()), sweep);
+  const auto split = split_of(config, set.label_list(), set.splits, sweep,
+                              features.empty() ? config.data.root() : features);
   const auto part = [&](const std::vector<int64_t>& indices) {
     return indices.empty() ? LabelledFeatures{}
                            : LabelledFeatures{set.features_of(indices), set.labels_of(indices)};
@@ -360,8 +380,7 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
     splits.push_back(dataset->catalog().items()[i].split);
   }
   const auto& options = config.finetune;
-  const auto split = eval_split(labels, splits, config.eval,
-                                static_cast<uint64_t>(config.run.seed()), options.validate());
+  const auto split = split_of(config, labels, splits, options.validate(), config.data.root());
   FinetuneContext context;
   context.dataset = dataset;
   context.make_encoder = [&] {

@@ -146,6 +146,20 @@ TEST_F(EvalCommandsTest, ExportedWeightsInitialiseTheSameEncoder) {
   }
 }
 
+TEST_F(EvalCommandsTest, AMissingSplitNamesTheDataAndTheSplit) {
+  const auto cfg = config(runs_ / "s", {"eval.test_split=val"});
+  try {
+    knn(cfg, EncoderSource{{}, {}, true}, "", log_);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(
+        std::string(e.what()).rfind(
+            cfg.data.root() + ": the data set has 48 labelled 'train', 0 labelled 'val' images", 0),
+        0u)
+        << e.what();
+  }
+}
+
 size_t count_of(const std::string& text, const std::string& part) {
   size_t n = 0;
   for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
