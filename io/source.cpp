@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "base/errors.h"
+#include "io/dicom.h"
 #include "io/gdal_raster.h"
 
 namespace pretext::io {
@@ -48,7 +49,7 @@ double full_scale(DataType type) {
 Format detect_format(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw InputError(path + ": cannot open (" + std::strerror(errno) + ")");
-  unsigned char head[8] = {};
+  unsigned char head[132] = {};
   file.read(reinterpret_cast<char*>(head), sizeof head);
   const auto starts_with = [&](std::initializer_list<unsigned char> magic) {
     return static_cast<size_t>(file.gcount()) >= magic.size() &&
@@ -60,6 +61,9 @@ Format detect_format(const std::string& path) {
     return Format::kTiff;
   if (starts_with({0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'})) return Format::kPng;
   if (starts_with({0xff, 0xd8, 0xff})) return Format::kJpeg;
+  // DICOM Part 10: a 128-byte preamble, then "DICM".
+  if (file.gcount() == sizeof head && std::equal(head + 128, head + 132, "DICM"))
+    return Format::kDicom;
   return Format::kUnknown;
 }
 
@@ -69,10 +73,12 @@ std::unique_ptr<Source> open(const std::string& path) {
     case Format::kPng:
     case Format::kJpeg:
       return std::make_unique<GdalRaster>(path);
+    case Format::kDicom:
+      return std::make_unique<DicomImage>(path);
     case Format::kUnknown:
       break;
   }
-  throw InputError(path + ": not an image format pretext reads (GeoTIFF/TIFF, PNG, JPEG)");
+  throw InputError(path + ": not an image format pretext reads (GeoTIFF/TIFF, PNG, JPEG, DICOM)");
 }
 
 }  // namespace pretext::io

@@ -79,7 +79,7 @@ class Source {
 };
 
 /// The formats `open` recognises, from the file's first bytes.
-enum class Format { kTiff, kPng, kJpeg, kUnknown };
+enum class Format { kTiff, kPng, kJpeg, kDicom, kUnknown };
 
 /// Looks at the file's content (not its name). Throws InputError when the file cannot be read.
 Format detect_format(const std::string& path);
