@@ -27,6 +27,16 @@ void AugmentOptions::visit_fields(FieldVisitor& visit) {
   visit("blur_p", blur_p_, Check::between(0, 1));
   visit("blur_sigma_min", blur_sigma_min_, Check::above(0));
   visit("blur_sigma_max", blur_sigma_max_, Check::above(0));
+  visit("window", window_, Check::one_of({"none", "presets", "percentile"}));
+  visit("window_levels", window_levels_, Check::any().non_empty());
+  visit("window_widths", window_widths_, Check::above(0).non_empty());
+  visit("window_percentiles", window_percentiles_, Check::between(0, 100));
+  visit("window_level_jitter", window_level_jitter_, Check::between(0, 1));
+  visit("window_width_jitter", window_width_jitter_, Check::from_below(0, 1));
+  visit("bias_field_p", bias_field_p_, Check::between(0, 1));
+  visit("bias_field_strength", bias_field_strength_, Check::between(0, 2));
+  visit("noise_p", noise_p_, Check::between(0, 1));
+  visit("noise_std", noise_std_, Check::at_least(0));
   visit("mean", mean_, Check::any().non_empty());
   visit("std", std_, Check::above(0).non_empty());
 }
@@ -88,6 +98,18 @@ AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
   p.gamma = factor_or_one(jitter_on, o.gamma(), generator);
   const auto blur_on = bernoulli(n, o.blur_p(), generator);
   p.blur_sigma = blur_on * uniform(n, o.blur_sigma_min(), o.blur_sigma_max(), generator);
+  // Radiology draws come after the shared ones, so that adding them left earlier views as they
+  // were.
+  const auto presets = static_cast<int64_t>(o.window_levels().size());
+  p.window_preset = torch::randint(0, std::max<int64_t>(presets, 1), {n}, generator, torch::kInt64);
+  p.window_shift = uniform(n, -o.window_level_jitter(), o.window_level_jitter(), generator);
+  p.window_scale = uniform(n, 1 - o.window_width_jitter(), 1 + o.window_width_jitter(), generator);
+  const auto bias_on = bernoulli(n, o.bias_field_p(), generator);
+  p.bias = bias_on.view({n, 1}) * (torch::rand({n, 5}, generator, torch::kFloat64) * 2 - 1) *
+           o.bias_field_strength();
+  p.noise_std = bernoulli(n, o.noise_p(), generator) * o.noise_std();
+  p.noise_seed = static_cast<uint64_t>(
+      torch::randint(0, int64_t{1} << 62, {1}, generator, torch::kInt64).item<int64_t>());
   return p;
 }
 
@@ -98,9 +120,30 @@ torch::Tensor Augment::operator()(const torch::Tensor& batch, at::Generator& gen
 torch::Tensor Augment::apply(const torch::Tensor& batch, const AugmentParams& params) const {
   TORCH_CHECK(batch.dim() == 4, "augment expects [B, C, H, W], got ", batch.sizes());
   auto x = crop_flip_rotate(batch.to(torch::kFloat32), params);
+  x = bias_field(x, params);
+  x = apply_window(x, options_, params.window_preset, params.window_shift, params.window_scale);
   x = jitter(x, params);
+  x = noise(x, params);
   x = blur(x, params);
   return normalise(x);
+}
+
+torch::Tensor Augment::bias_field(const torch::Tensor& x, const AugmentParams& p) const {
+  if (!p.bias.defined() || !(p.bias != 0).any().item<bool>()) return x;
+  const int64_t height = x.size(2), width = x.size(3);
+  const auto options = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto v = torch::linspace(-1, 1, height, options).view({height, 1}).expand({height, width});
+  const auto u = torch::linspace(-1, 1, width, options).view({1, width}).expand({height, width});
+  const auto terms = torch::stack({u, v, u * u, u * v, v * v});            // [5, H, W]
+  const auto field = torch::einsum("bt,thw->bhw", {p.bias, terms}).exp();  // [B, H, W]
+  return x * field.unsqueeze(1).to(x.options());
+}
+
+torch::Tensor Augment::noise(const torch::Tensor& x, const AugmentParams& p) const {
+  if (!p.noise_std.defined() || !(p.noise_std > 0).any().item<bool>()) return x;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(p.noise_seed);
+  const auto noise = torch::randn(x.sizes(), generator, torch::kFloat32).to(x.device());
+  return x + noise * p.noise_std.to(x.options()).view({-1, 1, 1, 1});
 }
 
 torch::Tensor Augment::crop_flip_rotate(const torch::Tensor& batch, const AugmentParams& p) const {
@@ -169,6 +212,39 @@ torch::Tensor normalise(const torch::Tensor& batch, const std::vector<double>& m
                         const std::vector<double>& std) {
   const auto x = batch.to(torch::kFloat32);
   return (x - per_band(mean, x.size(1), x)) / per_band(std, x.size(1), x);
+}
+
+torch::Tensor apply_window(const torch::Tensor& batch, const AugmentOptions& options,
+                           const torch::Tensor& preset, const torch::Tensor& shift,
+                           const torch::Tensor& scale) {
+  if (options.window() == "none") return batch;
+  const auto x = batch.to(torch::kFloat32);
+  torch::Tensor level, width;  // float64 [B]
+  if (options.window() == "presets") {
+    const auto levels = torch::tensor(options.window_levels(), torch::kFloat64);
+    const auto widths = torch::tensor(options.window_widths(), torch::kFloat64);
+    level = levels.index_select(0, preset);
+    width = widths.index_select(0, preset);
+  } else {
+    const auto& q = options.window_percentiles();
+    const auto bounds = torch::quantile(x.flatten(1).to(torch::kFloat64).cpu(),
+                                        torch::tensor({q[0] / 100, q[1] / 100}, torch::kFloat64),
+                                        1);  // [2, B]
+    level = (bounds[0] + bounds[1]) / 2;
+    width = (bounds[1] - bounds[0]).clamp_min(1e-6);
+  }
+  level = level + shift * width;
+  width = width * scale;
+  const auto low = (level - width / 2).to(x.options()).view({-1, 1, 1, 1});
+  return ((x - low) / width.to(x.options()).view({-1, 1, 1, 1})).clamp(0, 1);
+}
+
+torch::Tensor evaluation_view(const torch::Tensor& batch, const AugmentOptions& options) {
+  const int64_t n = batch.size(0);
+  const auto x =
+      apply_window(batch, options, torch::zeros({n}, torch::kInt64),
+                   torch::zeros({n}, torch::kFloat64), torch::ones({n}, torch::kFloat64));
+  return normalise(x, options.mean(), options.std());
 }
 
 std::vector<torch::Tensor> ViewAugment::operator()(const torch::Tensor& batch, uint64_t seed,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <ATen/Tensor.h>
@@ -42,6 +43,28 @@ struct AugmentOptions {
   TORCH_ARG(double, blur_p) = 0.5;
   TORCH_ARG(double, blur_sigma_min) = 0.1;
   TORCH_ARG(double, blur_sigma_max) = 1.0;
+  /// Radiology intensity window, mapping stored values to [0, 1] before the jitter:
+  ///   "none"        values are used as read (after data.value_scale);
+  ///   "presets"     each sample takes one (level, width) pair of window_levels / window_widths
+  ///                 at random (defaults: soft tissue 40/400, lung -600/1500, bone 400/1800 HU),
+  ///                 evaluation takes the first;
+  ///   "percentile"  level and width from each sample's window_percentiles (MR and other
+  ///                 modalities without absolute units).
+  /// Then the level moves by up to window_level_jitter x width and the width scales by a factor
+  /// in [1 - window_width_jitter, 1 + window_width_jitter].
+  TORCH_ARG(std::string, window) = "none";
+  TORCH_ARG(std::vector<double>, window_levels) = std::vector<double>{40, -600, 400};
+  TORCH_ARG(std::vector<double>, window_widths) = std::vector<double>{400, 1500, 1800};
+  TORCH_ARG(std::vector<double>, window_percentiles) = std::vector<double>{0.5, 99.5};
+  TORCH_ARG(double, window_level_jitter) = 0.1;
+  TORCH_ARG(double, window_width_jitter) = 0.2;
+  /// MR bias field: probability of multiplying by a smooth field exp(p(x, y)), p a random
+  /// second-order polynomial over the image with coefficients in [-strength, strength].
+  TORCH_ARG(double, bias_field_p) = 0.0;
+  TORCH_ARG(double, bias_field_strength) = 0.3;
+  /// Probability of additive Gaussian noise of standard deviation noise_std (in [0, 1] units).
+  TORCH_ARG(double, noise_p) = 0.0;
+  TORCH_ARG(double, noise_std) = 0.03;
   /// Per-band normalisation (x - mean) / std; one value applies to every band.
   TORCH_ARG(std::vector<double>, mean) = {0.5};
   TORCH_ARG(std::vector<double>, std) = {0.25};
@@ -58,6 +81,12 @@ struct AugmentParams {
   at::Tensor quarter_turns;                ///< 0..3 counter-clockwise
   at::Tensor brightness, contrast, gamma;  ///< 1 where no jitter is applied
   at::Tensor blur_sigma;                   ///< 0 where no blur is applied
+  at::Tensor window_preset;                ///< index into window_levels (presets mode)
+  at::Tensor window_shift;                 ///< level offset as a fraction of the width
+  at::Tensor window_scale;                 ///< width factor
+  at::Tensor bias;                         ///< [B, 5] coefficients of x, y, x^2, xy, y^2
+  at::Tensor noise_std;                    ///< 0 where no noise is added
+  uint64_t noise_seed = 0;                 ///< seeds the noise itself, drawn on the CPU
 };
 
 /// Batched augmentation with per-sample parameters drawn from a seeded generator. One code path
@@ -76,7 +105,9 @@ class Augment {
 
  private:
   at::Tensor crop_flip_rotate(const at::Tensor& batch, const AugmentParams& params) const;
+  at::Tensor bias_field(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor jitter(const at::Tensor& batch, const AugmentParams& params) const;
+  at::Tensor noise(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor blur(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor normalise(const at::Tensor& batch) const;
 
@@ -98,8 +129,18 @@ class ViewAugment {
   Augment augment_;
 };
 
-/// The normalisation alone, for evaluation: (x - mean) / std per band.
+/// The normalisation alone: (x - mean) / std per band.
 at::Tensor normalise(const at::Tensor& batch, const std::vector<double>& mean,
                      const std::vector<double>& std);
+
+/// The intensity window of `options` for each sample: preset `preset` (presets mode) or the
+/// sample's percentiles, moved by `shift` x width and scaled by `scale` (all [B]); values mapped
+/// to [0, 1]. The batch unchanged when the window is "none".
+at::Tensor apply_window(const at::Tensor& batch, const AugmentOptions& options,
+                        const at::Tensor& preset, const at::Tensor& shift, const at::Tensor& scale);
+
+/// What evaluation, fine-tuning and export feed the encoder: the first window without jitter,
+/// then the normalisation.
+at::Tensor evaluation_view(const at::Tensor& batch, const AugmentOptions& options);
 
 }  // namespace pretext::domains

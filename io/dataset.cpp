@@ -56,10 +56,15 @@ Example ImageDataset::decode(int64_t index) const {
   return example;
 }
 
-int64_t ImageDataset::label_of(int64_t index) const {
-  const std::string& label = catalog_.items().at(static_cast<size_t>(index)).label;
+CatalogItem ImageDataset::item(int64_t index) const {
+  return catalog_.items().at(static_cast<size_t>(index));
+}
+
+int64_t Dataset::label_of(int64_t index) const {
+  const std::string label = item(index).label;
   if (label.empty()) return -1;
-  return std::lower_bound(class_names_.begin(), class_names_.end(), label) - class_names_.begin();
+  const auto& names = class_names();
+  return std::lower_bound(names.begin(), names.end(), label) - names.begin();
 }
 
 }  // namespace pretext::io

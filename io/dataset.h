@@ -18,12 +18,22 @@ struct Example {
   int64_t label = -1;
 };
 
-/// A tiny indexable data set; `get` is called from several loader threads at once.
+/// An indexable data set; `get` is called from several loader threads at once.
 class Dataset {
  public:
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
   virtual Example get(int64_t index) const = 0;
+  /// Bands of every example.
+  virtual int64_t channels() const = 0;
+  /// Sorted distinct non-empty labels; a label's class index is its position here.
+  virtual const std::vector<std::string>& class_names() const = 0;
+  /// Where example `index` comes from (file path, label, split).
+  virtual CatalogItem item(int64_t index) const = 0;
+  /// Class index of example `index`, -1 when it has no label.
+  int64_t label_of(int64_t index) const;
+  /// What reading has skipped so far, for the run log ("" when nothing).
+  virtual std::string skipped_note() const { return ""; }
 };
 
 /// How whole images become fixed-size examples.
@@ -52,11 +62,9 @@ class ImageDataset : public Dataset {
   /// first image's. With a cache the pixels may be shared with later calls: read, never modify.
   Example get(int64_t index) const override;
   /// Bands of every example (read from the first image when `bands` is empty).
-  int64_t channels() const { return channels_; }
-  const std::vector<std::string>& class_names() const { return class_names_; }
-  const Catalog& catalog() const { return catalog_; }
-  /// Class index of item `index`, -1 when it has no label.
-  int64_t label_of(int64_t index) const;
+  int64_t channels() const override { return channels_; }
+  const std::vector<std::string>& class_names() const override { return class_names_; }
+  CatalogItem item(int64_t index) const override;
 
  private:
   Catalog catalog_;

@@ -400,6 +400,10 @@ void Scanner::add_series(std::vector<DicomHeader> files,
                        "' in split '" + series.split + "' (e.g. " + first.path +
                        "); a series takes one label and one split");
   }
+  std::set<std::string> syntaxes;
+  for (const auto& h : kept)
+    syntaxes.insert(h.format.transfer_syntax + " (" + h.format.transfer_syntax_name + ")");
+  series.transfer_syntaxes.assign(syntaxes.begin(), syntaxes.end());
   order(series, kept);
   scan.files += static_cast<int64_t>(kept.size());
   scan.series.push_back(std::move(series));

@@ -87,6 +87,8 @@ struct DicomSeries {
   /// Slices that seem to be missing: gaps wider than 1.5 x the median spacing, in slices.
   int64_t missing_slices = 0;
   uint64_t patient_key = 0;
+  /// Every transfer syntax among the series' files, "UID (name)", sorted.
+  std::vector<std::string> transfer_syntaxes;
   std::string label;  ///< from the catalog; every file of a series must agree
   std::string split;
 };

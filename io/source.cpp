@@ -8,6 +8,7 @@
 #include "base/errors.h"
 #include "io/dicom.h"
 #include "io/gdal_raster.h"
+#include "io/volume.h"
 
 namespace pretext::io {
 
@@ -64,6 +65,7 @@ Format detect_format(const std::string& path) {
   // DICOM Part 10: a 128-byte preamble, then "DICM".
   if (file.gcount() == sizeof head && std::equal(head + 128, head + 132, "DICM"))
     return Format::kDicom;
+  if (is_volume_file(path)) return Format::kVolume;
   return Format::kUnknown;
 }
 
@@ -75,6 +77,8 @@ std::unique_ptr<Source> open(const std::string& path) {
       return std::make_unique<GdalRaster>(path);
     case Format::kDicom:
       return std::make_unique<DicomImage>(path);
+    case Format::kVolume:
+      throw InputError(path + ": a 3D volume, read slice by slice through a volume data set");
     case Format::kUnknown:
       break;
   }

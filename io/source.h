@@ -79,13 +79,14 @@ class Source {
 };
 
 /// The formats `open` recognises, from the file's first bytes.
-enum class Format { kTiff, kPng, kJpeg, kDicom, kUnknown };
+enum class Format { kTiff, kPng, kJpeg, kDicom, kVolume, kUnknown };
 
 /// Looks at the file's content (not its name). Throws InputError when the file cannot be read.
 Format detect_format(const std::string& path);
 
 /// Opens `path` with the reader its content calls for. Throws InputError for a missing file, a
-/// format no reader knows, or a file its reader rejects.
+/// format no reader knows, a 3D volume (read those with io::read_volume), or a file its reader
+/// rejects.
 std::unique_ptr<Source> open(const std::string& path);
 
 }  // namespace pretext::io

@@ -51,22 +51,60 @@ void prepare_compute(const RunConfig& config, RunLog& log) {
   if (const auto warning = blas_warning(blas); !warning.empty()) log.warn(warning);
 }
 
-std::shared_ptr<io::ImageDataset> open_dataset(const RunConfig& config, bool use_split,
-                                               RunLog& log) {
+namespace {
+
+constexpr size_t kBadFilesLogged = 20;
+
+std::shared_ptr<io::Dataset> open_slices(const RunConfig& config, const io::Catalog& catalog,
+                                         bool pretraining, RunLog& log) {
+  auto slices =
+      std::make_shared<domains::SliceDataset>(catalog, config.data.slice_options(pretraining));
+  const auto& bad = slices->dicom().bad_files;
+  for (size_t i = 0; i < std::min(bad.size(), kBadFilesLogged); ++i)
+    log.warn("skipped " + bad[i].message);
+  if (bad.size() > kBadFilesLogged)
+    log.warn("skipped " + std::to_string(bad.size() - kBadFilesLogged) + " more bad files");
+  for (const auto& series : slices->dicom().series)
+    if (series.missing_slices > 0)
+      log.warn(series.slices.front().path + ": its series seems to miss " +
+               std::to_string(series.missing_slices) + " slices (gaps along the slice normal)");
+  log.info(config.data.root() + ": " + slices->summary());
+  return slices;
+}
+
+}  // namespace
+
+std::shared_ptr<io::Dataset> open_dataset(const RunConfig& config, bool pretraining, RunLog& log) {
   auto catalog = io::Catalog::from_path(config.data.root());
   if (catalog.skipped_files() > 0)
     log.info(config.data.root() + ": skipped " + std::to_string(catalog.skipped_files()) +
              " files that are not images");
-  if (use_split && !config.data.split().empty()) {
+  if (pretraining && !config.data.split().empty()) {
     catalog = catalog.with_split(config.data.split());
     if (catalog.size() == 0)
       throw InputError(config.data.root() + ": no images in split '" + config.data.split() + "'");
   }
-  auto dataset = std::make_shared<io::ImageDataset>(catalog, config.data.dataset_options());
+  // DICOM files and volumes become slices; every other format is read as whole 2D images.
+  std::string medical, flat;
+  for (const auto& item : catalog.items()) {
+    const auto format = io::detect_format(item.path);
+    auto& example =
+        (format == io::Format::kDicom || format == io::Format::kVolume) ? medical : flat;
+    if (example.empty()) example = item.path;
+  }
+  if (!medical.empty() && !flat.empty())
+    throw InputError(config.data.root() + ": mixes DICOM files or volumes (e.g. " + medical +
+                     ") with 2D images (e.g. " + flat + "); give each its own data root");
+  std::shared_ptr<io::Dataset> dataset;
+  if (!medical.empty()) {
+    dataset = open_slices(config, catalog, pretraining, log);
+  } else {
+    dataset = std::make_shared<io::ImageDataset>(catalog, config.data.dataset_options());
+    log.info(config.data.root() + ": " + std::to_string(dataset->size()) + " images, " +
+             std::to_string(dataset->channels()) + " bands, " +
+             std::to_string(dataset->class_names().size()) + " labels");
+  }
   config.check_bands(dataset->channels());
-  log.info(config.data.root() + ": " + std::to_string(dataset->size()) + " images, " +
-           std::to_string(dataset->channels()) + " bands, " +
-           std::to_string(dataset->class_names().size()) + " labels");
   return dataset;
 }
 
@@ -114,9 +152,9 @@ FeatureSet feature_set(const RunConfig& config, const EncoderSource& source,
   require_encoder(config, source);
   auto dataset = open_dataset(config, false, log);
   auto method = load_method(config, source, dataset->channels(), log);
-  return extract_feature_set(*method->encoder(), dataset, config.augment.mean(),
-                             config.augment.std(), torch::Device(config.run.device()),
-                             config.eval.batch_size(), config.data.workers());
+  return extract_feature_set(*method->encoder(), dataset, config.augment,
+                             torch::Device(config.run.device()), config.eval.batch_size(),
+                             config.data.workers());
 }
 
 std::string percent(double fraction) {
@@ -271,10 +309,10 @@ std::pair<EvalSplit, std::vector<KnnScore>> knn_of(const RunConfig& config, cons
 }  // namespace
 
 std::vector<KnnScore> evaluate_knn(const RunConfig& config, methods::BackboneImpl& encoder,
-                                   std::shared_ptr<const io::ImageDataset> dataset) {
-  const auto set = extract_feature_set(encoder, dataset, config.augment.mean(),
-                                       config.augment.std(), torch::Device(config.run.device()),
-                                       config.eval.batch_size(), config.data.workers());
+                                   std::shared_ptr<const io::Dataset> dataset) {
+  const auto set =
+      extract_feature_set(encoder, dataset, config.augment, torch::Device(config.run.device()),
+                          config.eval.batch_size(), config.data.workers());
   return knn_of(config, set, config.data.root()).second;
 }
 
@@ -377,7 +415,7 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
   std::vector<std::string> splits;
   for (int64_t i = 0; i < dataset->size(); ++i) {
     labels.push_back(dataset->label_of(i));
-    splits.push_back(dataset->catalog().items()[i].split);
+    splits.push_back(dataset->item(i).split);
   }
   const auto& options = config.finetune;
   const auto split = split_of(config, labels, splits, options.validate(), config.data.root());
@@ -470,9 +508,29 @@ std::string export_encoder(const RunConfig& config, const EncoderSource& source,
   pre["image_size"] = config.data.image_size();
   pre["mean"] = config.augment.mean();
   pre["std"] = config.augment.std();
-  pre["steps"] =
-      "read the bands (1-based; empty: all), multiply by value_scale (0: divide by the data "
-      "type's full scale, 255 for uint8), resample to image_size, then (x - mean) / std per band";
+  const auto& augment = config.augment;
+  if (augment.window() == "none") {
+    pre["steps"] =
+        "read the bands (1-based; empty: all), multiply by value_scale (0: divide by the data "
+        "type's full scale, 255 for uint8), resample to image_size, then (x - mean) / std per "
+        "band";
+  } else {
+    pre["slab"] = config.data.slab();
+    auto& window = pre["window"];
+    window["mode"] = augment.window();
+    if (augment.window() == "presets") {
+      for (size_t i = 0; i < augment.window_levels().size(); ++i)
+        window["presets"].push_back(
+            {{"level", augment.window_levels()[i]}, {"width", augment.window_widths()[i]}});
+    } else {
+      window["percentiles"] = augment.window_percentiles();
+    }
+    pre["steps"] =
+        "decode the slice (DICOM: rescale slope and intercept applied, Hounsfield units for CT; "
+        "MONOCHROME1 inverted), stack slab adjacent slices as channels, resample to image_size, "
+        "window: x = clip((x - (level - width / 2)) / width, 0, 1) with the first preset (or "
+        "level and width from the image's percentiles), then (x - mean) / std";
+  }
   const std::string sidecar = fs::path(path).replace_extension(".json").string();
   write_json(sidecar, json);
   log.info("encoder (" + std::to_string(encoder->parameters().size()) + " tensors, " +

@@ -59,12 +59,12 @@ std::string export_encoder(const RunConfig& config, const EncoderSource& source,
 
 /// k-NN of `encoder` on the config's labelled data (the part shared by `knn` and the demo).
 std::vector<KnnScore> evaluate_knn(const RunConfig& config, methods::BackboneImpl& encoder,
-                                   std::shared_ptr<const io::ImageDataset> dataset);
+                                   std::shared_ptr<const io::Dataset> dataset);
 
-/// The config's data set (data.split applied when `use_split`), bands checked against the
-/// normalisation. Throws InputError / ConfigError.
-std::shared_ptr<io::ImageDataset> open_dataset(const RunConfig& config, bool use_split,
-                                               RunLog& log);
+/// The config's data set, bands checked against the normalisation: whole 2D images, or the slices
+/// of DICOM series and volumes. `pretraining` applies data.split and background rejection.
+/// Throws InputError / ConfigError.
+std::shared_ptr<io::Dataset> open_dataset(const RunConfig& config, bool pretraining, RunLog& log);
 
 /// The config's method on the run device with the source's encoder weights. Throws InputError
 /// naming the checkpoint or state dict that is missing or does not fit.

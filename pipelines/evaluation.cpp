@@ -172,8 +172,8 @@ FeatureSet load_features(const std::string& path) {
 
 torch::Tensor extract_features(methods::BackboneImpl& encoder,
                                std::shared_ptr<const io::Dataset> dataset,
-                               const std::vector<int64_t>& indices, const std::vector<double>& mean,
-                               const std::vector<double>& std, const c10::Device& device,
+                               const std::vector<int64_t>& indices,
+                               const domains::AugmentOptions& augment, const c10::Device& device,
                                int64_t batch_size, int64_t workers) {
   const bool was_training = encoder.is_training();
   encoder.eval();
@@ -183,7 +183,7 @@ torch::Tensor extract_features(methods::BackboneImpl& encoder,
   std::vector<torch::Tensor> features;
   Progress progress("features of " + std::to_string(indices.size()) + " images", loader.batches());
   while (auto batch = loader.next()) {
-    const auto images = domains::normalise(batch->pixels.to(device), mean, std);
+    const auto images = domains::evaluation_view(batch->pixels.to(device), augment);
     features.push_back(encoder.forward(images).to(torch::kCPU, torch::kFloat32));
     progress.update(batch->position + 1);
   }
@@ -193,18 +193,18 @@ torch::Tensor extract_features(methods::BackboneImpl& encoder,
 }
 
 FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
-                               std::shared_ptr<const io::ImageDataset> dataset,
-                               const std::vector<double>& mean, const std::vector<double>& std,
-                               const c10::Device& device, int64_t batch_size, int64_t workers) {
+                               std::shared_ptr<const io::Dataset> dataset,
+                               const domains::AugmentOptions& augment, const c10::Device& device,
+                               int64_t batch_size, int64_t workers) {
   std::vector<int64_t> all(static_cast<size_t>(dataset->size()));
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
   FeatureSet set;
-  set.features = extract_features(encoder, dataset, all, mean, std, device, batch_size, workers);
+  set.features = extract_features(encoder, dataset, all, augment, device, batch_size, workers);
   std::vector<int64_t> labels;
   for (const int64_t i : all) {
     labels.push_back(dataset->label_of(i));
-    set.paths.push_back(dataset->catalog().items()[i].path);
-    set.splits.push_back(dataset->catalog().items()[i].split);
+    set.paths.push_back(dataset->item(i).path);
+    set.splits.push_back(dataset->item(i).split);
   }
   set.labels = torch::tensor(labels, torch::kInt64);
   set.class_names = dataset->class_names();

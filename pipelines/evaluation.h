@@ -11,6 +11,7 @@
 #include <torch/arg.h>
 
 #include "base/fields.h"
+#include "domains/augment.h"
 #include "io/dataset.h"
 #include "methods/backbone.h"
 
@@ -80,18 +81,18 @@ void save_features(const std::string& path, const FeatureSet& set);
 /// Throws InputError naming the file when it is missing, not a feature file, or inconsistent.
 FeatureSet load_features(const std::string& path);
 
-/// Frozen features [N, D] (float32, CPU) of `indices` of `dataset`, normalised like training
-/// inputs, in eval mode, with a progress display.
+/// Frozen features [N, D] (float32, CPU) of `indices` of `dataset`, seen as evaluation sees them
+/// (domains::evaluation_view: first window, normalisation), in eval mode, with a progress display.
 at::Tensor extract_features(methods::BackboneImpl& encoder,
                             std::shared_ptr<const io::Dataset> dataset,
-                            const std::vector<int64_t>& indices, const std::vector<double>& mean,
-                            const std::vector<double>& std, const c10::Device& device,
+                            const std::vector<int64_t>& indices,
+                            const domains::AugmentOptions& augment, const c10::Device& device,
                             int64_t batch_size, int64_t workers);
 
 /// The features of every image of `dataset` with their paths, labels and splits.
 FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
-                               std::shared_ptr<const io::ImageDataset> dataset,
-                               const std::vector<double>& mean, const std::vector<double>& std,
-                               const c10::Device& device, int64_t batch_size, int64_t workers);
+                               std::shared_ptr<const io::Dataset> dataset,
+                               const domains::AugmentOptions& augment, const c10::Device& device,
+                               int64_t batch_size, int64_t workers);
 
 }  // namespace pretext::pipelines

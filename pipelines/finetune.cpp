@@ -116,12 +116,21 @@ FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit
       .crop_scale_max(1.0)
       .hflip_p(options.hflip_p())
       .jitter_p(0.0)
-      .blur_p(0.0);
+      .blur_p(0.0)
+      .bias_field_p(0.0)
+      .noise_p(0.0)
+      .window_level_jitter(0.0)
+      .window_width_jitter(0.0);
+  // The window evaluation uses (the first preset), so that training and test inputs agree.
+  if (!augment_options.window_levels().empty()) {
+    augment_options.window_levels({augment_options.window_levels()[0]});
+    augment_options.window_widths({augment_options.window_widths()[0]});
+  }
   const domains::Augment augment(augment_options);
   const auto scores_of = [&](const std::vector<int64_t>& indices) {
-    const auto features = extract_features(
-        model->encoder(), dataset, indices, context.augment.mean(), context.augment.std(),
-        context.device, context.eval_batch_size, context.workers);
+    const auto features =
+        extract_features(model->encoder(), dataset, indices, context.augment, context.device,
+                         context.eval_batch_size, context.workers);
     torch::NoGradGuard no_grad;
     return model->head()->forward(features.to(context.device)).cpu();
   };

@@ -77,7 +77,7 @@ TORCH_MODULE(Classifier);
 
 /// What fine-tuning needs besides its options.
 struct FinetuneContext {
-  std::shared_ptr<const io::ImageDataset> dataset;
+  std::shared_ptr<const io::Dataset> dataset;
   /// A fresh copy of the starting encoder (pretrained or not) for every seed.
   std::function<std::shared_ptr<methods::BackboneImpl>()> make_encoder;
   /// The pretraining augmentation: size, normalisation and the domain's symmetries.

@@ -1,14 +1,20 @@
 #include "pipelines/inspect.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 
 #include <torch/types.h>
 
+#include "io/catalog.h"
+#include "io/dicom.h"
 #include "io/source.h"
+#include "io/volume.h"
 
 namespace pretext::pipelines {
+namespace fs = std::filesystem;
 namespace {
 
 constexpr int64_t kStripRows = 256;
@@ -28,8 +34,108 @@ std::string number(double value) {
 
 }  // namespace
 
+namespace {
+
+struct Running {
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+  double sum = 0.0;
+  int64_t count = 0;
+  void add(const torch::Tensor& values) {
+    const auto v = values.to(torch::kFloat64);
+    min = std::min(min, v.min().item<double>());
+    max = std::max(max, v.max().item<double>());
+    sum += v.sum().item<double>();
+    count += v.numel();
+  }
+  std::string line() const {
+    return "min " + number(min) + "  mean " + number(sum / std::max<int64_t>(count, 1)) + "  max " +
+           number(max);
+  }
+};
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string text;
+  for (const auto& part : parts) text += (text.empty() ? "" : separator) + part;
+  return text;
+}
+
+std::string inspect_dicom(const std::string& path, bool stats) {
+  std::vector<io::CatalogItem> items;
+  if (fs::is_directory(path))
+    items = io::Catalog::from_folder(path).items();
+  else
+    items.push_back({path, "", ""});
+  const auto scan = io::scan_dicom(items, io::OnBadFile::kSkip);
+  std::ostringstream out;
+  out << path << ": " << scan.files << " DICOM image files, " << scan.series.size() << " series, "
+      << scan.patients << (scan.patients == 1 ? " patient" : " patients");
+  if (scan.non_image_objects > 0)
+    out << ", " << scan.non_image_objects << " non-image objects skipped";
+  out << "\n";
+  for (size_t i = 0; i < scan.series.size(); ++i) {
+    const auto& series = scan.series[i];
+    const auto& f = series.format;
+    out << "\nseries " << i + 1 << "   first file " << series.slices.front().path << "\n"
+        << "  modality      " << (f.modality.empty() ? "(none)" : f.modality) << "\n"
+        << "  size          " << f.rows << " x " << f.columns << " x " << series.slices.size()
+        << " (rows x columns x slices)" << (f.samples_per_pixel > 1 ? ", 3 samples" : "") << "\n"
+        << "  spacing       ";
+    if (f.pixel_spacing[0] > 0)
+      out << number(f.pixel_spacing[0]) << " x " << number(f.pixel_spacing[1]) << " mm";
+    else
+      out << "(no pixel spacing)";
+    out << ", slices " << number(series.slice_spacing) << " mm apart, thickness "
+        << number(f.slice_thickness) << " mm, ordered by " << series.ordered_by << "\n"
+        << "  transfer      " << join(series.transfer_syntaxes, ", ") << "\n"
+        << "  photometric   " << f.photometric << ", " << f.bits_stored << " of "
+        << f.bits_allocated << " bits, " << (f.is_signed ? "signed" : "unsigned") << "\n"
+        << "  rescale       slope " << number(f.rescale_slope) << ", intercept "
+        << number(f.rescale_intercept) << (f.modality == "CT" ? " (values in HU)" : "") << "\n";
+    if (series.missing_slices > 0)
+      out << "  missing       " << series.missing_slices << " slices (gaps along the normal)\n";
+    if (!stats) continue;
+    Running values;
+    for (const auto& slice : series.slices)
+      values.add(io::read_dicom_frame(slice.path, slice.frame));
+    out << "  values        " << values.line() << (f.modality == "CT" ? " HU" : "")
+        << " (after rescale)\n";
+  }
+  for (const auto& bad : scan.bad_files) out << "skipped " << bad.message << "\n";
+  return out.str();
+}
+
+std::string inspect_volume(const std::string& path, bool stats) {
+  const auto volume = io::read_volume(path);
+  const auto& s = volume.spacing;
+  const auto& o = volume.origin;
+  const auto& d = volume.direction;
+  std::ostringstream out;
+  out << "file       " << path << "\n"
+      << "format     " << volume.format << "\n"
+      << "size       " << volume.voxels.size(2) << " x " << volume.voxels.size(1) << " x "
+      << volume.voxels.size(0) << " voxels (i x j x k)\n"
+      << "spacing    " << number(s[0]) << " x " << number(s[1]) << " x " << number(s[2]) << " mm\n"
+      << "origin     " << number(o[0]) << ", " << number(o[1]) << ", " << number(o[2]) << " mm\n"
+      << "direction  ";
+  for (size_t i = 0; i < 9; ++i) out << number(d[i]) << (i == 8 ? "\n" : i % 3 == 2 ? " | " : " ");
+  if (stats) {
+    Running values;
+    values.add(volume.voxels);
+    out << "values     " << values.line() << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace
+
 std::string inspect(const std::string& path, bool stats) {
+  if (fs::is_directory(path)) return inspect_dicom(path, stats);
+  const auto format = io::detect_format(path);
+  if (format == io::Format::kDicom) return inspect_dicom(path, stats);
+  if (format == io::Format::kVolume) return inspect_volume(path, stats);
   auto source = io::open(path);
+
   const auto& info = source->info();
   std::ostringstream out;
   out << "file     " << info.path << "\n"

@@ -85,9 +85,12 @@ int run(int argc, char** argv) {
 
   std::string file;
   bool stats = false;
-  auto* inspect_cmd = app.add_subcommand("inspect", "Show what the reader sees in an image file");
-  inspect_cmd->add_option("FILE", file, "Image file")->required();
-  inspect_cmd->add_flag("--stats", stats, "Min / mean / max of each band's decoded values");
+  auto* inspect_cmd = app.add_subcommand(
+      "inspect", "Show what the reader sees in an image, a DICOM file or folder, or a volume");
+  inspect_cmd->add_option("PATH", file, "Image, DICOM file or folder, or NIfTI/NRRD/MHA volume")
+      ->required();
+  inspect_cmd->add_flag("--stats", stats,
+                        "Min / mean / max of the decoded values (after rescale: HU for CT)");
 
   DemoOptions demo;
   auto* demo_cmd = app.add_subcommand(

@@ -189,7 +189,7 @@ std::string image_grid(const std::vector<torch::Tensor>& rows, const std::string
 
 /// The first images of the data set [count, bands, size, size] as read, resampled to the
 /// augmentation's size.
-torch::Tensor first_images(const RunConfig& config, const io::ImageDataset& dataset) {
+torch::Tensor first_images(const RunConfig& config, const io::Dataset& dataset) {
   const int64_t count = std::min<int64_t>(8, dataset.size());
   std::vector<torch::Tensor> images;
   for (int64_t i = 0; i < count; ++i) images.push_back(dataset.get(i).pixels);
@@ -219,11 +219,12 @@ std::string views_section(const RunConfig& config, RunLog& log) {
   };
   const int64_t bands = originals.size(1) >= 3 ? 3 : 1;
   std::ostringstream html;
-  html << "<p>Top row: the first images as read (resampled to " << config.augment.size()
-       << " px); below: two augmented views of each, as pretraining sees them (first " << bands
+  html << "<p>Top row: the first images as read (resampled to " << config.augment.size() << " px"
+       << (config.augment.window() == "none" ? "" : ", first window")
+       << "); below: two augmented views of each, as pretraining sees them (first " << bands
        << (bands == 1 ? " band" : " bands") << ").</p>\n"
-       << image_grid({originals.slice(1, 0, bands), shown(views[0]).slice(1, 0, bands),
-                      shown(views[1]).slice(1, 0, bands)},
+       << image_grid({shown(domains::evaluation_view(originals, config.augment)).slice(1, 0, bands),
+                      shown(views[0]).slice(1, 0, bands), shown(views[1]).slice(1, 0, bands)},
                      "augmented views");
   return html.str();
 }
@@ -240,8 +241,7 @@ std::string attention_section(const RunConfig& config, RunLog& log) {
   torch::NoGradGuard no_grad;
   vit->eval();
   const auto device = torch::Device(config.run.device());
-  const auto images =
-      domains::normalise(originals.to(device), config.augment.mean(), config.augment.std());
+  const auto images = domains::evaluation_view(originals.to(device), config.augment);
   namespace F = torch::nn::functional;
   const int64_t size = config.augment.size();
   auto heat = F::interpolate(vit->attention_map(images).cpu().unsqueeze(1),

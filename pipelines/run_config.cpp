@@ -22,6 +22,21 @@ void DataOptions::visit_fields(FieldVisitor& visit) {
   visit("workers", workers_, Check::between(1, 256));
   visit("prefetch", prefetch_, Check::between(1, 1024));
   visit("cache_mb", cache_mb_, Check::at_least(0));
+  visit("slab", slab_, Check::between(1, 63));
+  visit("axis", axis_, Check::between(0, 2));
+  visit("body_threshold", body_threshold_);
+  visit("min_body_fraction", min_body_fraction_, Check::between(0, 1));
+  visit("on_bad_file", on_bad_file_, Check::one_of({"fail", "skip"}));
+}
+
+domains::SliceDatasetOptions DataOptions::slice_options(bool pretraining) const {
+  return domains::SliceDatasetOptions()
+      .image_size(image_size_)
+      .slab(slab_)
+      .axis(axis_)
+      .body_threshold(body_threshold_)
+      .min_body_fraction(pretraining ? min_body_fraction_ : 0.0)
+      .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail);
 }
 
 io::ImageDatasetOptions DataOptions::dataset_options() const {
@@ -89,6 +104,16 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
     require(false, *file, "run", "device", "expected cpu, cuda or cuda:N");
   }
   if (!config.data.bands().empty()) config.check_bands(config.data.bands().size());
+  require(config.augment.window_levels().size() == config.augment.window_widths().size(), *file,
+          "augment", "window_widths",
+          std::to_string(config.augment.window_widths().size()) + " widths for " +
+              std::to_string(config.augment.window_levels().size()) +
+              " levels (one width per window_levels entry)");
+  require(config.augment.window_percentiles().size() == 2 &&
+              config.augment.window_percentiles()[0] < config.augment.window_percentiles()[1],
+          *file, "augment", "window_percentiles", "must be two percentiles, low then high");
+  require(config.data.slab() % 2 == 1, *file, "data", "slab",
+          std::to_string(config.data.slab()) + " (must be odd: slices centred on the sampled one)");
   return config;
 }
 

@@ -7,6 +7,7 @@
 #include <torch/arg.h>
 
 #include "domains/augment.h"
+#include "domains/slices.h"
 #include "io/dataset.h"
 #include "methods/registry.h"
 #include "pipelines/config.h"
@@ -50,10 +51,24 @@ struct DataOptions {
   TORCH_ARG(int64_t, prefetch) = 4;
   /// MiB of decoded examples kept in memory after their first read (0: none).
   TORCH_ARG(int64_t, cache_mb) = 0;
+  /// DICOM series and volumes (NIfTI / NRRD / MetaImage): adjacent slices stacked as channels
+  /// (2.5D, odd), the volume axis to slice along (0: k), and background rejection while
+  /// pretraining: a slice whose fraction of pixels above `body_threshold` (Hounsfield units for
+  /// CT) is under `min_body_fraction` is replaced (0 keeps every slice).
+  TORCH_ARG(int64_t, slab) = 1;
+  TORCH_ARG(int64_t, axis) = 0;
+  TORCH_ARG(double, body_threshold) = -500.0;
+  TORCH_ARG(double, min_body_fraction) = 0.0;
+  /// A DICOM file that cannot be used (unreadable, no pixel data, inconsistent with its series,
+  /// a duplicate slice): "fail" stops the run naming it, "skip" leaves it out and counts it in the
+  /// run log.
+  TORCH_ARG(std::string, on_bad_file) = "fail";
 
  public:
   void visit_fields(FieldVisitor& visit);
   io::ImageDatasetOptions dataset_options() const;
+  /// `pretraining`: with background rejection.
+  domains::SliceDatasetOptions slice_options(bool pretraining) const;
 };
 
 /// A whole run, read and checked from one config file before any work starts.

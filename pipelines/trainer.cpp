@@ -179,11 +179,15 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
     if (!result.interrupted && state_.batch_in_epoch >= loader.batches()) {
       ++state_.epoch;
       state_.batch_in_epoch = 0;
+      if (const auto note = dataset->skipped_note(); !note.empty() && context_.log)
+        context_.log->file_only("epoch " + std::to_string(state_.epoch) + ": " + note);
     }
   }
   progress.finish();
   save();
   result.steps = state_.step;
+  if (const auto note = dataset->skipped_note(); !note.empty() && context_.log)
+    context_.log->info(note);
   if (context_.log)
     context_.log->info(std::string(result.interrupted ? "stopped" : "finished") + " at step " +
                        std::to_string(state_.step) + ", loss " + std::to_string(result.last_loss) +

@@ -13,7 +13,12 @@ at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGenerator
 AugmentParams identity(int64_t n) {
   const auto zeros = torch::zeros({n}, torch::kFloat64);
   const auto ones = torch::ones({n}, torch::kFloat64);
-  return {zeros, zeros, ones, ones, zeros, zeros, zeros, ones, ones, ones, zeros};
+  return {zeros, zeros, ones,
+          ones,  zeros, zeros,
+          zeros, ones,  ones,
+          ones,  zeros, torch::zeros({n}, torch::kInt64),
+          zeros, ones,  torch::zeros({n, 5}, torch::kFloat64),
+          zeros, 0};
 }
 
 AugmentOptions plain(int64_t size) { return AugmentOptions().size(size).mean({0.0}).std({1.0}); }
@@ -121,6 +126,59 @@ TEST(ViewAugment, ViewsDependOnSeedAndStepOnly) {
   EXPECT_TRUE(torch::equal(a[1], b[1]));
   EXPECT_FALSE(torch::equal(a[0], a[1]));
   EXPECT_FALSE(torch::equal(a[0], c[0]));
+}
+
+TEST(Augment, WindowPresetsMapHounsfieldUnitsToTheUnitRange) {
+  // Soft tissue 40/400: -160 HU -> 0, 40 -> 0.5, 240 -> 1, beyond clipped; lung -600/1500.
+  auto options = plain(4).window("presets").window_levels({40, -600}).window_widths({400, 1500});
+  const auto hu = torch::tensor({-1000.f, -160.f, 40.f, 240.f, 1000.f}).view({1, 1, 1, 5});
+  const auto batch = torch::cat({hu, hu});
+  const auto zeros = torch::zeros({2}, torch::kFloat64), ones = torch::ones({2}, torch::kFloat64);
+  const auto mapped = apply_window(batch, options, torch::tensor({0, 1}), zeros, ones);
+  EXPECT_TRUE(torch::allclose(mapped[0].flatten(), torch::tensor({0.f, 0.f, 0.5f, 1.f, 1.f})));
+  const auto lung = (torch::tensor({-1000.f, -160.f, 40.f, 240.f, 1000.f}) + 1350) / 1500;
+  EXPECT_TRUE(torch::allclose(mapped[1].flatten(), lung.clamp(0, 1)));
+  // Shift moves the level by a fraction of the width; scale widens it.
+  const auto moved = apply_window(batch, options, torch::tensor({0, 0}),
+                                  torch::tensor({0.25, 0.0}, torch::kFloat64),
+                                  torch::tensor({1.0, 2.0}, torch::kFloat64));
+  EXPECT_NEAR(moved[0].flatten()[2].item<float>(), 0.25f, 1e-6);  // 40 HU, level 140
+  EXPECT_NEAR(moved[1].flatten()[3].item<float>(), 0.75f, 1e-6);  // 240 HU, width 800
+  // Evaluation takes the first preset unjittered, then normalises.
+  EXPECT_TRUE(torch::allclose(evaluation_view(hu, options.mean({0.5}).std({0.5})).flatten(),
+                              torch::tensor({-1.f, -1.f, 0.f, 1.f, 1.f})));
+}
+
+TEST(Augment, PercentileWindowFollowsEachSample) {
+  const auto options = plain(4).window("percentile").window_percentiles({0, 100});
+  auto batch =
+      torch::stack({torch::linspace(0, 10, 16), torch::linspace(100, 400, 16)}).view({2, 1, 4, 4});
+  const auto mapped = evaluation_view(batch, options);
+  for (int64_t b = 0; b < 2; ++b) {
+    EXPECT_NEAR(mapped[b].min().item<float>(), 0.f, 1e-6);
+    EXPECT_NEAR(mapped[b].max().item<float>(), 1.f, 1e-6);
+  }
+}
+
+TEST(Augment, RadiologyDrawsAreReproducibleAndOffByDefault) {
+  const auto batch = torch::full({4, 1, 8, 8}, 50.f);
+  const Augment off(
+      plain(8).jitter_p(0).blur_p(0).hflip_p(0).crop_scale_min(1).crop_ratio_min(1).crop_ratio_max(
+          1));
+  auto g = seeded(3);
+  EXPECT_TRUE(torch::allclose(off(batch, g), batch));  // no window, bias or noise by default
+  const auto options = plain(8).window("presets").bias_field_p(1).noise_p(1).jitter_p(0).blur_p(0);
+  const Augment on(options);
+  auto g1 = seeded(7), g2 = seeded(7);
+  const auto a = on(batch, g1), b = on(batch, g2);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_GE(a.min().item<float>(), -0.5f);  // windowed to about [0, 1] plus noise
+  EXPECT_LE(a.max().item<float>(), 1.5f);
+  // A bias field is smooth and multiplicative: a constant image picks up a varying field.
+  auto g3 = seeded(9);
+  const auto params = on.sample(4, 8, 8, g3);
+  EXPECT_GT(params.bias.abs().max().item<double>(), 0.0);
+  EXPECT_GT(params.noise_std.min().item<double>(), 0.0);
 }
 
 }  // namespace

@@ -109,7 +109,7 @@ TEST_F(EvalCommandsTest, AFrozenEncoderIsNotChanged) {
     return out;
   }();
   std::vector<std::string> splits;
-  for (const auto& item : dataset->catalog().items()) splits.push_back(item.split);
+  for (int64_t i = 0; i < dataset->size(); ++i) splits.push_back(dataset->item(i).split);
   const auto split = eval_split(labels, splits, cfg.eval, 0, false);
   const auto result = finetune_seed(
       context, split, FinetuneOptions().per_class(4).epochs(2).freeze_encoder(true).validate(false),

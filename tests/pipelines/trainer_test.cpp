@@ -29,7 +29,7 @@ class TrainerTest : public TinyRunTest {
 
 // The SimCLR loss of `method` on one fixed pair of augmented views of the first 32 tiles.
 double fixed_view_loss(methods::MethodImpl& method, const RunConfig& cfg,
-                       const io::ImageDataset& dataset) {
+                       const io::Dataset& dataset) {
   std::vector<torch::Tensor> images;
   for (int64_t i = 0; i < 32; ++i) images.push_back(dataset.get(i).pixels);
   const auto views = domains::ViewAugment(cfg.augment)(torch::stack(images), 99, 0);

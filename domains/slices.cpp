@@ -1,0 +1,178 @@
+#include "domains/slices.h"
+
+#include <algorithm>
+#include <set>
+
+#include <torch/nn/functional.h>
+#include <torch/types.h>
+
+#include "base/errors.h"
+#include "domains/sampler.h"
+#include "io/source.h"
+
+namespace pretext::domains {
+namespace F = torch::nn::functional;
+namespace {
+
+// Tries before giving up on finding a non-background slice for one example.
+constexpr int kRejectionTries = 16;
+
+std::string plural(int64_t n, const std::string& word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+}  // namespace
+
+SliceDataset::SliceDataset(const io::Catalog& catalog, SliceDatasetOptions options)
+    : options_(std::move(options)) {
+  if (options_.slab() < 1 || options_.slab() % 2 == 0)
+    throw InputError("slab " + std::to_string(options_.slab()) + " (must be odd and >= 1)");
+  std::vector<io::CatalogItem> dicom_files, volume_files;
+  for (const auto& item : catalog.items())
+    (io::detect_format(item.path) == io::Format::kDicom ? dicom_files : volume_files)
+        .push_back(item);
+  if (!dicom_files.empty()) dicom_ = io::scan_dicom(dicom_files, options_.on_bad_file());
+  int64_t samples = 0;
+  for (const auto& series : dicom_.series) {
+    stacks_.push_back(
+        {&series, "", static_cast<int64_t>(series.slices.size()), series.label, series.split});
+    samples = std::max(samples, series.format.samples_per_pixel);
+  }
+  for (const auto& item : volume_files) {
+    const auto shape = io::read_volume_shape(item.path);
+    stacks_.push_back({nullptr, item.path, shape.at(static_cast<size_t>(options_.axis())),
+                       item.label, item.split});
+    samples = std::max<int64_t>(samples, 1);
+  }
+  for (const auto& stack : stacks_)
+    if (stack.series && stack.series->format.samples_per_pixel != samples)
+      throw InputError(stack.series->slices.front().path + ": " +
+                       std::to_string(stack.series->format.samples_per_pixel) +
+                       " samples per pixel, other series have " + std::to_string(samples) +
+                       " (a data set is all grayscale or all colour)");
+  channels_ = samples * options_.slab();
+  std::set<std::string> labels;
+  for (int64_t s = 0; s < static_cast<int64_t>(stacks_.size()); ++s) {
+    for (int64_t i = 0; i < stacks_[s].slices; ++i) index_.emplace_back(s, i);
+    if (!stacks_[s].label.empty()) labels.insert(stacks_[s].label);
+  }
+  class_names_.assign(labels.begin(), labels.end());
+  if (index_.empty()) throw InputError("no slices among " + plural(catalog.size(), "file"));
+  verdict_.reset(new std::atomic<uint8_t>[index_.size()]());
+}
+
+std::shared_ptr<const io::Volume> SliceDataset::volume(const std::string& path) const {
+  {
+    const std::lock_guard<std::mutex> lock(volume_mutex_);
+    for (auto it = volumes_.begin(); it != volumes_.end(); ++it)
+      if (it->first == path) {
+        volumes_.splice(volumes_.begin(), volumes_, it);  // most recently used first
+        return it->second;
+      }
+  }
+  auto loaded = std::make_shared<const io::Volume>(io::read_volume(path));
+  const std::lock_guard<std::mutex> lock(volume_mutex_);
+  volumes_.emplace_front(path, loaded);
+  while (static_cast<int64_t>(volumes_.size()) > std::max<int64_t>(1, options_.volume_cache()))
+    volumes_.pop_back();
+  return loaded;
+}
+
+torch::Tensor SliceDataset::read_slab(int64_t stack_index, int64_t slice) const {
+  const Stack& stack = stacks_.at(static_cast<size_t>(stack_index));
+  const int64_t half = options_.slab() / 2;
+  std::vector<int64_t> members;
+  for (int64_t i = slice - half; i <= slice + half; ++i)
+    members.push_back(std::clamp<int64_t>(i, 0, stack.slices - 1));
+  if (stack.series) {
+    std::vector<torch::Tensor> planes;
+    for (const int64_t i : members) {
+      const auto& s = stack.series->slices[static_cast<size_t>(i)];
+      planes.push_back(io::read_dicom_frame(s.path, s.frame));
+    }
+    return torch::cat(planes, 0);
+  }
+  const auto v = volume(stack.volume_path);
+  return v->voxels.index_select(options_.axis(), torch::tensor(members))
+      .movedim(options_.axis(), 0)
+      .contiguous();
+}
+
+bool SliceDataset::body_enough(const torch::Tensor& slab) const {
+  const auto centre = slab[slab.size(0) / 2];
+  const double fraction =
+      (centre > options_.body_threshold()).to(torch::kFloat32).mean().item<float>();
+  return fraction >= options_.min_body_fraction();
+}
+
+io::Example SliceDataset::get(int64_t index) const {
+  const int64_t n = size();
+  int64_t candidate = index;
+  torch::Tensor slab;
+  for (int attempt = 0; attempt < kRejectionTries; ++attempt) {
+    if (attempt > 0)
+      candidate = static_cast<int64_t>(mix_seed(static_cast<uint64_t>(index), attempt) %
+                                       static_cast<uint64_t>(n));
+    auto& verdict = verdict_[static_cast<size_t>(candidate)];
+    if (options_.min_body_fraction() > 0 && verdict.load() == 2) continue;
+    const auto [stack, slice] = index_[static_cast<size_t>(candidate)];
+    slab = read_slab(stack, slice);
+    if (options_.min_body_fraction() <= 0 || verdict.load() == 1) break;
+    const bool keep = body_enough(slab);
+    uint8_t unknown = 0;
+    if (verdict.compare_exchange_strong(unknown, keep ? 1 : 2) && !keep) ++rejected_;
+    if (keep) break;
+  }
+  if (!slab.defined()) {  // every try hit a slice already rejected: use the example's own
+    candidate = index;
+    slab = read_slab(index_[static_cast<size_t>(index)].first,
+                     index_[static_cast<size_t>(index)].second);
+  }
+  if (slab.size(1) != options_.image_size() || slab.size(2) != options_.image_size())
+    slab =
+        F::interpolate(slab.unsqueeze(0),
+                       F::InterpolateFuncOptions()
+                           .size(std::vector<int64_t>{options_.image_size(), options_.image_size()})
+                           .mode(torch::kBilinear)
+                           .align_corners(false)
+                           .antialias(true))
+            .squeeze(0);
+  return {slab.contiguous(), label_of(candidate)};
+}
+
+io::CatalogItem SliceDataset::item(int64_t index) const {
+  const auto [stack_index, slice] = index_.at(static_cast<size_t>(index));
+  const Stack& stack = stacks_[static_cast<size_t>(stack_index)];
+  std::string path;
+  if (stack.series) {
+    const auto& s = stack.series->slices[static_cast<size_t>(slice)];
+    path = s.path;
+    if (stack.series->ordered_by == "frame") path += "#frame=" + std::to_string(s.frame);
+  } else {
+    path = stack.volume_path + "#slice=" + std::to_string(slice);
+  }
+  return {path, stack.label, stack.split};
+}
+
+std::string SliceDataset::skipped_note() const {
+  const int64_t rejected = rejected_.load();
+  if (rejected == 0) return "";
+  return "rejected " + plural(rejected, "slice") + " so far as background (body fraction under " +
+         std::to_string(options_.min_body_fraction()) + " at threshold " +
+         std::to_string(options_.body_threshold()) + ")";
+}
+
+std::string SliceDataset::summary() const {
+  const int64_t volumes = static_cast<int64_t>(stacks_.size() - dicom_.series.size());
+  std::string text = std::to_string(dicom_.series.size()) + " DICOM series (" +
+                     plural(dicom_.patients, "patient") + "), " + plural(volumes, "volume") + ", " +
+                     plural(size(), "slice");
+  if (dicom_.non_image_objects > 0)
+    text += "; skipped " + plural(dicom_.non_image_objects, "non-image object") +
+            " (structured reports, plans, presentation states)";
+  if (!dicom_.bad_files.empty())
+    text += "; skipped " + plural(static_cast<int64_t>(dicom_.bad_files.size()), "bad file");
+  return text;
+}
+
+}  // namespace pretext::domains

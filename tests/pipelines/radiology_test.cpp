@@ -1,0 +1,185 @@
+// Radiology end to end through the command line: DICOM series carrying recognisable identifiers
+// pretrained with MAE, evaluated, exported and reported; then every byte the runs wrote and
+// printed is searched for those identifiers.
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include "tests/io/dicom_data.h"
+#include "tests/io/test_data.h"
+
+namespace pretext::pipelines {
+namespace {
+namespace fs = std::filesystem;
+using testing::DicomSpec;
+using testing::TempDir;
+
+// Two classes of tiny axial CT series: "bright" (a 200 HU disc) and "dark" (a -200 HU disc) in
+// -1000 HU air; three series per class for training and one for testing, 6 slices each.
+void write_dataset(const std::string& root) {
+  int series = 0;
+  for (const char* split : {"train", "test"}) {
+    for (const char* label : {"bright", "dark"}) {
+      const int count = std::string(split) == "train" ? 3 : 1;
+      for (int s = 0; s < count; ++s, ++series) {
+        const std::string folder =
+            root + "/" + split + "/" + label + "/case" + std::to_string(series);
+        fs::create_directories(folder);
+        const auto yy = torch::arange(16, torch::kFloat32).view({16, 1});
+        const auto xx = torch::arange(16, torch::kFloat32).view({1, 16});
+        for (int64_t z = 0; z < 6; ++z) {
+          const float radius = 3.0f + static_cast<float>((series + z) % 4);
+          const auto inside = ((yy - 8).pow(2) + (xx - 8).pow(2)) < radius * radius;
+          const float value = std::string(label) == "bright" ? 200.f : -200.f;
+          DicomSpec spec;
+          spec.stored =
+              (torch::where(inside, torch::full({16, 16}, value), torch::full({16, 16}, -1000.f)) +
+               1024)
+                  .to(torch::kInt64);
+          spec.z = 2.5 * static_cast<double>(z);
+          spec.series = std::to_string(series);
+          spec.patient_id = std::string(testing::kPatientId) + std::to_string(series);
+          spec.transfer_syntax = z % 2 ? "1.2.840.10008.1.2.4.70" : "1.2.840.10008.1.2.1";
+          write_dicom(folder + "/IM" + std::to_string(z) + ".dcm", spec);
+        }
+      }
+    }
+  }
+  // Objects a PACS export carries besides images.
+  DicomSpec report;
+  report.structured_report = true;
+  report.stored = torch::zeros({1, 1}, torch::kInt64);
+  write_dicom(root + "/train/bright/case0/SR1.dcm", report);
+}
+
+std::string config_text(const std::string& root, const std::string& run) {
+  return "run:\n  dir: " + run + "\n  seed: 3\n  threads: 2\n" + "data:\n  root: " + root +
+         "\n  split: train\n  image_size: 16\n  slab: 3\n" +
+         "  min_body_fraction: 0.05\n  on_bad_file: skip\n" +
+         R"(augment:
+  size: 16
+  window: presets
+  window_levels: [40, -600]
+  window_widths: [400, 1500]
+  crop_scale_min: 0.6
+  mean: [0.5]
+  std: [0.25]
+model:
+  backbone: vit
+  image_size: 16
+  patch_size: 4
+  dim: 32
+  depth: 2
+  heads: 2
+method:
+  name: mae
+  decoder_dim: 16
+  decoder_depth: 1
+  decoder_heads: 2
+train:
+  batch_size: 12
+  epochs: 20
+  lr: 0.002
+  warmup_steps: 2
+  log_every: 1
+eval:
+  k: [1, 3]
+)";
+}
+
+std::string run(const std::string& arguments, int expected_status = 0) {
+  std::string output;
+  const int status =
+      testing::run_command(std::string(PRETEXT_BINARY) + " " + arguments + " 2>&1", &output);
+  EXPECT_EQ(status, expected_status) << arguments << "\n" << output;
+  return output;
+}
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+std::vector<double> losses(const std::string& metrics_csv) {
+  std::ifstream csv(metrics_csv);
+  std::string line;
+  std::getline(csv, line);
+  std::vector<double> out;
+  while (std::getline(csv, line)) {
+    std::stringstream fields(line);
+    std::string field;
+    for (int i = 0; i < 3; ++i) std::getline(fields, field, ',');
+    out.push_back(std::stod(field));
+  }
+  return out;
+}
+
+TEST(Radiology, MaeOnDicomSeriesLeaksNoIdentifier) {
+  TempDir dir;
+  write_dataset(dir / "export");
+  // A corrupt file in the export: skipped and counted under on_bad_file: skip.
+  fs::copy_file(dir / "export/train/dark/case3/IM2.dcm", dir / "export/train/dark/broken.dcm");
+  testing::truncate_file(dir / "export/train/dark/broken.dcm", 0.4);
+  testing::write_text(dir / "run.yaml", config_text(dir / "export", dir / "run"));
+
+  std::string printed;
+  printed += run("pretrain --config " + (dir / "run.yaml"));
+  const auto log = read_bytes(dir / "run/run.log");
+  EXPECT_NE(log.find("broken.dcm: DICOM: cannot parse"), std::string::npos) << log;
+  EXPECT_NE(log.find("6 DICOM series"), std::string::npos) << log;
+  EXPECT_NE(log.find("skipped 1 non-image object"), std::string::npos) << log;
+  const auto loss = losses(dir / "run/metrics.csv");
+  ASSERT_GE(loss.size(), 20u);
+  const auto mean = [](auto first, auto last) { return std::accumulate(first, last, 0.0) / 5; };
+  EXPECT_LT(mean(loss.end() - 5, loss.end()), mean(loss.begin(), loss.begin() + 5));
+
+  printed += run("knn --config " + (dir / "run.yaml"));
+  printed += run("export --config " + (dir / "run.yaml"));
+  printed += run("report --config " + (dir / "run.yaml"));
+  printed += run("inspect --stats " + (dir / "export"));
+  printed += run("inspect " + (dir / "export/train/bright/case0/IM0.dcm"));
+  EXPECT_NE(printed.find("-1000"), std::string::npos) << printed;  // HU minimum in --stats
+  EXPECT_NE(printed.find("JPEG Lossless"), std::string::npos) << printed;
+
+  const auto json = read_bytes(dir / "run/encoder.json");
+  EXPECT_NE(json.find("\"presets\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"level\": 40"), std::string::npos) << json;
+
+  // Under on_bad_file: fail the same run stops, naming the file.
+  const auto failed = run("pretrain --config " + (dir / "run.yaml") +
+                              " --set data.on_bad_file=fail --set run.dir=" + (dir / "run_fail"),
+                          2);
+  EXPECT_NE(failed.find("broken.dcm: DICOM: cannot parse"), std::string::npos) << failed;
+  printed += failed;
+
+  std::vector<std::pair<std::string, std::string>> outputs = {{"printed output", printed}};
+  for (const auto& entry : fs::recursive_directory_iterator(dir.path()))
+    if (entry.is_regular_file() && entry.path().string().find("/export/") == std::string::npos)
+      outputs.emplace_back(entry.path().string(), read_bytes(entry.path()));
+  ASSERT_GT(outputs.size(), 8u);  // run.log, metrics, checkpoint, features, export, report, ...
+  const std::string uid_root = testing::kUidRoot;
+  for (const auto& [name, bytes] : outputs)
+    for (const std::string& secret :
+         {std::string(testing::kPatientName), std::string("Quixotewright"),
+          std::string(testing::kPatientId), std::string(testing::kBirthDate),
+          std::string(testing::kAccession), std::string(testing::kInstitution),
+          std::string("Drumblewick"), uid_root.substr(0, uid_root.size() - 1)})
+      EXPECT_EQ(bytes.find(secret), std::string::npos) << name << " contains " << secret;
+}
+
+TEST(Radiology, AFolderWithoutDicomOrImagesIsAClearError) {
+  TempDir dir;
+  fs::create_directories(dir / "empty");
+  testing::write_text(dir / "empty/readme.txt", "no images here");
+  testing::write_text(dir / "run.yaml", config_text(dir / "empty", dir / "run"));
+  const auto output = run("pretrain --config " + (dir / "run.yaml"), 2);
+  EXPECT_NE(output.find(dir / "empty" + ": no image files found"), std::string::npos) << output;
+}
+
+}  // namespace
+}  // namespace pretext::pipelines
