@@ -4,7 +4,7 @@
 #   scripts/install_deps.sh          build dependencies
 #   scripts/install_deps.sh --test   also Python's torch and torchvision, which a test uses to load
 #                                    exported encoders the way a Python user does
-#   scripts/install_deps.sh --bench  also numpy, PIL and Fashion-MNIST, for bench/
+#   scripts/install_deps.sh --bench  also numpy, PIL, pydicom and Fashion-MNIST, for bench/
 set -euo pipefail
 
 packages=(
@@ -14,14 +14,16 @@ packages=(
   # LibTorch's Linear/matmul run through it. OpenBLAS wins the libblas.so.3 alternative; the
   # reference BLAS stays installed for the test of pretext's slow-BLAS warning.
   libopenblas0-openmp libblas3
-  libinsighttoolkit5-dev libgdal-dev gdal-bin libopenslide-dev libdcmtk-dev
+  # DICOM: DCMTK, and GDCM for JPEG 2000; NIfTI / NRRD / MetaImage through ITK.
+  libinsighttoolkit5-dev libgdcm-dev libdcmtk-dev zlib1g-dev
+  libgdal-dev gdal-bin libopenslide-dev
   libyaml-cpp-dev libgtest-dev libgmock-dev googletest
   libcli11-dev nlohmann-json3-dev libstb-dev
 )
 case "${1:-}" in
   --test) packages+=(python3-torch python3-torchvision) ;;
   --bench) packages+=(python3-torch python3-torchvision python3-numpy python3-pil
-    dataset-fashion-mnist) ;;
+    python3-pydicom dataset-fashion-mnist) ;;
 esac
 
 if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi

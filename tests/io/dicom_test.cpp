@@ -265,7 +265,23 @@ TEST(Dicom, BadFilesAreReportedWithFileAndReason) {
     bytes.replace(at, 19, "1.2.840.10008.1.9.7");
     testing::write_text(dir / "unknown_syntax.dcm", bytes);
   }
+  // A syntax DCMTK knows but nobody here decodes: JPEG 2000 Part 2 multi-component, in place of
+  // JPEG baseline (same length, same encapsulated layout).
+  {
+    DicomSpec jpeg = spec;
+    jpeg.with_pixel_data = true;
+    jpeg.bits_allocated = jpeg.bits_stored = 8;
+    jpeg.stored = torch::full({8, 8}, 100, torch::kInt64);
+    jpeg.transfer_syntax = "1.2.840.10008.1.2.4.50";
+    write_dicom(dir / "baseline.dcm", jpeg);
+    std::ifstream in(dir / "baseline.dcm", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    const auto at = bytes.find("1.2.840.10008.1.2.4.50");
+    bytes.replace(at, 22, "1.2.840.10008.1.2.4.92");
+    testing::write_text(dir / "part2.dcm", bytes);
+  }
   const std::map<std::string, std::string> expected = {
+      {"part2.dcm", "no decoder here for transfer syntax 1.2.840.10008.1.2.4.92 (JPEG 2000 Part 2"},
       {"truncated.dcm", "cannot parse [DCMTK:"},
       {"no_pixels.dcm", "image without pixel data"},
       {"bare.dcm", "no 128-byte preamble"},

@@ -24,10 +24,14 @@ class CountingDataset : public Dataset {
     ++reads;
     return {torch::full({1, 2, 2}, static_cast<float>(index)), index % 3};
   }
+  int64_t channels() const override { return 1; }
+  const std::vector<std::string>& class_names() const override { return names_; }
+  CatalogItem item(int64_t index) const override { return {std::to_string(index), "", ""}; }
   mutable std::atomic<int64_t> reads{0};
 
  private:
   int64_t size_, fail_at_;
+  std::vector<std::string> names_;
 };
 
 std::vector<int64_t> reversed(int64_t n) {

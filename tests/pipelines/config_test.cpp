@@ -129,5 +129,26 @@ TEST(RunConfig, EveryShippedConfigIsValid) {
   EXPECT_GE(count, 1);
 }
 
+TEST(Config, EveryShippedConfigIsValid) {
+  int64_t count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(PRETEXT_SOURCE_DIR "/configs")) {
+    EXPECT_NO_THROW(load_run_config(entry.path().string(), {})) << entry.path();
+    ++count;
+  }
+  EXPECT_GE(count, 3);
+}
+
+TEST(Config, WindowsAndSlabsAreChecked) {
+  EXPECT_NE(error_of("data:\n  root: x\naugment:\n  window: presets\n  window_levels: [40, 50]\n"
+                     "  window_widths: [400]\n")
+                .find("run.yaml:6: augment.window_widths: 1 widths for 2 levels"),
+            std::string::npos);
+  EXPECT_NE(error_of("data:\n  root: x\n  slab: 2\n").find("run.yaml:3: data.slab: 2 (must be odd"),
+            std::string::npos);
+  EXPECT_NE(error_of("data:\n  on_bad_file: ignore\n").find("data.on_bad_file"),
+            std::string::npos);
+  EXPECT_NE(error_of("augment:\n  window: auto\n").find("augment.window"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace pretext::pipelines
