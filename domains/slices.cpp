@@ -90,7 +90,7 @@ torch::Tensor SliceDataset::read_slab(int64_t stack_index, int64_t slice) const 
       const auto& s = stack.series->slices[static_cast<size_t>(i)];
       planes.push_back(io::read_dicom_frame(s.path, s.frame));
     }
-    return torch::cat(planes, 0);
+    return planes.size() == 1 ? planes[0] : torch::cat(planes, 0);
   }
   const auto v = volume(stack.volume_path);
   return v->voxels.index_select(options_.axis(), torch::tensor(members))

@@ -6,10 +6,13 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
 #include <tuple>
+#include <type_traits>
+#include <vector>
 
 // DCMTK wants its configuration header first.
 #include <dcmtk/config/osconfig.h>
@@ -192,29 +195,42 @@ void check_format(const std::string& path, const DicomPixelFormat& f) {
 }
 
 // One pass from stored values to float: BitsStored mask and sign, MONOCHROME1 inversion, rescale,
-// and interleaved or planar samples to [C, H, W].
+// and interleaved or planar samples to [C, H, W]. Up to 16 bits, all of that is folded into a
+// table of the 2^BitsStored possible values (16 KiB for 12 bits), so a pixel costs one lookup.
 template <typename T>
 void convert(const T* in, float* out, const DicomPixelFormat& f, bool planar, bool invert) {
+  using Word = std::make_unsigned_t<T>;
   const int64_t channels = f.samples_per_pixel;
   const int64_t pixels = f.rows * f.columns;
   const int64_t bits = f.bits_stored;
-  const bool masked = bits < f.bits_allocated;
-  const int64_t mask = bits >= 63 ? -1 : (int64_t{1} << bits) - 1;
+  const uint64_t mask = bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
   const int64_t sign_bit = int64_t{1} << (bits - 1);
   const int64_t low = f.is_signed ? -sign_bit : 0;
-  const int64_t high = f.is_signed ? sign_bit - 1 : mask;
-  const double slope = f.rescale_slope, intercept = f.rescale_intercept;
-  for (int64_t c = 0; c < channels; ++c) {
-    float* plane = out + c * pixels;
-    for (int64_t i = 0; i < pixels; ++i) {
-      int64_t v = static_cast<int64_t>(in[planar ? c * pixels + i : i * channels + c]);
-      if (masked) {
-        v &= mask;
-        if (f.is_signed && (v & sign_bit)) v -= int64_t{1} << bits;
+  const int64_t high = f.is_signed ? sign_bit - 1 : static_cast<int64_t>(mask);
+  const auto value = [&](uint64_t word) {
+    int64_t v = static_cast<int64_t>(word & mask);
+    if (f.is_signed && (v & sign_bit)) v -= sign_bit * 2;
+    if (invert) v = low + high - v;
+    return static_cast<float>(static_cast<double>(v) * f.rescale_slope + f.rescale_intercept);
+  };
+  const auto at = [&](int64_t c, int64_t i) {
+    return static_cast<Word>(in[planar ? c * pixels + i : i * channels + c]);
+  };
+  if constexpr (sizeof(T) <= 2) {
+    std::vector<float> table(static_cast<size_t>(mask) + 1);
+    for (uint64_t word = 0; word <= mask; ++word) table[word] = value(word);
+    for (int64_t c = 0; c < channels; ++c) {
+      float* plane = out + c * pixels;
+      if (channels == 1) {
+        const auto* words = reinterpret_cast<const Word*>(in);
+        for (int64_t i = 0; i < pixels; ++i) plane[i] = table[words[i] & mask];
+      } else {
+        for (int64_t i = 0; i < pixels; ++i) plane[i] = table[at(c, i) & mask];
       }
-      if (invert) v = low + high - v;
-      plane[i] = static_cast<float>(static_cast<double>(v) * slope + intercept);
     }
+  } else {
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t i = 0; i < pixels; ++i) out[c * pixels + i] = value(at(c, i));
   }
 }
 
@@ -321,19 +337,21 @@ torch::Tensor read_dicom_frame(const std::string& path, int64_t frame) {
     throw InputError(fail(path, "image without pixel data"));
   auto* pixel_data = OFstatic_cast(DcmPixelData*, element);
   const int64_t size = frame_bytes(f);
-  std::vector<char> buffer(static_cast<size_t>(size + (size & 1)));
+  // Not zero-filled: the decoder writes every byte, and clearing half a MiB per slice shows.
+  const int64_t buffer_size = size + (size & 1);
+  std::unique_ptr<char[]> buffer(new char[static_cast<size_t>(buffer_size)]);
   Uint32 start_fragment = 0;
   OFString color_model;
-  const OFCondition status = pixel_data->getUncompressedFrame(
-      &ds, static_cast<Uint32>(frame), start_fragment, buffer.data(),
-      static_cast<Uint32>(buffer.size()), color_model);
+  const OFCondition status =
+      pixel_data->getUncompressedFrame(&ds, static_cast<Uint32>(frame), start_fragment,
+                                       buffer.get(), static_cast<Uint32>(buffer_size), color_model);
   if (status.bad())
     throw InputError(fail(path, "cannot decode frame " + std::to_string(frame) + " (" +
                                     f.transfer_syntax_name + ") [DCMTK: " + status.text() + "]"));
   // Decoders may change the colour model (JPEG YCbCr comes back as RGB) and say so here; the
   // planar configuration is the data set's after decoding.
   const std::string photometric = color_model.empty() ? f.photometric : color_model.c_str();
-  return to_tensor(path, buffer.data(), f, photometric,
+  return to_tensor(path, buffer.get(), f, photometric,
                    integer(ds, DCM_PlanarConfiguration, 0) == 1);
 }
 
