@@ -140,6 +140,18 @@ io::Example SliceDataset::get(int64_t index) const {
   return {slab.contiguous(), label_of(candidate)};
 }
 
+int64_t SliceDataset::get_into(int64_t index, torch::Tensor out) const {
+  const auto [stack_index, slice] = index_.at(static_cast<size_t>(index));
+  const Stack& stack = stacks_[static_cast<size_t>(stack_index)];
+  const bool in_place = stack.series && options_.slab() == 1 && options_.min_body_fraction() <= 0 &&
+                        stack.series->format.rows == options_.image_size() &&
+                        stack.series->format.columns == options_.image_size();
+  if (!in_place) return Dataset::get_into(index, out);
+  const auto& s = stack.series->slices[static_cast<size_t>(slice)];
+  io::read_dicom_frame(s.path, s.frame, out);
+  return label_of(index);
+}
+
 io::CatalogItem SliceDataset::item(int64_t index) const {
   const auto [stack_index, slice] = index_.at(static_cast<size_t>(index));
   const Stack& stack = stacks_[static_cast<size_t>(stack_index)];

@@ -56,6 +56,8 @@ class SliceDataset : public io::Dataset {
   /// slice is replaced by the next acceptable one of a deterministic sequence; the verdict is
   /// kept, so a rejected slice is read once per run.
   io::Example get(int64_t index) const override;
+  /// Decodes a plain DICOM slice straight into the batch when nothing is to be resampled.
+  int64_t get_into(int64_t index, at::Tensor out) const override;
   int64_t channels() const override { return channels_; }
   const std::vector<std::string>& class_names() const override { return class_names_; }
   /// DICOM: the slice's file (with "#frame=N" for multi-frame objects); volume: "path#slice=N".

@@ -60,6 +60,15 @@ CatalogItem ImageDataset::item(int64_t index) const {
   return catalog_.items().at(static_cast<size_t>(index));
 }
 
+int64_t Dataset::get_into(int64_t index, at::Tensor out) const {
+  Example example = get(index);
+  if (example.pixels.sizes() != out.sizes())
+    throw InputError(item(index).path + ": example of shape " + c10::str(example.pixels.sizes()) +
+                     ", the batch's first is " + c10::str(out.sizes()));
+  out.copy_(example.pixels);
+  return example.label;
+}
+
 int64_t Dataset::label_of(int64_t index) const {
   const std::string label = item(index).label;
   if (label.empty()) return -1;

@@ -24,6 +24,10 @@ class Dataset {
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
   virtual Example get(int64_t index) const = 0;
+  /// Writes example `index` into `out` (a slot of a batch, shaped like the batch's first
+  /// example) and returns its label; readers that can decode in place override it to save a
+  /// copy. Throws InputError naming the file when the example's shape differs.
+  virtual int64_t get_into(int64_t index, at::Tensor out) const;
   /// Bands of every example.
   virtual int64_t channels() const = 0;
   /// Sorted distinct non-empty labels; a label's class index is its position here.

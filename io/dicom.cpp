@@ -242,12 +242,18 @@ void ybr_full_to_rgb(torch::Tensor& planes) {
   planes[2] = y + 1.772 * cb;
 }
 
+// `out`: where to write (float32, contiguous, [C, H, W]); allocated when undefined.
 torch::Tensor to_tensor(const std::string& path, const char* data, const DicomPixelFormat& f,
-                        const std::string& photometric, bool planar) {
+                        const std::string& photometric, bool planar, torch::Tensor out) {
   if (photometric.rfind("YBR", 0) == 0 && photometric != "YBR_FULL")
     throw InputError(fail(path, "uncompressed " + photometric + " is not supported"));
   const bool invert = photometric == "MONOCHROME1";
-  auto out = torch::empty({f.samples_per_pixel, f.rows, f.columns}, torch::kFloat32);
+  const std::vector<int64_t> shape = {f.samples_per_pixel, f.rows, f.columns};
+  if (!out.defined()) out = torch::empty(shape, torch::kFloat32);
+  if (out.sizes() != shape || out.scalar_type() != torch::kFloat32 || !out.is_contiguous())
+    throw InputError(fail(path, "the image is " + std::to_string(f.samples_per_pixel) + " x " +
+                                    std::to_string(f.rows) + " x " + std::to_string(f.columns) +
+                                    ", the destination " + c10::str(out.sizes())));
   float* o = out.data_ptr<float>();
   switch (f.bits_allocated) {
     case 8:
@@ -270,7 +276,8 @@ int64_t frame_bytes(const DicomPixelFormat& f) {
   return f.rows * f.columns * f.samples_per_pixel * (f.bits_allocated / 8);
 }
 
-torch::Tensor read_with_gdcm(const std::string& path, const DicomPixelFormat& f, int64_t frame) {
+torch::Tensor read_with_gdcm(const std::string& path, const DicomPixelFormat& f, int64_t frame,
+                             torch::Tensor out) {
   gdcm::ImageReader reader;
   reader.SetFileName(path.c_str());
   if (!reader.Read()) throw InputError(fail(path, "GDCM cannot read the JPEG 2000 pixel data"));
@@ -286,7 +293,7 @@ torch::Tensor read_with_gdcm(const std::string& path, const DicomPixelFormat& f,
   const char* photometric =
       gdcm::PhotometricInterpretation::GetPIString(image.GetPhotometricInterpretation().GetType());
   return to_tensor(path, buffer.data() + frame * size, f, photometric ? photometric : "",
-                   image.GetPlanarConfiguration() == 1);
+                   image.GetPlanarConfiguration() == 1, std::move(out));
 }
 
 }  // namespace
@@ -317,7 +324,7 @@ DicomHeader read_dicom_header(const std::string& path) {
   return h;
 }
 
-torch::Tensor read_dicom_frame(const std::string& path, int64_t frame) {
+torch::Tensor read_dicom_frame(const std::string& path, int64_t frame, torch::Tensor out) {
   LoadedFile loaded;
   load(path, loaded);
   DcmDataset& ds = *loaded.dataset;
@@ -330,7 +337,8 @@ torch::Tensor read_dicom_frame(const std::string& path, int64_t frame) {
   if (!dicom_decodable(loaded.transfer_syntax))
     throw InputError(fail(path, "no decoder here for transfer syntax " + loaded.transfer_syntax +
                                     " (" + f.transfer_syntax_name + ")"));
-  if (kGdcmSyntaxes.count(loaded.transfer_syntax)) return read_with_gdcm(path, f, frame);
+  if (kGdcmSyntaxes.count(loaded.transfer_syntax))
+    return read_with_gdcm(path, f, frame, std::move(out));
 
   DcmElement* element = nullptr;
   if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr)
@@ -351,8 +359,8 @@ torch::Tensor read_dicom_frame(const std::string& path, int64_t frame) {
   // Decoders may change the colour model (JPEG YCbCr comes back as RGB) and say so here; the
   // planar configuration is the data set's after decoding.
   const std::string photometric = color_model.empty() ? f.photometric : color_model.c_str();
-  return to_tensor(path, buffer.get(), f, photometric,
-                   integer(ds, DCM_PlanarConfiguration, 0) == 1);
+  return to_tensor(path, buffer.get(), f, photometric, integer(ds, DCM_PlanarConfiguration, 0) == 1,
+                   std::move(out));
 }
 
 namespace {

@@ -65,8 +65,9 @@ bool dicom_decodable(const std::string& transfer_syntax);
 /// inverted (stored value v becomes min + max - v over the BitsStored range, before rescale) so
 /// that higher always means brighter, colour returned as RGB planes whatever the planar
 /// configuration. Reads only that file, and for uncompressed multi-frame objects only that frame.
-/// Throws InputError naming the file and the reason.
-at::Tensor read_dicom_frame(const std::string& path, int64_t frame = 0);
+/// With `out` (float32, contiguous, of the frame's shape) the values are written there, saving a
+/// copy when filling a batch. Throws InputError naming the file and the reason.
+at::Tensor read_dicom_frame(const std::string& path, int64_t frame = 0, at::Tensor out = {});
 
 /// One image plane of a series: a frame of a file.
 struct DicomSlice {

@@ -52,18 +52,22 @@ void Loader::work() {
 Batch Loader::assemble(int64_t position) const {
   const int64_t begin = position * options_.batch_size();
   const int64_t end = std::min<int64_t>(begin + options_.batch_size(), order_.size());
-  std::vector<torch::Tensor> pixels;
   Batch batch;
   batch.position = position;
   batch.labels = torch::empty({end - begin}, torch::kInt64);
   auto labels = batch.labels.accessor<int64_t, 1>();
-  for (int64_t i = begin; i < end; ++i) {
-    Example example = dataset_->get(order_[i]);
-    pixels.push_back(std::move(example.pixels));
-    labels[i - begin] = example.label;
+  // The first example gives the batch its shape; the others are written into their slots.
+  Example first = dataset_->get(order_[begin]);
+  std::vector<int64_t> shape = {end - begin};
+  shape.insert(shape.end(), first.pixels.sizes().begin(), first.pixels.sizes().end());
+  batch.pixels = torch::empty(shape, first.pixels.options());
+  batch.pixels[0].copy_(first.pixels);
+  labels[0] = first.label;
+  batch.indices.push_back(order_[begin]);
+  for (int64_t i = begin + 1; i < end; ++i) {
+    labels[i - begin] = dataset_->get_into(order_[i], batch.pixels[i - begin]);
     batch.indices.push_back(order_[i]);
   }
-  batch.pixels = torch::stack(pixels);
   return batch;
 }
 

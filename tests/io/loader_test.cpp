@@ -16,13 +16,15 @@ namespace {
 // workers finish out of order.
 class CountingDataset : public Dataset {
  public:
-  explicit CountingDataset(int64_t size, int64_t fail_at = -1) : size_(size), fail_at_(fail_at) {}
+  explicit CountingDataset(int64_t size, int64_t fail_at = -1, int64_t odd_shape_at = -1)
+      : size_(size), fail_at_(fail_at), odd_shape_at_(odd_shape_at) {}
   int64_t size() const override { return size_; }
   Example get(int64_t index) const override {
     if (index == fail_at_) throw InputError("item " + std::to_string(index) + ": broken");
     std::this_thread::sleep_for(std::chrono::microseconds((index * 7919) % 500));
     ++reads;
-    return {torch::full({1, 2, 2}, static_cast<float>(index)), index % 3};
+    const int64_t side = index == odd_shape_at_ ? 3 : 2;
+    return {torch::full({1, side, side}, static_cast<float>(index)), index % 3};
   }
   int64_t channels() const override { return 1; }
   const std::vector<std::string>& class_names() const override { return names_; }
@@ -30,7 +32,7 @@ class CountingDataset : public Dataset {
   mutable std::atomic<int64_t> reads{0};
 
  private:
-  int64_t size_, fail_at_;
+  int64_t size_, fail_at_, odd_shape_at_;
   std::vector<std::string> names_;
 };
 
@@ -88,6 +90,22 @@ TEST(Loader, AWorkerFailureReachesTheConsumer) {
     FAIL() << "no error";
   } catch (const InputError& e) {
     EXPECT_STREQ(e.what(), "item 13: broken");
+  }
+}
+
+TEST(Loader, AnExampleOfAnotherShapeNamesItsFile) {
+  auto data = std::make_shared<CountingDataset>(8, -1, 5);
+  Loader loader(data, {0, 1, 2, 3, 4, 5, 6, 7}, LoaderOptions().batch_size(4).workers(1));
+  EXPECT_TRUE(loader.next().has_value());
+  try {
+    loader.next();
+    FAIL() << "a batch of mixed shapes was assembled";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("5: example of shape [1, 3, 3], the batch's first "
+                        "is [1, 2, 2]"),
+              std::string::npos)
+        << error.what();
   }
 }
 
