@@ -464,13 +464,33 @@ void Scanner::order(DicomSeries& series, std::vector<DicomHeader>& files) {
     series.ordered_by = multi_frame ? "frame" : "instance";
     if (multi_frame) series.slice_spacing = step;
   }
-  std::stable_sort(placed.begin(), placed.end(),
-                   [](const Placed& a, const Placed& b) { return a.location < b.location; });
+  // Positions to the micrometre; a series where every position holds the same number of images
+  // (cine MR, perfusion CT) keeps them all as phases instead of calling them duplicates.
+  const auto position_key = [](double location) { return std::llround(location * 1000); };
+  std::map<int64_t, int64_t> per_position;
+  for (const auto& p : placed) ++per_position[position_key(p.location)];
+  const int64_t repeats = per_position.begin()->second;
+  if (by_position && repeats > 1 &&
+      std::all_of(per_position.begin(), per_position.end(),
+                  [&](const auto& entry) { return entry.second == repeats; })) {
+    series.phases = repeats;
+    series.ordered_by = "position, then instance";
+  }
+  std::stable_sort(placed.begin(), placed.end(), [&](const Placed& a, const Placed& b) {
+    const auto ka = position_key(a.location), kb = position_key(b.location);
+    return ka != kb ? ka < kb : a.header->instance_number < b.header->instance_number;
+  });
   std::vector<double> gaps;
   for (size_t i = 0; i < placed.size(); ++i) {
     const auto& p = placed[i];
-    if (by_position && !series.slices.empty() &&
-        std::abs(p.location - series.slices.back().location) < 1e-3) {
+    const bool same_position =
+        !series.slices.empty() &&
+        position_key(p.location) == position_key(series.slices.back().location);
+    if (by_position && same_position && series.phases > 1) {
+      series.slices.push_back({p.header->path, p.frame, p.location});
+      continue;
+    }
+    if (by_position && same_position) {
       ++scan.duplicate_slices;
       bad(fail(p.header->path, "at the same position as " + series.slices.back().path +
                                    " (slice spacing 0): a duplicate slice"));

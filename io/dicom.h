@@ -82,9 +82,13 @@ struct DicomSeries {
   std::vector<DicomSlice> slices;
   /// mm between adjacent slice centres (median), 0 for a single slice or unknown geometry.
   double slice_spacing = 0.0;
-  /// How the order was found: "position" (ImagePositionPatient along the normal), "instance"
-  /// (InstanceNumber) or "frame" (a multi-frame object's frame order).
+  /// How the order was found: "position" (ImagePositionPatient along the normal), "position,
+  /// then instance" (phases), "instance" (InstanceNumber) or "frame" (a multi-frame object's
+  /// frame order).
   std::string ordered_by;
+  /// Images per position: more than 1 when every position of the series holds the same number
+  /// (cine MR, perfusion CT); they are kept in InstanceNumber order, not taken for duplicates.
+  int64_t phases = 1;
   /// Slices that seem to be missing: gaps wider than 1.5 x the median spacing, in slices.
   int64_t missing_slices = 0;
   uint64_t patient_key = 0;

@@ -92,6 +92,8 @@ std::string inspect_dicom(const std::string& path, bool stats) {
         << f.bits_allocated << " bits, " << (f.is_signed ? "signed" : "unsigned") << "\n"
         << "  rescale       slope " << number(f.rescale_slope) << ", intercept "
         << number(f.rescale_intercept) << (f.modality == "CT" ? " (values in HU)" : "") << "\n";
+    if (series.phases > 1)
+      out << "  phases        " << series.phases << " images at every position\n";
     if (series.missing_slices > 0)
       out << "  missing       " << series.missing_slices << " slices (gaps along the normal)\n";
     if (!stats) continue;

@@ -224,6 +224,28 @@ TEST(Dicom, MissingAndDuplicateSlicesAreReported) {
   EXPECT_EQ(scan.bad_files.size(), 1u);
 }
 
+TEST(Dicom, PhasesAtEveryPositionAreKeptNotTakenForDuplicates) {
+  TempDir dir;
+  const auto hu = testing::known_hu(6);
+  // Three positions, two phases each (instance numbers 1..6 run phase-major).
+  for (int64_t s = 0; s < 6; ++s) {
+    DicomSpec spec;
+    spec.stored = (hu[s] + 1024).to(torch::kInt64);
+    spec.z = 2.5 * static_cast<double>(s % 3);
+    spec.instance = static_cast<int>(s + 1);
+    write_dicom(dir / ("cine" + std::to_string(s) + ".dcm"), spec);
+  }
+  const auto scan = scan_folder(dir.path());
+  ASSERT_EQ(scan.series.size(), 1u);
+  const auto& series = scan.series[0];
+  EXPECT_EQ(series.phases, 2);
+  EXPECT_EQ(series.ordered_by, "position, then instance");
+  EXPECT_DOUBLE_EQ(series.slice_spacing, 2.5);
+  EXPECT_EQ(series.missing_slices, 0);
+  EXPECT_TRUE(
+      torch::equal(read_series(series), torch::stack({hu[0], hu[3], hu[1], hu[4], hu[2], hu[5]})));
+}
+
 TEST(Dicom, InconsistentRowsInASeriesAreBadFiles) {
   TempDir dir;
   testing::write_ct_series(dir.path(), 3, "1.2.840.10008.1.2.1");
