@@ -27,6 +27,9 @@ void AugmentOptions::visit_fields(FieldVisitor& visit) {
   visit("blur_p", blur_p_, Check::between(0, 1));
   visit("blur_sigma_min", blur_sigma_min_, Check::above(0));
   visit("blur_sigma_max", blur_sigma_max_, Check::above(0));
+  visit("hed_p", hed_p_, Check::between(0, 1));
+  visit("hed_scale", hed_scale_, Check::from_below(0, 1));
+  visit("hed_shift", hed_shift_, Check::between(0, 1));
   visit("window", window_, Check::one_of({"none", "presets", "percentile"}));
   visit("window_levels", window_levels_, Check::any().non_empty());
   visit("window_widths", window_widths_, Check::above(0).non_empty());
@@ -110,6 +113,10 @@ AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
   p.noise_std = bernoulli(n, o.noise_p(), generator) * o.noise_std();
   p.noise_seed = static_cast<uint64_t>(
       torch::randint(0, int64_t{1} << 62, {1}, generator, torch::kInt64).item<int64_t>());
+  const auto hed_on = bernoulli(n, o.hed_p(), generator).view({n, 1});
+  p.hed_scale =
+      1 + hed_on * (torch::rand({n, 3}, generator, torch::kFloat64) * 2 - 1) * o.hed_scale();
+  p.hed_shift = hed_on * (torch::rand({n, 3}, generator, torch::kFloat64) * 2 - 1) * o.hed_shift();
   return p;
 }
 
@@ -122,6 +129,7 @@ torch::Tensor Augment::apply(const torch::Tensor& batch, const AugmentParams& pa
   auto x = crop_flip_rotate(batch.to(torch::kFloat32), params);
   x = bias_field(x, params);
   x = apply_window(x, options_, params.window_preset, params.window_shift, params.window_scale);
+  x = stain(x, params);
   x = jitter(x, params);
   x = noise(x, params);
   x = blur(x, params);
@@ -137,6 +145,42 @@ torch::Tensor Augment::bias_field(const torch::Tensor& x, const AugmentParams& p
   const auto terms = torch::stack({u, v, u * u, u * v, v * v});            // [5, H, W]
   const auto field = torch::einsum("bt,thw->bhw", {p.bias, terms}).exp();  // [B, H, W]
   return x * field.unsqueeze(1).to(x.options());
+}
+
+torch::Tensor Augment::stain(const torch::Tensor& x, const AugmentParams& p) const {
+  if (!p.hed_scale.defined() || x.size(1) != 3 ||
+      !((p.hed_scale != 1).any().item<bool>() || (p.hed_shift != 0).any().item<bool>()))
+    return x;
+  const auto scale = p.hed_scale.to(x.options()).view({-1, 3, 1, 1});
+  const auto shift = p.hed_shift.to(x.options()).view({-1, 3, 1, 1});
+  const auto jittered = hed_to_rgb(rgb_to_hed(x) * scale + shift);
+  // Samples without stain jitter keep their exact pixels.
+  const auto on = ((p.hed_scale != 1).any(1) | (p.hed_shift != 0).any(1)).to(x.device());
+  return torch::where(on.view({-1, 1, 1, 1}), jittered, x);
+}
+
+namespace {
+
+// Ruifrok and Johnston's stain vectors (rows: haematoxylin, eosin, DAB), as scikit-image uses.
+torch::Tensor rgb_from_hed(const torch::Tensor& like) {
+  return torch::tensor({0.65, 0.70, 0.29, 0.07, 0.99, 0.11, 0.27, 0.57, 0.78}, torch::kFloat64)
+      .view({3, 3})
+      .to(like.options());
+}
+
+constexpr double kLogFloor = -13.815510557964274;  // log(1e-6)
+
+}  // namespace
+
+torch::Tensor rgb_to_hed(const torch::Tensor& rgb) {
+  const auto od = rgb.clamp_min(1e-6).log() / kLogFloor;  // [B, 3, H, W], 0 for white
+  const auto hed_from_rgb = torch::inverse(rgb_from_hed(rgb).to(torch::kFloat64)).to(rgb.options());
+  return torch::einsum("bchw,cs->bshw", {od, hed_from_rgb});
+}
+
+torch::Tensor hed_to_rgb(const torch::Tensor& hed) {
+  const auto od = torch::einsum("bshw,sc->bchw", {hed, rgb_from_hed(hed)});
+  return (od * kLogFloor).exp().clamp(0, 1);
 }
 
 torch::Tensor Augment::noise(const torch::Tensor& x, const AugmentParams& p) const {

@@ -43,6 +43,13 @@ struct AugmentOptions {
   TORCH_ARG(double, blur_p) = 0.5;
   TORCH_ARG(double, blur_sigma_min) = 0.1;
   TORCH_ARG(double, blur_sigma_max) = 1.0;
+  /// Pathology stain jitter (Tellez et al.): probability of perturbing each sample's
+  /// haematoxylin, eosin and DAB optical densities (colour deconvolution with Ruifrok and
+  /// Johnston's matrix) by a scale in [1 - hed_scale, 1 + hed_scale] and a shift in
+  /// [-hed_shift, hed_shift] per stain, then converting back to RGB. Expects RGB in [0, 1].
+  TORCH_ARG(double, hed_p) = 0.0;
+  TORCH_ARG(double, hed_scale) = 0.05;
+  TORCH_ARG(double, hed_shift) = 0.05;
   /// Radiology intensity window, mapping stored values to [0, 1] before the jitter:
   ///   "none"        values are used as read (after data.value_scale);
   ///   "presets"     each sample takes one (level, width) pair of window_levels / window_widths
@@ -87,6 +94,7 @@ struct AugmentParams {
   at::Tensor bias;                         ///< [B, 5] coefficients of x, y, x^2, xy, y^2
   at::Tensor noise_std;                    ///< 0 where no noise is added
   uint64_t noise_seed = 0;                 ///< seeds the noise itself, drawn on the CPU
+  at::Tensor hed_scale, hed_shift;         ///< [B, 3]: 1 and 0 where no stain jitter applies
 };
 
 /// Batched augmentation with per-sample parameters drawn from a seeded generator. One code path
@@ -108,6 +116,7 @@ class Augment {
   at::Tensor bias_field(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor jitter(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor noise(const at::Tensor& batch, const AugmentParams& params) const;
+  at::Tensor stain(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor blur(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor normalise(const at::Tensor& batch) const;
 
@@ -138,6 +147,12 @@ at::Tensor normalise(const at::Tensor& batch, const std::vector<double>& mean,
 /// to [0, 1]. The batch unchanged when the window is "none".
 at::Tensor apply_window(const at::Tensor& batch, const AugmentOptions& options,
                         const at::Tensor& preset, const at::Tensor& shift, const at::Tensor& scale);
+
+/// Colour deconvolution of RGB [B, 3, H, W] in [0, 1] into haematoxylin, eosin and DAB optical
+/// densities (scikit-image's rgb2hed convention: OD normalised by -log(1e-6), no clipping, so
+/// that hed_to_rgb inverts it exactly for values >= 1e-6), and back (clipped to [0, 1]).
+at::Tensor rgb_to_hed(const at::Tensor& rgb);
+at::Tensor hed_to_rgb(const at::Tensor& hed);
 
 /// What evaluation, fine-tuning and export feed the encoder: the first window without jitter,
 /// then the normalisation.

@@ -16,7 +16,7 @@ packages=(
   libopenblas0-openmp libblas3
   # DICOM: DCMTK, and GDCM for JPEG 2000; NIfTI / NRRD / MetaImage through ITK.
   libinsighttoolkit5-dev libgdcm-dev libdcmtk-dev zlib1g-dev
-  libgdal-dev gdal-bin libopenslide-dev
+  libgdal-dev gdal-bin libopenslide-dev libtiff-dev
   libyaml-cpp-dev libgtest-dev libgmock-dev googletest
   libcli11-dev nlohmann-json3-dev libstb-dev
 )

@@ -13,12 +13,25 @@ at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGenerator
 AugmentParams identity(int64_t n) {
   const auto zeros = torch::zeros({n}, torch::kFloat64);
   const auto ones = torch::ones({n}, torch::kFloat64);
-  return {zeros, zeros, ones,
-          ones,  zeros, zeros,
-          zeros, ones,  ones,
-          ones,  zeros, torch::zeros({n}, torch::kInt64),
-          zeros, ones,  torch::zeros({n, 5}, torch::kFloat64),
-          zeros, 0};
+  return {zeros,
+          zeros,
+          ones,
+          ones,
+          zeros,
+          zeros,
+          zeros,
+          ones,
+          ones,
+          ones,
+          zeros,
+          torch::zeros({n}, torch::kInt64),
+          zeros,
+          ones,
+          torch::zeros({n, 5}, torch::kFloat64),
+          zeros,
+          0,
+          torch::ones({n, 3}, torch::kFloat64),
+          torch::zeros({n, 3}, torch::kFloat64)};
 }
 
 AugmentOptions plain(int64_t size) { return AugmentOptions().size(size).mean({0.0}).std({1.0}); }
@@ -179,6 +192,38 @@ TEST(Augment, RadiologyDrawsAreReproducibleAndOffByDefault) {
   const auto params = on.sample(4, 8, 8, g3);
   EXPECT_GT(params.bias.abs().max().item<double>(), 0.0);
   EXPECT_GT(params.noise_std.min().item<double>(), 0.0);
+}
+
+TEST(Augment, HedRoundTripIsTheIdentityAndMatchesScikitImage) {
+  torch::manual_seed(4);
+  const auto rgb = torch::rand({2, 3, 5, 7}) * 0.98 + 0.01;
+  EXPECT_TRUE(torch::allclose(hed_to_rgb(rgb_to_hed(rgb)), rgb, 1e-5, 1e-5));
+  // scikit-image's rgb2hed before its clip at 0: log(rgb) / log(1e-6) @ inv(rgb_from_hed), one
+  // pixel at a time.
+  const auto pixel = torch::tensor({0.8f, 0.4f, 0.6f}).view({1, 3, 1, 1});
+  const auto od = pixel.log() / std::log(1e-6f);
+  const auto m =
+      torch::tensor({0.65f, 0.70f, 0.29f, 0.07f, 0.99f, 0.11f, 0.27f, 0.57f, 0.78f}).view({3, 3});
+  const auto expected = torch::matmul(od.view({1, 3}), torch::inverse(m)).view({1, 3, 1, 1});
+  EXPECT_TRUE(torch::allclose(rgb_to_hed(pixel), expected, 1e-5, 1e-6));
+  // Stain jitter changes colour per sample and leaves white white.
+  auto options = plain(8)
+                     .hed_p(1)
+                     .hed_scale(0.3)
+                     .hed_shift(0.0)
+                     .jitter_p(0)
+                     .blur_p(0)
+                     .hflip_p(0)
+                     .crop_scale_min(1)
+                     .crop_ratio_min(1)
+                     .crop_ratio_max(1);
+  const Augment augment(options);
+  auto batch = torch::full({2, 3, 8, 8}, 0.5f);
+  batch.slice(2, 0, 4) = 1.0f;
+  auto g = seeded(2);
+  const auto out = augment(batch, g);
+  EXPECT_TRUE(torch::allclose(out.slice(2, 0, 4), torch::ones({2, 3, 4, 8}), 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(out[0].slice(1, 4, 8), out[1].slice(1, 4, 8)));
 }
 
 }  // namespace

@@ -18,15 +18,6 @@ void image(const std::string& path) {
   testing::write_raster(path, torch::zeros({1, 4, 4}), "PNG");
 }
 
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
 TEST(Catalog, FolderGivesSplitsAndLabelsFromFolderNames) {
   TempDir dir;
   image(dir / "train/forest/b.png");
@@ -82,32 +73,41 @@ TEST(Catalog, ManifestRowsWithHeaderQuotesAndRelativePaths) {
 
 TEST(Catalog, BadInputNamesThePathAndLine) {
   TempDir dir;
-  EXPECT_NE(error_of([&] { Catalog::from_path(dir / "nowhere"); }).find(dir / "nowhere"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::input_error_of([&] { Catalog::from_path(dir / "nowhere"); }).find(dir / "nowhere"),
+      std::string::npos);
   fs::create_directories(dir / "empty");
   testing::write_text(dir / "empty/notes.txt", "x");
-  EXPECT_NE(error_of([&] { Catalog::from_path(dir / "empty"); }).find("no image files found"),
+  EXPECT_NE(testing::input_error_of([&] {
+              Catalog::from_path(dir / "empty");
+            }).find("no image files found"),
             std::string::npos);
 
   image(dir / "a.png");
   testing::write_text(dir / "bad.csv", "a.png,cat\na.png,cat,train,extra\n");
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::input_error_of([&] {
               Catalog::from_path(dir / "bad.csv");
             }).find(dir / "bad.csv:2: expected path[,label][,split], found 4 fields"),
             std::string::npos);
   testing::write_text(dir / "missing.csv", "a.png\nb.png\n");
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::input_error_of([&] {
               Catalog::from_path(dir / "missing.csv");
             }).find(dir / "missing.csv:2: " + dir / "b.png: no such file"),
             std::string::npos);
   testing::write_text(dir / "split.csv", "a.png,cat,holdout\n");
-  EXPECT_NE(error_of([&] { Catalog::from_path(dir / "split.csv"); }).find("split.csv:1: split"),
+  EXPECT_NE(testing::input_error_of([&] {
+              Catalog::from_path(dir / "split.csv");
+            }).find("split.csv:1: split"),
             std::string::npos);
   testing::write_text(dir / "quote.csv", "\"a.png,cat\n");
-  EXPECT_NE(error_of([&] { Catalog::from_path(dir / "quote.csv"); }).find("unclosed quote"),
+  EXPECT_NE(testing::input_error_of([&] {
+              Catalog::from_path(dir / "quote.csv");
+            }).find("unclosed quote"),
             std::string::npos);
   testing::write_text(dir / "none.csv", "path,label\n");
-  EXPECT_NE(error_of([&] { Catalog::from_path(dir / "none.csv"); }).find("lists no images"),
+  EXPECT_NE(testing::input_error_of([&] {
+              Catalog::from_path(dir / "none.csv");
+            }).find("lists no images"),
             std::string::npos);
 }
 

@@ -31,15 +31,6 @@ torch::Tensor read_series(const DicomSeries& series) {
   return torch::stack(slices);
 }
 
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  return "";
-}
-
 // Every lossless syntax gives back the same Hounsfield units, in anatomical order although the
 // files are named in shuffled order and numbered backwards.
 class EverySyntax : public ::testing::TestWithParam<const char*> {};
@@ -140,7 +131,9 @@ TEST(Dicom, MultiFrameFramesAreSlicesReadOneByOne) {
   EXPECT_DOUBLE_EQ(scan.series[0].slice_spacing, 2.5);  // from SliceThickness
   EXPECT_TRUE(torch::equal(read_series(scan.series[0]), hu));
   EXPECT_TRUE(torch::equal(read_dicom_frame(dir / "enhanced.dcm", 2)[0], hu[2]));
-  EXPECT_NE(error_of([&] { read_dicom_frame(dir / "enhanced.dcm", 4); }).find("frame 4 of 4"),
+  EXPECT_NE(testing::input_error_of([&] {
+              read_dicom_frame(dir / "enhanced.dcm", 4);
+            }).find("frame 4 of 4"),
             std::string::npos);
 }
 
@@ -212,7 +205,7 @@ TEST(Dicom, MissingAndDuplicateSlicesAreReported) {
   duplicate.z = 5.0;
   write_dicom(dir / "t_dup.dcm", duplicate);
 
-  const auto message = error_of([&] { scan_folder(dir.path()); });
+  const auto message = testing::input_error_of([&] { scan_folder(dir.path()); });
   EXPECT_NE(message.find("t_dup.dcm"), std::string::npos) << message;
   EXPECT_NE(message.find("slice spacing 0"), std::string::npos) << message;
 
@@ -253,7 +246,7 @@ TEST(Dicom, InconsistentRowsInASeriesAreBadFiles) {
   odd.stored = torch::zeros({4, 8}, torch::kInt64);
   odd.z = 10;
   write_dicom(dir / "odd.dcm", odd);
-  const auto message = error_of([&] { scan_folder(dir.path()); });
+  const auto message = testing::input_error_of([&] { scan_folder(dir.path()); });
   EXPECT_NE(message.find("odd.dcm: DICOM: 4 x 8 x 1 samples, the rest of its series is 8 x 8"),
             std::string::npos)
       << message;
@@ -310,11 +303,11 @@ TEST(Dicom, BadFilesAreReportedWithFileAndReason) {
       {"unknown_syntax.dcm", "unknown transfer syntax 1.2.840.10008.1.9.7"},
   };
   for (const auto& [name, reason] : expected) {
-    const auto message = error_of([&] { read_dicom_frame(dir / name); });
+    const auto message = testing::input_error_of([&] { read_dicom_frame(dir / name); });
     EXPECT_NE(message.find(dir / name + ": DICOM: " + reason), std::string::npos) << message;
   }
   // A folder scan stops at the first under kFail and counts every one under kSkip.
-  EXPECT_NE(error_of([&] { scan_folder(dir.path()); }), "");
+  EXPECT_NE(testing::input_error_of([&] { scan_folder(dir.path()); }), "no error");
   std::vector<CatalogItem> items;
   for (const char* name :
        {"good.dcm", "truncated.dcm", "no_pixels.dcm", "bare.dcm", "unknown_syntax.dcm"})
@@ -323,7 +316,7 @@ TEST(Dicom, BadFilesAreReportedWithFileAndReason) {
   EXPECT_EQ(scan.series.size(), 1u);
   EXPECT_EQ(scan.bad_files.size(), 4u);
   // Only bad files: a clear error, not an empty series list.
-  const auto none = error_of([&] {
+  const auto none = testing::input_error_of([&] {
     scan_dicom({{dir / "truncated.dcm", "", ""}}, OnBadFile::kSkip);
   });
   EXPECT_NE(none.find("no readable DICOM image series"), std::string::npos) << none;
@@ -332,7 +325,7 @@ TEST(Dicom, BadFilesAreReportedWithFileAndReason) {
 TEST(Dicom, AFolderWithoutDicomSaysSo) {
   TempDir dir;
   testing::write_text(dir / "notes.txt", "not an image");
-  const auto message = error_of([&] { Catalog::from_folder(dir.path()); });
+  const auto message = testing::input_error_of([&] { Catalog::from_folder(dir.path()); });
   EXPECT_NE(message.find("no image files found"), std::string::npos) << message;
 }
 
@@ -346,7 +339,7 @@ TEST(Dicom, NothingIdentifyingInHeadersOrErrors) {
       EXPECT_EQ(field.find(secret), std::string::npos);
   }
   testing::truncate_file(dir / "IM1001.dcm", 0.9);
-  const auto message = error_of([&] { read_dicom_frame(dir / "IM1001.dcm"); });
+  const auto message = testing::input_error_of([&] { read_dicom_frame(dir / "IM1001.dcm"); });
   for (const char* secret : {testing::kPatientName, testing::kPatientId, testing::kInstitution,
                              testing::kAccession, testing::kUidRoot})
     EXPECT_EQ(message.find(secret), std::string::npos) << message;

@@ -11,6 +11,7 @@
 
 #include <torch/types.h>
 
+#include "base/errors.h"
 #include "io/gdal_raster.h"
 
 namespace pretext::testing {
@@ -71,6 +72,15 @@ int run_command(const std::string& command, std::string* output) {
   while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output->append(buffer, n);
   const int status = pclose(pipe);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string input_error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "no error";
 }
 
 }  // namespace pretext::testing

@@ -4,6 +4,7 @@
 // GDAL, and corrupted copies.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <ATen/Tensor.h>
@@ -34,6 +35,8 @@ void write_raster(const std::string& path, const at::Tensor& pixels, const std::
 void truncate_file(const std::string& path, double fraction);
 /// Writes `text` to `path`.
 void write_text(const std::string& path, const std::string& text);
+/// The message of the InputError `action` throws, or "no error".
+std::string input_error_of(const std::function<void()>& action);
 /// Runs a shell command; returns its exit status and fills `output` with stdout + stderr.
 int run_command(const std::string& command, std::string* output);
 

@@ -1,0 +1,162 @@
+#include "io/slide.h"
+
+#include <openslide/openslide.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include <torch/nn/functional.h>
+#include <torch/types.h>
+
+#include "base/errors.h"
+
+namespace pretext::io {
+namespace {
+
+double number_property(openslide_t* handle, const std::string& name) {
+  const char* value = openslide_get_property_value(handle, name.c_str());
+  if (!value) return 0.0;
+  char* end = nullptr;
+  const double parsed = std::strtod(value, &end);
+  return end != value && std::isfinite(parsed) && parsed > 0 ? parsed : 0.0;
+}
+
+std::string where(const std::string& path) { return path + ": OpenSlide: "; }
+
+}  // namespace
+
+bool is_slide(const std::string& path) { return openslide_detect_vendor(path.c_str()) != nullptr; }
+
+Slide::Slide(const std::string& path, double fallback_microns_per_pixel) {
+  info_.path = path;
+  const char* vendor = openslide_detect_vendor(path.c_str());
+  if (!vendor) throw InputError(where(path) + "not a slide format OpenSlide reads");
+  info_.vendor = vendor;
+  handle_ = openslide_open(path.c_str());
+  if (!handle_) throw InputError(where(path) + "cannot open");
+  if (const char* error = openslide_get_error(handle_)) {
+    const std::string message = where(path) + error;
+    openslide_close(handle_);
+    handle_ = nullptr;
+    throw InputError(message);
+  }
+  const int32_t count = openslide_get_level_count(handle_);
+  for (int32_t level = 0; level < count; ++level) {
+    SlideLevel l;
+    openslide_get_level_dimensions(handle_, level, &l.width, &l.height);
+    l.downsample = openslide_get_level_downsample(handle_, level);
+    const std::string prefix = "openslide.level[" + std::to_string(level) + "].";
+    l.tile_width = static_cast<int64_t>(number_property(handle_, prefix + "tile-width"));
+    l.tile_height = static_cast<int64_t>(number_property(handle_, prefix + "tile-height"));
+    info_.levels.push_back(l);
+  }
+  check("reading the level geometry");
+  if (info_.levels.empty() || info_.levels[0].width <= 0 || info_.levels[0].height <= 0)
+    throw InputError(where(path) + "no readable level");
+  info_.microns_per_pixel_x = number_property(handle_, OPENSLIDE_PROPERTY_NAME_MPP_X);
+  info_.microns_per_pixel_y = number_property(handle_, OPENSLIDE_PROPERTY_NAME_MPP_Y);
+  if (info_.microns_per_pixel_x <= 0 || info_.microns_per_pixel_y <= 0) {
+    // OpenSlide 3.4 leaves a generic TIFF's resolution tags unread (4.0 reads them).
+    const char* unit = openslide_get_property_value(handle_, "tiff.ResolutionUnit");
+    const double microns_per_unit = !unit                               ? 0.0
+                                    : std::string(unit) == "centimeter" ? 10000.0
+                                    : std::string(unit) == "inch"       ? 25400.0
+                                                                        : 0.0;
+    const double x = number_property(handle_, "tiff.XResolution");
+    const double y = number_property(handle_, "tiff.YResolution");
+    if (microns_per_unit > 0 && x > 0 && y > 0) {
+      info_.microns_per_pixel_x = microns_per_unit / x;
+      info_.microns_per_pixel_y = microns_per_unit / y;
+    }
+  }
+  if (info_.microns_per_pixel_x <= 0 || info_.microns_per_pixel_y <= 0) {
+    if (fallback_microns_per_pixel <= 0)
+      throw InputError(where(path) +
+                       "the slide states no microns per pixel (set data.microns_per_pixel)");
+    info_.microns_per_pixel_x = info_.microns_per_pixel_y = fallback_microns_per_pixel;
+    info_.microns_per_pixel_from_config = true;
+  }
+  info_.objective_power = number_property(handle_, OPENSLIDE_PROPERTY_NAME_OBJECTIVE_POWER);
+  if (const char* const* names = openslide_get_associated_image_names(handle_))
+    for (; *names; ++names) info_.associated_images.emplace_back(*names);
+}
+
+Slide::~Slide() {
+  if (handle_) openslide_close(handle_);
+}
+
+void Slide::check(const std::string& what) {
+  if (failed_.load()) {
+    const std::lock_guard<std::mutex> lock(error_mutex_);
+    throw InputError(where(info_.path) + "in an error state since an earlier failure (" + error_ +
+                     "); not read again");
+  }
+  if (const char* error = openslide_get_error(handle_)) {
+    const std::lock_guard<std::mutex> lock(error_mutex_);
+    if (!failed_.exchange(true)) error_ = error;
+    throw InputError(where(info_.path) + what + ": " + error);
+  }
+}
+
+torch::Tensor Slide::read_region(int64_t x, int64_t y, int64_t level, int64_t width,
+                                 int64_t height) {
+  if (level < 0 || level >= static_cast<int64_t>(info_.levels.size()) || width <= 0 || height <= 0)
+    throw InputError(where(info_.path) + "no region " + std::to_string(width) + "x" +
+                     std::to_string(height) + " at level " + std::to_string(level));
+  check("before reading");
+  auto argb = torch::empty({height, width}, torch::kInt32);
+  openslide_read_region(handle_, reinterpret_cast<uint32_t*>(argb.data_ptr<int32_t>()), x, y,
+                        static_cast<int32_t>(level), width, height);
+  check("reading " + std::to_string(width) + "x" + std::to_string(height) + " at level " +
+        std::to_string(level) + " from (" + std::to_string(x) + ", " + std::to_string(y) + ")");
+  // Premultiplied ARGB over white: c + (255 - alpha) per channel, exact for every alpha.
+  auto rgb = torch::empty({3, height, width}, torch::kUInt8);
+  const auto* in = reinterpret_cast<const uint32_t*>(argb.data_ptr<int32_t>());
+  auto* out = rgb.data_ptr<uint8_t>();
+  const int64_t n = width * height;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t p = in[i];
+    const uint32_t background = 255 - (p >> 24);
+    out[i] = static_cast<uint8_t>(((p >> 16) & 0xff) + background);
+    out[n + i] = static_cast<uint8_t>(((p >> 8) & 0xff) + background);
+    out[2 * n + i] = static_cast<uint8_t>((p & 0xff) + background);
+  }
+  return rgb;
+}
+
+int64_t Slide::level_for(double microns_per_pixel) const {
+  int64_t best = 0;
+  for (int64_t level = 0; level < static_cast<int64_t>(info_.levels.size()); ++level) {
+    const double level_mpp =
+        info_.microns_per_pixel_x * info_.levels[static_cast<size_t>(level)].downsample;
+    if (level_mpp <= microns_per_pixel * (1 + 1e-6)) best = level;
+  }
+  return best;
+}
+
+torch::Tensor Slide::read_tile(int64_t x, int64_t y, double microns_per_pixel, int64_t size) {
+  const int64_t level = level_for(microns_per_pixel);
+  const double downsample = info_.levels[static_cast<size_t>(level)].downsample;
+  // The tile's side in level-0 pixels, then in pixels of the level read.
+  const double side0 = static_cast<double>(size) * microns_per_pixel / info_.microns_per_pixel_x;
+  const auto side = std::max<int64_t>(1, std::llround(side0 / downsample));
+  auto tile = read_region(x, y, level, side, side);
+  if (side == size) return tile;
+  namespace F = torch::nn::functional;
+  auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{size, size});
+  options = side > size ? options.mode(torch::kArea)
+                        : options.mode(torch::kBilinear).align_corners(false);
+  return F::interpolate(tile.unsqueeze(0).to(torch::kFloat32), options)
+      .squeeze(0)
+      .round()
+      .clamp(0, 255)
+      .to(torch::kUInt8);
+}
+
+torch::Tensor Slide::read_level(int64_t level) {
+  const auto& l = info_.levels.at(static_cast<size_t>(level));
+  return read_region(0, 0, level, l.width, l.height);
+}
+
+}  // namespace pretext::io

@@ -1,0 +1,89 @@
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include "domains/tissue.h"
+#include "io/slide.h"
+#include "tests/io/slide_data.h"
+#include "tests/io/test_data.h"
+
+namespace pretext::domains {
+namespace {
+using testing::TempDir;
+
+// Otsu by its definition: the cut among 255 bin edges maximising the between-class variance of
+// the values themselves.
+double brute_force_otsu(const torch::Tensor& values) {
+  const auto v = values.flatten().to(torch::kFloat64);
+  double best = -1, threshold = 0;
+  for (int k = 1; k < 256; ++k) {
+    const double t = k / 256.0;
+    const auto upper = v >= t;
+    const double n1 = upper.sum().item<double>(), n0 = v.numel() - n1;
+    if (n0 == 0 || n1 == 0) continue;
+    const double m1 = v.masked_select(upper).mean().item<double>();
+    const double m0 = v.masked_select(~upper).mean().item<double>();
+    const double between = n0 * n1 * (m0 - m1) * (m0 - m1);
+    if (between > best + 1e-12) {
+      best = between;
+      threshold = t;
+    }
+  }
+  return threshold;
+}
+
+TEST(Tissue, OtsuMatchesItsDefinition) {
+  torch::manual_seed(1);
+  const auto values =
+      torch::cat({torch::rand({300}) * 0.2 + 0.05, torch::rand({200}) * 0.3 + 0.6}).clamp(0, 0.999);
+  const double t = otsu_threshold(values);
+  EXPECT_GE(t, 0.25);
+  EXPECT_LE(t, 0.6);
+  // Same split of the data as the brute-force cut (bin edges may differ within the gap).
+  EXPECT_TRUE(torch::equal(values >= t, values >= brute_force_otsu(values)));
+}
+
+TEST(Tissue, SmallRegionsAreRemoved) {
+  auto mask = torch::zeros({10, 10}, torch::kBool);
+  mask.slice(0, 0, 2).slice(1, 0, 2) = true;  // 4 pixels
+  mask.slice(0, 4, 9).slice(1, 4, 9) = true;  // 25 pixels
+  mask[9][9] = true;                          // touches the big one diagonally
+  const auto kept = remove_small_regions(mask, 5);
+  EXPECT_EQ(kept.sum().item<int64_t>(), 26);
+  EXPECT_FALSE(kept[0][0].item<bool>());
+  EXPECT_TRUE(kept[9][9].item<bool>());
+}
+
+TEST(Tissue, TilesCoverTheTissueAndNotTheBackground) {
+  TempDir dir;
+  testing::SlideSpec spec;
+  spec.levels = 3;
+  spec.level0 = testing::tissue_image(1024, 1024, 256, 128, 768, 640);
+  write_slide(dir / "a.svs", spec);
+  io::Slide slide(dir / "a.svs");
+  // 64-pixel tiles at 1 µm/px are 128 level-0 pixels; tissue spans 4 x 4 of them exactly.
+  const auto map =
+      map_tissue(slide, TissueOptions().microns_per_pixel(1.0).tile_size(64).detection_width(256));
+  EXPECT_EQ(map.level, 2);
+  EXPECT_DOUBLE_EQ(map.downsample, 4.0);
+  EXPECT_EQ(map.grid_tiles, 64);
+  ASSERT_EQ(map.tiles.size(), 16u);
+  for (const auto& tile : map.tiles) {
+    EXPECT_EQ(tile.side, 128);
+    EXPECT_GE(tile.y, 256);
+    EXPECT_LT(tile.y, 768);
+    EXPECT_GE(tile.x, 128);
+    EXPECT_LT(tile.x, 640);
+  }
+  const auto thumbnail = tissue_thumbnail(slide, map);
+  EXPECT_EQ(thumbnail.sizes(), (std::vector<int64_t>{3, 256, 256}));
+  EXPECT_EQ(thumbnail[1][64][32].item<uint8_t>(), 200);  // a kept tile's top edge is green
+  EXPECT_EQ(thumbnail[0][64][32].item<uint8_t>(), 0);
+  // A blank slide keeps nothing.
+  spec.level0 = torch::full({3, 512, 512}, 245, torch::kUInt8);
+  write_slide(dir / "blank.svs", spec);
+  io::Slide blank(dir / "blank.svs");
+  EXPECT_TRUE(map_tissue(blank, TissueOptions().tile_size(64)).tiles.empty());
+}
+
+}  // namespace
+}  // namespace pretext::domains
