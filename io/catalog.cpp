@@ -50,15 +50,17 @@ bool split_csv_line(const std::string& line, std::vector<std::string>& fields) {
 
 }  // namespace
 
-Catalog Catalog::from_path(const std::string& path) {
+Catalog Catalog::from_path(const std::string& path,
+                           const std::function<bool(const std::string&)>& accept) {
   std::error_code error;
-  if (fs::is_directory(path, error)) return from_folder(path);
+  if (fs::is_directory(path, error)) return from_folder(path, accept);
   if (!fs::exists(path, error)) throw InputError(path + ": no such file or folder");
   if (fs::path(path).extension() == ".csv") return from_manifest(path);
   throw InputError(path + ": a data root must be a folder or a .csv manifest");
 }
 
-Catalog Catalog::from_folder(const std::string& root) {
+Catalog Catalog::from_folder(const std::string& root,
+                             const std::function<bool(const std::string&)>& accept) {
   std::error_code error;
   if (!fs::is_directory(root, error)) throw InputError(root + ": not a folder");
   Catalog catalog;
@@ -74,7 +76,7 @@ Catalog Catalog::from_folder(const std::string& root) {
       continue;
     }
     if (!it->is_regular_file(ignored)) continue;
-    if (detect_format(path.string()) == Format::kUnknown) {
+    if (accept ? !accept(path.string()) : detect_format(path.string()) == Format::kUnknown) {
       ++catalog.skipped_files_;
       continue;
     }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,12 @@ class Catalog {
  public:
   /// A folder, or a file ending in .csv. Throws InputError naming the path (and CSV line) for a
   /// missing root, a folder without images, or a bad row.
-  static Catalog from_path(const std::string& path);
-  static Catalog from_folder(const std::string& root);
+  /// `accept`, when given, decides which files of a folder belong (e.g. io::is_slide) instead of
+  /// the content check for image formats.
+  static Catalog from_path(const std::string& path,
+                           const std::function<bool(const std::string&)>& accept = {});
+  static Catalog from_folder(const std::string& root,
+                             const std::function<bool(const std::string&)>& accept = {});
   static Catalog from_manifest(const std::string& csv_path);
 
   const std::vector<CatalogItem>& items() const { return items_; }

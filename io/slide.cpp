@@ -28,6 +28,11 @@ std::string where(const std::string& path) { return path + ": OpenSlide: "; }
 
 bool is_slide(const std::string& path) { return openslide_detect_vendor(path.c_str()) != nullptr; }
 
+std::string slide_vendor(const std::string& path) {
+  const char* vendor = openslide_detect_vendor(path.c_str());
+  return vendor ? vendor : "";
+}
+
 Slide::Slide(const std::string& path, double fallback_microns_per_pixel) {
   info_.path = path;
   const char* vendor = openslide_detect_vendor(path.c_str());

@@ -81,5 +81,7 @@ class Slide {
 
 /// Whether OpenSlide recognises `path` as a slide (vendor detection, no full open).
 bool is_slide(const std::string& path);
+/// OpenSlide's vendor for `path` ("aperio", "generic-tiff", ...), "" when it is no slide.
+std::string slide_vendor(const std::string& path);
 
 }  // namespace pretext::io

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/errors.h"
+#include "io/slide.h"
 #include "pipelines/checkpoint.h"
 #include "pipelines/export.h"
 #include "pipelines/plot.h"
@@ -72,10 +73,27 @@ std::shared_ptr<io::Dataset> open_slices(const RunConfig& config, const io::Cata
   return slices;
 }
 
+std::shared_ptr<io::Dataset> open_tiles(const RunConfig& config, const io::Catalog& catalog,
+                                        bool pretraining, RunLog& log) {
+  auto tiles = std::make_shared<domains::TileDataset>(
+      catalog, config.data.tile_options(pretraining ? config.run.dir() + "/thumbnails" : ""));
+  for (const auto& bad : tiles->bad_slides()) log.warn("skipped " + bad.message);
+  for (const auto& note : tiles->notes())
+    if (note.find("fallback_microns_per_pixel") != std::string::npos)
+      log.warn(note);
+    else
+      log.file_only(note);
+  log.info(config.data.root() + ": " + tiles->summary() +
+           (pretraining ? "; tissue thumbnails in " + config.run.dir() + "/thumbnails" : ""));
+  return tiles;
+}
+
 }  // namespace
 
 std::shared_ptr<io::Dataset> open_dataset(const RunConfig& config, bool pretraining, RunLog& log) {
-  auto catalog = io::Catalog::from_path(config.data.root());
+  const bool slides = config.data.kind() == "slides";
+  auto catalog = io::Catalog::from_path(
+      config.data.root(), slides ? std::function<bool(const std::string&)>(io::is_slide) : nullptr);
   if (catalog.skipped_files() > 0)
     log.info(config.data.root() + ": skipped " + std::to_string(catalog.skipped_files()) +
              " files that are not images");
@@ -83,6 +101,11 @@ std::shared_ptr<io::Dataset> open_dataset(const RunConfig& config, bool pretrain
     catalog = catalog.with_split(config.data.split());
     if (catalog.size() == 0)
       throw InputError(config.data.root() + ": no images in split '" + config.data.split() + "'");
+  }
+  if (slides) {
+    auto tiles = open_tiles(config, catalog, pretraining, log);
+    config.check_bands(tiles->channels());
+    return tiles;
   }
   // DICOM files and volumes become slices; every other format is read as whole 2D images.
   std::string medical, flat;

@@ -8,8 +8,11 @@
 
 #include <torch/types.h>
 
+#include "base/errors.h"
+#include "domains/tissue.h"
 #include "io/catalog.h"
 #include "io/dicom.h"
+#include "io/slide.h"
 #include "io/source.h"
 #include "io/volume.h"
 
@@ -129,10 +132,65 @@ std::string inspect_volume(const std::string& path, bool stats) {
   return out.str();
 }
 
+std::string inspect_slide(const std::string& path) {
+  // 1 µm/px stands in for a slide that states none, so that the rest can still be shown.
+  io::Slide slide(path, 1.0);
+  const auto& info = slide.info();
+  std::ostringstream out;
+  out << "file       " << path << "\n"
+      << "vendor     " << info.vendor << "\n"
+      << "mpp        "
+      << (info.microns_per_pixel_from_config
+              ? std::string("(not stated: set data.fallback_microns_per_pixel; 1 assumed below)")
+              : number(info.microns_per_pixel_x) + " x " + number(info.microns_per_pixel_y) +
+                    " µm per pixel at level 0")
+      << "\n"
+      << "objective  "
+      << (info.objective_power > 0 ? number(info.objective_power) + "x" : "(not stated)") << "\n"
+      << "levels     " << info.levels.size() << "\n";
+  for (size_t i = 0; i < info.levels.size(); ++i) {
+    const auto& l = info.levels[i];
+    out << "  " << i << "  " << l.width << " x " << l.height << "  downsample "
+        << number(l.downsample);
+    if (l.tile_width > 0) out << "  tiles " << l.tile_width << " x " << l.tile_height;
+    out << "\n";
+  }
+  if (!info.associated_images.empty()) {
+    out << "associated";
+    for (const auto& name : info.associated_images) out << " " << name;
+    out << " (never used for training)\n";
+  }
+  const domains::TissueOptions options;
+  const auto map = domains::map_tissue(slide, options);
+  out << "tissue     " << number(100.0 * map.mask.to(torch::kFloat32).mean().item<float>())
+      << "% of level " << map.level << " (saturation above " << number(map.threshold) << "); "
+      << map.tiles.size() << " of " << map.grid_tiles << " tiles of " << options.tile_size()
+      << " px at " << number(options.microns_per_pixel()) << " µm/px are tissue\n";
+  return out.str();
+}
+
+// A file is a slide when OpenSlide names a vendor for it. A TIFF OpenSlide would read only as
+// "generic-tiff" is a slide when it is a pyramid of RGB without a georeference; a GeoTIFF or a
+// plain tiled image is a raster.
+bool read_as_slide(const std::string& path) {
+  const auto vendor = io::slide_vendor(path);
+  if (vendor.empty()) return false;
+  if (vendor != "generic-tiff") return true;
+  const auto raster = io::open(path);
+  const auto bands = raster->info().bands.size();
+  if (raster->georeference() || (bands != 3 && bands != 4)) return false;
+  try {
+    return io::Slide(path, 1.0).info().levels.size() > 1;
+  } catch (const InputError&) {
+    return false;  // the raster reader then says what is wrong with the file
+  }
+}
+
 }  // namespace
 
 std::string inspect(const std::string& path, bool stats) {
   if (fs::is_directory(path)) return inspect_dicom(path, stats);
+  if (read_as_slide(path)) return inspect_slide(path);
   const auto format = io::detect_format(path);
   if (format == io::Format::kDicom) return inspect_dicom(path, stats);
   if (format == io::Format::kVolume) return inspect_volume(path, stats);

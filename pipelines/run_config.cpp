@@ -27,6 +27,23 @@ void DataOptions::visit_fields(FieldVisitor& visit) {
   visit("body_threshold", body_threshold_);
   visit("min_body_fraction", min_body_fraction_, Check::between(0, 1));
   visit("on_bad_file", on_bad_file_, Check::one_of({"fail", "skip"}));
+  visit("kind", kind_, Check::one_of({"images", "slides"}));
+  visit("microns_per_pixel", microns_per_pixel_, Check::above(0));
+  visit("min_tissue_fraction", min_tissue_fraction_, Check::between(0, 1));
+  visit("fallback_microns_per_pixel", fallback_microns_per_pixel_, Check::at_least(0));
+  visit("open_slides", open_slides_, Check::between(1, 4096));
+}
+
+domains::TileDatasetOptions DataOptions::tile_options(const std::string& thumbnail_dir) const {
+  return domains::TileDatasetOptions()
+      .tissue(domains::TissueOptions()
+                  .microns_per_pixel(microns_per_pixel_)
+                  .tile_size(image_size_)
+                  .min_tissue_fraction(min_tissue_fraction_))
+      .fallback_microns_per_pixel(fallback_microns_per_pixel_)
+      .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail)
+      .open_slides(open_slides_)
+      .thumbnail_dir(thumbnail_dir);
 }
 
 domains::SliceDatasetOptions DataOptions::slice_options(bool pretraining) const {

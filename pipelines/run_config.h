@@ -8,6 +8,7 @@
 
 #include "domains/augment.h"
 #include "domains/slices.h"
+#include "domains/tiles.h"
 #include "io/dataset.h"
 #include "methods/registry.h"
 #include "pipelines/config.h"
@@ -63,12 +64,25 @@ struct DataOptions {
   /// a duplicate slice): "fail" stops the run naming it, "skip" leaves it out and counts it in the
   /// run log.
   TORCH_ARG(std::string, on_bad_file) = "fail";
+  /// "images": image files, DICOM series and volumes, found by content; "slides": whole-slide
+  /// images (everything OpenSlide reads), one example per tissue tile of data.image_size pixels
+  /// at `microns_per_pixel`, kept where at least `min_tissue_fraction` of it is tissue.
+  TORCH_ARG(std::string, kind) = "images";
+  TORCH_ARG(double, microns_per_pixel) = 0.5;
+  TORCH_ARG(double, min_tissue_fraction) = 0.5;
+  /// Slides that state no µm per pixel are read at this value (with a warning); 0 skips or fails
+  /// them per on_bad_file.
+  TORCH_ARG(double, fallback_microns_per_pixel) = 0.0;
+  /// Slides open at once; each OpenSlide handle keeps its own tile cache.
+  TORCH_ARG(int64_t, open_slides) = 16;
 
  public:
   void visit_fields(FieldVisitor& visit);
   io::ImageDatasetOptions dataset_options() const;
   /// `pretraining`: with background rejection.
   domains::SliceDatasetOptions slice_options(bool pretraining) const;
+  /// `thumbnail_dir`: where tissue thumbnails go ("" for none).
+  domains::TileDatasetOptions tile_options(const std::string& thumbnail_dir) const;
 };
 
 /// A whole run, read and checked from one config file before any work starts.

@@ -1,7 +1,11 @@
+#include <filesystem>
+
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
+#include "domains/tiles.h"
 #include "domains/tissue.h"
+#include "io/catalog.h"
 #include "io/slide.h"
 #include "tests/io/slide_data.h"
 #include "tests/io/test_data.h"
@@ -83,6 +87,55 @@ TEST(Tissue, TilesCoverTheTissueAndNotTheBackground) {
   write_slide(dir / "blank.svs", spec);
   io::Slide blank(dir / "blank.svs");
   EXPECT_TRUE(map_tissue(blank, TissueOptions().tile_size(64)).tiles.empty());
+}
+
+TEST(TileDataset, TissueTilesOnlyWithTheSlidesLabels) {
+  TempDir dir;
+  testing::SlideSpec spec;
+  spec.level0 = testing::tissue_image(512, 512, 0, 0, 256, 512);  // top half tissue
+  std::filesystem::create_directories(dir / "train/tumour");
+  write_slide(dir / "train/tumour/a.svs", spec);
+  testing::write_text(dir / "train/tumour/notes.txt", "not a slide");
+  spec.microns_per_pixel = 0;  // a slide that states no mpp
+  spec.vendor = "generic";
+  write_slide(dir / "train/tumour/b.tif", spec);
+  const auto catalog = io::Catalog::from_folder(dir.path(), io::is_slide);
+  ASSERT_EQ(catalog.size(), 2);
+  const auto options =
+      TileDatasetOptions()
+          .tissue(TissueOptions().microns_per_pixel(1.0).tile_size(32).detection_width(128))
+          .on_bad_file(io::OnBadFile::kSkip)
+          .thumbnail_dir(dir / "thumbnails");
+  const TileDataset tiles(catalog, options);
+  // a.svs: 64-pixel level-0 tiles, 8 x 8 grid, the top 4 rows tissue; b.tif skipped (no mpp).
+  EXPECT_EQ(tiles.size(), 32);
+  ASSERT_EQ(tiles.bad_slides().size(), 1u);
+  EXPECT_NE(tiles.bad_slides()[0].message.find("b.tif: OpenSlide: the slide states no microns"),
+            std::string::npos);
+  EXPECT_NE(tiles.notes()[0].find("32 of 64 tiles kept as tissue (50%; 32 rejected"),
+            std::string::npos)
+      << tiles.notes()[0];
+  EXPECT_TRUE(std::filesystem::exists(dir / "thumbnails/0000_a.png"));
+  io::Slide slide(dir / "train/tumour/a.svs");
+  for (int64_t i = 0; i < tiles.size(); i += 7) {
+    const auto example = tiles.get(i);
+    EXPECT_EQ(example.label, 0);
+    const auto item = tiles.item(i);
+    EXPECT_EQ(item.split, "train");
+    const auto x = std::stoll(item.path.substr(item.path.find("#x=") + 3));
+    const auto y = std::stoll(item.path.substr(item.path.find(",y=") + 3));
+    EXPECT_LT(y, 256);
+    EXPECT_TRUE(
+        torch::allclose(example.pixels, slide.read_tile(x, y, 1.0, 32).to(torch::kFloat32) / 255));
+  }
+  // With a fallback mpp the second slide is read too, and kFail stops at a bad slide.
+  const TileDataset both(catalog, TileDatasetOptions(options).fallback_microns_per_pixel(0.5));
+  EXPECT_EQ(both.size(), 64);
+  EXPECT_NE(both.notes()[1].find("from data.fallback_microns_per_pixel"), std::string::npos);
+  EXPECT_NE(testing::input_error_of([&] {
+              TileDataset(catalog, TileDatasetOptions(options).on_bad_file(io::OnBadFile::kFail));
+            }).find("b.tif"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -145,8 +145,7 @@ TEST(Config, WindowsAndSlabsAreChecked) {
             std::string::npos);
   EXPECT_NE(error_of("data:\n  root: x\n  slab: 2\n").find("run.yaml:3: data.slab: 2 (must be odd"),
             std::string::npos);
-  EXPECT_NE(error_of("data:\n  on_bad_file: ignore\n").find("data.on_bad_file"),
-            std::string::npos);
+  EXPECT_NE(error_of("data:\n  on_bad_file: ignore\n").find("data.on_bad_file"), std::string::npos);
   EXPECT_NE(error_of("augment:\n  window: auto\n").find("augment.window"), std::string::npos);
 }
 

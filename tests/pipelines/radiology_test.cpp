@@ -12,6 +12,7 @@
 
 #include "tests/io/dicom_data.h"
 #include "tests/io/test_data.h"
+#include "tests/pipelines/run_cli.h"
 
 namespace pretext::pipelines {
 namespace {
@@ -92,14 +93,6 @@ eval:
 )";
 }
 
-std::string run(const std::string& arguments, int expected_status = 0) {
-  std::string output;
-  const int status =
-      testing::run_command(std::string(PRETEXT_BINARY) + " " + arguments + " 2>&1", &output);
-  EXPECT_EQ(status, expected_status) << arguments << "\n" << output;
-  return output;
-}
-
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), {}};
@@ -128,7 +121,7 @@ TEST(Radiology, MaeOnDicomSeriesLeaksNoIdentifier) {
   testing::write_text(dir / "run.yaml", config_text(dir / "export", dir / "run"));
 
   std::string printed;
-  printed += run("pretrain --config " + (dir / "run.yaml"));
+  printed += run_pretext("pretrain --config " + (dir / "run.yaml"));
   const auto log = read_bytes(dir / "run/run.log");
   EXPECT_NE(log.find("broken.dcm: DICOM: cannot parse"), std::string::npos) << log;
   EXPECT_NE(log.find("6 DICOM series"), std::string::npos) << log;
@@ -138,11 +131,11 @@ TEST(Radiology, MaeOnDicomSeriesLeaksNoIdentifier) {
   const auto mean = [](auto first, auto last) { return std::accumulate(first, last, 0.0) / 5; };
   EXPECT_LT(mean(loss.end() - 5, loss.end()), mean(loss.begin(), loss.begin() + 5));
 
-  printed += run("knn --config " + (dir / "run.yaml"));
-  printed += run("export --config " + (dir / "run.yaml"));
-  printed += run("report --config " + (dir / "run.yaml"));
-  printed += run("inspect --stats " + (dir / "export"));
-  printed += run("inspect " + (dir / "export/train/bright/case0/IM0.dcm"));
+  printed += run_pretext("knn --config " + (dir / "run.yaml"));
+  printed += run_pretext("export --config " + (dir / "run.yaml"));
+  printed += run_pretext("report --config " + (dir / "run.yaml"));
+  printed += run_pretext("inspect --stats " + (dir / "export"));
+  printed += run_pretext("inspect " + (dir / "export/train/bright/case0/IM0.dcm"));
   EXPECT_NE(printed.find("-1000"), std::string::npos) << printed;  // HU minimum in --stats
   EXPECT_NE(printed.find("JPEG Lossless"), std::string::npos) << printed;
 
@@ -151,9 +144,10 @@ TEST(Radiology, MaeOnDicomSeriesLeaksNoIdentifier) {
   EXPECT_NE(json.find("\"level\": 40"), std::string::npos) << json;
 
   // Under on_bad_file: fail the same run stops, naming the file.
-  const auto failed = run("pretrain --config " + (dir / "run.yaml") +
-                              " --set data.on_bad_file=fail --set run.dir=" + (dir / "run_fail"),
-                          2);
+  const auto failed =
+      run_pretext("pretrain --config " + (dir / "run.yaml") +
+                      " --set data.on_bad_file=fail --set run.dir=" + (dir / "run_fail"),
+                  2);
   EXPECT_NE(failed.find("broken.dcm: DICOM: cannot parse"), std::string::npos) << failed;
   printed += failed;
 
@@ -177,7 +171,7 @@ TEST(Radiology, AFolderWithoutDicomOrImagesIsAClearError) {
   fs::create_directories(dir / "empty");
   testing::write_text(dir / "empty/readme.txt", "no images here");
   testing::write_text(dir / "run.yaml", config_text(dir / "empty", dir / "run"));
-  const auto output = run("pretrain --config " + (dir / "run.yaml"), 2);
+  const auto output = run_pretext("pretrain --config " + (dir / "run.yaml"), 2);
   EXPECT_NE(output.find(dir / "empty" + ": no image files found"), std::string::npos) << output;
 }
 

@@ -1,0 +1,116 @@
+#include "domains/tiles.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <torch/types.h>
+
+#include "base/errors.h"
+#include "io/gdal_raster.h"
+
+namespace pretext::domains {
+namespace fs = std::filesystem;
+namespace {
+
+std::string percent(int64_t part, int64_t whole) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.0f%%", whole > 0 ? 100.0 * part / whole : 0.0);
+  return text;
+}
+
+void save_thumbnail(const std::string& dir, int64_t index, const std::string& slide_path,
+                    const at::Tensor& rgb) {
+  std::error_code error;
+  fs::create_directories(dir, error);
+  char prefix[32];
+  std::snprintf(prefix, sizeof prefix, "%04ld_", static_cast<long>(index));
+  const std::string path = dir + "/" + prefix + fs::path(slide_path).stem().string() + ".png";
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << io::encode_png(rgb.to(torch::kFloat32));
+  if (!out) throw InputError(path + ": cannot write the tissue thumbnail");
+}
+
+}  // namespace
+
+TileDataset::TileDataset(const io::Catalog& catalog, TileDatasetOptions options)
+    : options_(std::move(options)) {
+  std::set<std::string> labels;
+  for (const auto& item : catalog.items()) {
+    try {
+      io::Slide slide(item.path, options_.fallback_microns_per_pixel());
+      const auto map = map_tissue(slide, options_.tissue());
+      const auto index = static_cast<int64_t>(slides_.size());
+      slides_.push_back({item, map.grid_tiles});
+      for (const auto& tile : map.tiles) tiles_.push_back({index, tile.x, tile.y});
+      if (!item.label.empty()) labels.insert(item.label);
+      const auto& info = slide.info();
+      notes_.push_back(item.path + ": " + std::to_string(map.tiles.size()) + " of " +
+                       std::to_string(map.grid_tiles) + " tiles kept as tissue (" +
+                       percent(static_cast<int64_t>(map.tiles.size()), map.grid_tiles) + "; " +
+                       std::to_string(map.grid_tiles - static_cast<int64_t>(map.tiles.size())) +
+                       " rejected as background), detected on level " + std::to_string(map.level) +
+                       ", " + std::to_string(info.microns_per_pixel_x) + " µm/px at level 0" +
+                       (info.microns_per_pixel_from_config
+                            ? " (from data.fallback_microns_per_pixel: the "
+                              "slide states none)"
+                            : ""));
+      if (!options_.thumbnail_dir().empty())
+        save_thumbnail(options_.thumbnail_dir(), index, item.path, tissue_thumbnail(slide, map));
+    } catch (const InputError& error) {
+      if (options_.on_bad_file() == io::OnBadFile::kFail) throw;
+      bad_slides_.push_back({error.what()});
+    }
+  }
+  class_names_.assign(labels.begin(), labels.end());
+  if (tiles_.empty())
+    throw InputError("no tissue tiles in " + std::to_string(catalog.size()) + " slides (" +
+                     std::to_string(bad_slides_.size()) + " bad" +
+                     (bad_slides_.empty() ? "" : ", e.g. " + bad_slides_.front().message) +
+                     "); lower data.min_tissue_fraction or check data.microns_per_pixel");
+}
+
+std::shared_ptr<io::Slide> TileDataset::slide(int64_t index) const {
+  const std::lock_guard<std::mutex> lock(open_mutex_);
+  for (auto it = open_.begin(); it != open_.end(); ++it)
+    if (it->first == index) {
+      open_.splice(open_.begin(), open_, it);
+      return it->second;
+    }
+  // Opening under the lock keeps two threads from opening the same slide twice; the handle is
+  // then shared, and closed when the last reader lets go of it after eviction.
+  auto opened = std::make_shared<io::Slide>(slides_[static_cast<size_t>(index)].item.path,
+                                            options_.fallback_microns_per_pixel());
+  open_.emplace_front(index, opened);
+  while (static_cast<int64_t>(open_.size()) > std::max<int64_t>(1, options_.open_slides()))
+    open_.pop_back();
+  return opened;
+}
+
+io::Example TileDataset::get(int64_t index) const {
+  const Tile& tile = tiles_.at(static_cast<size_t>(index));
+  const auto& tissue = options_.tissue();
+  const auto rgb =
+      slide(tile.slide)->read_tile(tile.x, tile.y, tissue.microns_per_pixel(), tissue.tile_size());
+  return {rgb.to(torch::kFloat32).div_(255), label_of(index)};
+}
+
+io::CatalogItem TileDataset::item(int64_t index) const {
+  const Tile& tile = tiles_.at(static_cast<size_t>(index));
+  const auto& slide = slides_[static_cast<size_t>(tile.slide)].item;
+  return {slide.path + "#x=" + std::to_string(tile.x) + ",y=" + std::to_string(tile.y), slide.label,
+          slide.split};
+}
+
+std::string TileDataset::summary() const {
+  int64_t grid = 0;
+  for (const auto& s : slides_) grid += s.grid_tiles;
+  return std::to_string(slides_.size()) + " slides, " + std::to_string(size()) +
+         " tissue tiles of " + std::to_string(grid) + " (" + std::to_string(grid - size()) +
+         " rejected as background)" +
+         (bad_slides_.empty() ? ""
+                              : "; skipped " + std::to_string(bad_slides_.size()) + " bad slides");
+}
+
+}  // namespace pretext::domains

@@ -1,0 +1,91 @@
+// Pathology through the command line: whole-slide images into tissue tiles, pretraining,
+// k-NN with slide-level labels, and inspect.
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include "tests/io/slide_data.h"
+#include "tests/io/test_data.h"
+#include "tests/pipelines/run_cli.h"
+
+namespace pretext::pipelines {
+namespace {
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Two classes told apart by stain colour, tissue on the left half of each slide.
+void write_slides(const std::string& root) {
+  int index = 0;
+  for (const char* split : {"train", "test"})
+    for (const char* label : {"pink", "purple"}) {
+      fs::create_directories(root + "/" + split + "/" + label);
+      for (int s = 0; s < (std::string(split) == "train" ? 2 : 1); ++s, ++index) {
+        testing::SlideSpec spec;
+        auto image = testing::tissue_image(512, 512, 0, 0, 512, 256);
+        if (std::string(label) == "purple") image[0].slice(1, 0, 256) -= 60;
+        spec.level0 = image;
+        spec.levels = 2;
+        write_slide(root + "/" + split + "/" + label + "/s" + std::to_string(index) + ".svs", spec);
+      }
+    }
+  testing::write_text(root + "/train/README.txt", "not a slide");
+}
+
+TEST(Pathology, TissueTilesPretrainAndEvaluate) {
+  TempDir dir;
+  write_slides(dir / "slides");
+  testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") +
+                                            "\n  seed: 1\n  threads: 2\n" +
+                                            "data:\n  root: " + (dir / "slides") + R"(
+  kind: slides
+  split: train
+  image_size: 32
+  microns_per_pixel: 1.0
+  min_tissue_fraction: 0.5
+augment:
+  size: 32
+  hed_p: 0.8
+  rotate90_p: 0.5
+  vflip_p: 0.5
+model:
+  backbone: resnet18
+  width_multiplier: 0.125
+  small_stem: true
+method:
+  name: simclr
+  projection_dim: 16
+train:
+  batch_size: 16
+  epochs: 2
+  optimizer: sgd
+  lr: 0.05
+  log_every: 1
+eval:
+  k: [1]
+)");
+  const auto printed = run_pretext("pretrain --config " + (dir / "run.yaml"));
+  // 4 training slides x (8 x 4 tissue tiles of 64 level-0 pixels).
+  EXPECT_NE(printed.find("4 slides, 128 tissue tiles of 256 (128 rejected as background)"),
+            std::string::npos)
+      << printed;
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir / "run/thumbnails"), {}), 4);
+  EXPECT_NE(read_text(dir / "run/run.log").find("32 of 64 tiles kept as tissue"),
+            std::string::npos);
+  const auto knn = run_pretext("knn --config " + (dir / "run.yaml"));
+  EXPECT_NE(knn.find("k-NN k=1: top-1"), std::string::npos) << knn;
+  const auto inspected = run_pretext("inspect " + (dir / "slides/train/pink/s0.svs"));
+  for (const char* expected : {"vendor     aperio", "mpp        0.5 x 0.5", "objective  20x",
+                               "  1  256 x 256  downsample 2  tiles 64 x 64", "tissue     50%"})
+    EXPECT_NE(inspected.find(expected), std::string::npos) << inspected;
+}
+
+}  // namespace
+}  // namespace pretext::pipelines
