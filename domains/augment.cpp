@@ -40,6 +40,9 @@ void AugmentOptions::visit_fields(FieldVisitor& visit) {
   visit("bias_field_strength", bias_field_strength_, Check::between(0, 2));
   visit("noise_p", noise_p_, Check::between(0, 1));
   visit("noise_std", noise_std_, Check::at_least(0));
+  visit("local_size", local_size_, Check::at_least(4));
+  visit("local_crop_scale_min", local_crop_scale_min_, Check::between(0.01, 1));
+  visit("local_crop_scale_max", local_crop_scale_max_, Check::between(0.01, 1));
   visit("mean", mean_, Check::any().non_empty());
   visit("std", std_, Check::above(0).non_empty());
 }
@@ -291,12 +294,22 @@ torch::Tensor evaluation_view(const torch::Tensor& batch, const AugmentOptions& 
   return normalise(x, options.mean(), options.std());
 }
 
+ViewAugment::ViewAugment(AugmentOptions options)
+    : augment_(options),
+      local_(AugmentOptions(options)
+                 .size(options.local_size())
+                 .crop_scale_min(options.local_crop_scale_min())
+                 .crop_scale_max(options.local_crop_scale_max())) {}
+
 std::vector<torch::Tensor> ViewAugment::operator()(const torch::Tensor& batch, uint64_t seed,
-                                                   int64_t step, int64_t count) const {
+                                                   int64_t step, int64_t count,
+                                                   int64_t global_count) const {
   auto generator =
       at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
+  if (global_count < 0) global_count = count;
   std::vector<torch::Tensor> views;
-  for (int64_t i = 0; i < count; ++i) views.push_back(augment_(batch, generator));
+  for (int64_t i = 0; i < count; ++i)
+    views.push_back((i < global_count ? augment_ : local_)(batch, generator));
   return views;
 }
 

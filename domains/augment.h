@@ -72,6 +72,10 @@ struct AugmentOptions {
   /// Probability of additive Gaussian noise of standard deviation noise_std (in [0, 1] units).
   TORCH_ARG(double, noise_p) = 0.0;
   TORCH_ARG(double, noise_std) = 0.03;
+  /// Multi-crop (DINO): side of the local views in pixels and their crop area fractions.
+  TORCH_ARG(int64_t, local_size) = 96;
+  TORCH_ARG(double, local_crop_scale_min) = 0.05;
+  TORCH_ARG(double, local_crop_scale_max) = 0.4;
   /// Per-band normalisation (x - mean) / std; one value applies to every band.
   TORCH_ARG(std::vector<double>, mean) = {0.5};
   TORCH_ARG(std::vector<double>, std) = {0.25};
@@ -127,15 +131,18 @@ class Augment {
 /// modelling.
 class ViewAugment {
  public:
-  explicit ViewAugment(AugmentOptions options) : augment_(std::move(options)) {}
+  /// Global views use `options`; local views (multi-crop) the same with size local_size and crop
+  /// scales [local_crop_scale_min, local_crop_scale_max].
+  explicit ViewAugment(AugmentOptions options);
   /// The views of training step `step` of a run seeded with `seed`: the same on every run and
-  /// every resume, with no generator state to carry.
+  /// every resume, with no generator state to carry. The first `global_count` (all when
+  /// negative) are global views, the rest local.
   std::vector<at::Tensor> operator()(const at::Tensor& batch, uint64_t seed, int64_t step,
-                                     int64_t count = 2) const;
+                                     int64_t count = 2, int64_t global_count = -1) const;
   const Augment& augment() const { return augment_; }
 
  private:
-  Augment augment_;
+  Augment augment_, local_;
 };
 
 /// The normalisation alone: (x - mean) / std per band.

@@ -24,6 +24,9 @@ class MethodImpl : public torch::nn::Module {
   virtual StepOutput step(const std::vector<torch::Tensor>& views) = 0;
   /// Augmented views per image that `step` takes.
   virtual int64_t view_count() const { return 2; }
+  /// How many of the views, first in order, are global crops at the full augment size; the rest
+  /// are local crops (multi-crop: augment.local_size pixels, local crop scales).
+  virtual int64_t global_view_count() const { return view_count(); }
   /// Called after every optimiser step (EMA teachers, momentum schedules); `step` counts from 1.
   virtual void after_optimizer_step(int64_t /*step*/, int64_t /*total_steps*/) {}
   /// The encoder that evaluation, fine-tuning and export use.

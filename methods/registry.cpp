@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/errors.h"
+#include "methods/dino.h"
 #include "methods/mae.h"
 #include "methods/pixels.h"
 #include "methods/resnet.h"
@@ -47,8 +48,9 @@ template <typename Options, typename Impl>
 class MethodOf : public MethodSpec {
  public:
   void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
-  std::shared_ptr<MethodImpl> build(std::shared_ptr<BackboneImpl> backbone) const override {
-    return std::make_shared<Impl>(std::move(backbone), options_);
+  std::shared_ptr<MethodImpl> build(
+      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone) const override {
+    return std::make_shared<Impl>(make_backbone(), options_);
   }
 
  protected:
@@ -61,6 +63,20 @@ class MaeSpec : public MethodOf<MaeOptions, MaeImpl> {
       const std::string& backbone) const override {
     return options_.mismatch(backbone);
   }
+};
+
+// A student and a teacher: two backbones of one layout.
+class DinoSpec : public MethodSpec {
+ public:
+  void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
+  std::shared_ptr<MethodImpl> build(
+      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone) const override {
+    auto student = make_backbone();
+    return std::make_shared<DinoImpl>(student, make_backbone(), options_);
+  }
+
+ private:
+  DinoOptions options_;
 };
 
 std::unique_ptr<BackboneSpec> resnet(int64_t depth) {
@@ -95,6 +111,7 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
       list = {
           {"simclr", [] { return std::make_unique<MethodOf<SimClrOptions, SimClrImpl>>(); }},
           {"mae", [] { return std::make_unique<MaeSpec>(); }},
+          {"dino", [] { return std::make_unique<DinoSpec>(); }},
       };
   return list;
 }

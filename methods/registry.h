@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,7 +33,9 @@ class MethodSpec {
  public:
   virtual ~MethodSpec() = default;
   virtual void visit_fields(FieldVisitor& visit) = 0;
-  virtual std::shared_ptr<MethodImpl> build(std::shared_ptr<BackboneImpl> backbone) const = 0;
+  /// `make_backbone` builds a fresh backbone; methods with a teacher call it twice.
+  virtual std::shared_ptr<MethodImpl> build(
+      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone) const = 0;
   /// The first field that does not fit the others or the backbone named `backbone`, as
   /// {key, reason}; nullopt when all fit.
   virtual std::optional<std::pair<std::string, std::string>> mismatch(

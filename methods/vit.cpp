@@ -144,10 +144,25 @@ torch::Tensor ViTImpl::tokens(const torch::Tensor& images, torch::Tensor* attent
 }
 
 torch::Tensor ViTImpl::patch_tokens(const torch::Tensor& images) {
-  TORCH_CHECK(images.size(2) == options_.image_size() && images.size(3) == options_.image_size(),
-              "ViT built for ", options_.image_size(), "x", options_.image_size(), " images got ",
-              images.size(2), "x", images.size(3), " (model.image_size)");
-  return patch_embed_(images).flatten(2).transpose(1, 2) + pos_embed_.slice(1, prefix_count());
+  const int64_t patch = options_.patch_size();
+  TORCH_CHECK(images.size(2) == images.size(3) && images.size(2) % patch == 0, "ViT with patch ",
+              patch, " takes square images of a multiple of ", patch, " pixels, got ",
+              images.size(2), "x", images.size(3), " (model.patch_size)");
+  auto positions = pos_embed_.slice(1, prefix_count());
+  const int64_t grid = images.size(2) / patch;
+  if (grid != options_.grid()) {
+    // Other sizes (DINO's local crops) get the position grid resampled bicubically, as the
+    // DINO reference's interpolate_pos_encoding does.
+    const int64_t g = options_.grid(), dim = options_.dim();
+    positions = F::interpolate(positions.reshape({1, g, g, dim}).permute({0, 3, 1, 2}),
+                               F::InterpolateFuncOptions()
+                                   .size(std::vector<int64_t>{grid, grid})
+                                   .mode(torch::kBicubic)
+                                   .align_corners(false))
+                    .permute({0, 2, 3, 1})
+                    .reshape({1, grid * grid, dim});
+  }
+  return patch_embed_(images).flatten(2).transpose(1, 2) + positions;
 }
 
 torch::Tensor ViTImpl::prefix_tokens(int64_t batch) {

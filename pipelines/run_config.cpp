@@ -138,7 +138,7 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
 
 std::shared_ptr<methods::MethodImpl> RunConfig::build_method(int64_t in_channels) const {
   torch::manual_seed(static_cast<uint64_t>(run.seed()));
-  return method->build(backbone->build(in_channels));
+  return method->build([&] { return backbone->build(in_channels); });
 }
 
 void RunConfig::check_bands(int64_t channels) const {

@@ -140,7 +140,8 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
       const auto images = batch->pixels.to(context_.device, /*non_blocking=*/true);
       const double lr = lr_at(state_.step, total);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
-      auto views = augment(images, context_.seed, state_.step, method_->view_count());
+      auto views = augment(images, context_.seed, state_.step, method_->view_count(),
+                           method_->global_view_count());
       for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
       auto out = method_->step(views);
       optimizer_->zero_grad();
@@ -166,6 +167,12 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
         metrics << state_.step << ',' << state_.epoch << ',' << result.last_loss << ',' << lr << ','
                 << images_per_s << '\n';
         metrics.flush();
+        if (!out.logs.empty() && context_.log) {
+          std::ostringstream line;
+          line << "step " << state_.step;
+          for (const auto& [name, value] : out.logs) line << "  " << name << " " << value;
+          context_.log->file_only(line.str());
+        }
       }
       std::ostringstream detail;
       detail << "epoch " << state_.epoch << "  loss " << result.last_loss;

@@ -98,7 +98,27 @@ TEST(ViT, ShapesThatDoNotFitAreConfigErrors) {
   EXPECT_FALSE(tiny().mismatch().has_value());
   EXPECT_THROW(ViT(tiny().image_size(18)), ConfigError);
   ViT vit(tiny());
-  EXPECT_THROW(vit->forward(torch::zeros({1, 2, 32, 32})), c10::Error);
+  EXPECT_THROW(vit->forward(torch::zeros({1, 2, 30, 30})), c10::Error);  // not whole patches
+}
+
+TEST(ViT, OtherSizesGetTheirPositionGridResampled) {
+  ViT vit(tiny());
+  torch::NoGradGuard no_grad;
+  vit->eval();
+  const int64_t size = tiny().image_size(), patch = tiny().patch_size();
+  // At its own size the resampled grid is the grid itself; smaller crops still run.
+  const auto image = torch::rand({2, tiny().in_channels(), size, size});
+  auto conv =
+      std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(vit->named_modules()["patch_embed.proj"]);
+  ASSERT_TRUE(conv);
+  EXPECT_TRUE(torch::allclose(
+      vit->patch_tokens(image),
+      conv->forward(image).flatten(2).transpose(1, 2) +
+          vit->named_parameters()["pos_embed"].slice(1, tiny().class_token() ? 1 : 0)));
+  EXPECT_EQ(vit->forward(torch::rand({2, tiny().in_channels(), size / 2, size / 2})).sizes(),
+            (std::vector<int64_t>{2, tiny().dim()}));
+  EXPECT_EQ(vit->patch_tokens(torch::rand({1, tiny().in_channels(), 2 * patch, 2 * patch})).size(1),
+            4);
 }
 
 }  // namespace

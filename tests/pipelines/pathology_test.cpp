@@ -39,17 +39,21 @@ void write_slides(const std::string& root) {
   testing::write_text(root + "/train/README.txt", "not a slide");
 }
 
-TEST(Pathology, TissueTilesPretrainAndEvaluate) {
-  TempDir dir;
+// Slides under dir/slides and a config in dir/run.yaml: run and data sections (32-pixel tiles at
+// 1 µm/px, training split) followed by `sections`.
+void write_run(const TempDir& dir, const std::string& sections) {
   write_slides(dir / "slides");
   testing::write_text(dir / "run.yaml", "run:\n  dir: " + (dir / "run") +
                                             "\n  seed: 1\n  threads: 2\n" +
-                                            "data:\n  root: " + (dir / "slides") + R"(
-  kind: slides
-  split: train
-  image_size: 32
-  microns_per_pixel: 1.0
-  min_tissue_fraction: 0.5
+                                            "data:\n  root: " + (dir / "slides") +
+                                            "\n  kind: slides\n  split: train\n  image_size: 32\n"
+                                            "  microns_per_pixel: 1.0\n" +
+                                            sections);
+}
+
+TEST(Pathology, TissueTilesPretrainAndEvaluate) {
+  TempDir dir;
+  write_run(dir, R"(  min_tissue_fraction: 0.5
 augment:
   size: 32
   hed_p: 0.8
@@ -85,6 +89,51 @@ eval:
   for (const char* expected : {"vendor     aperio", "mpp        0.5 x 0.5", "objective  20x",
                                "  1  256 x 256  downsample 2  tiles 64 x 64", "tissue     50%"})
     EXPECT_NE(inspected.find(expected), std::string::npos) << inspected;
+}
+
+TEST(Pathology, DinoMultiCropOnTilesRunsAndLogsCollapseMonitors) {
+  TempDir dir;
+  write_run(dir, R"(augment:
+  size: 32
+  local_size: 16
+  crop_scale_min: 0.4
+  hed_p: 0.5
+  rotate90_p: 0.5
+  vflip_p: 0.5
+model:
+  backbone: vit
+  image_size: 32
+  patch_size: 8
+  dim: 32
+  depth: 2
+  heads: 2
+method:
+  name: dino
+  out_dim: 128
+  hidden_dim: 64
+  bottleneck_dim: 16
+  local_crops: 2
+  warmup_teacher_temp: 0.04
+  teacher_temp: 0.07
+  warmup_teacher_steps: 4
+train:
+  batch_size: 16
+  epochs: 1
+  optimizer: adamw
+  lr: 0.0005
+  log_every: 1
+eval:
+  k: [1]
+)");
+  run_pretext("pretrain --config " + (dir / "run.yaml"));
+  const auto log = read_text(dir / "run/run.log");
+  for (const char* monitor : {"teacher_entropy", "teacher_mean_entropy", "teacher_embedding_std",
+                              "teacher_temp 0.0475"})  // step 2 of a 4-step warm-up
+    EXPECT_NE(log.find(monitor), std::string::npos) << monitor << "\n" << log;
+  // Evaluation and export use the teacher.
+  EXPECT_NE(run_pretext("knn --config " + (dir / "run.yaml")).find("k-NN k=1"), std::string::npos);
+  run_pretext("export --config " + (dir / "run.yaml"));
+  EXPECT_TRUE(fs::exists(dir / "run/encoder.pt"));
 }
 
 }  // namespace

@@ -1,0 +1,163 @@
+#include "methods/dino.h"
+
+#include <cmath>
+
+#include <torch/nn/functional.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+
+namespace pretext::methods {
+namespace F = torch::nn::functional;
+
+void DinoOptions::visit_fields(FieldVisitor& visit) {
+  visit("out_dim", out_dim_, Check::between(2, 1 << 20));
+  visit("hidden_dim", hidden_dim_, Check::between(1, 1 << 16));
+  visit("bottleneck_dim", bottleneck_dim_, Check::between(1, 1 << 16));
+  visit("head_layers", head_layers_, Check::between(1, 8));
+  visit("norm_last_layer", norm_last_layer_);
+  visit("student_temp", student_temp_, Check::above(0));
+  visit("teacher_temp", teacher_temp_, Check::above(0));
+  visit("warmup_teacher_temp", warmup_teacher_temp_, Check::above(0));
+  visit("warmup_teacher_steps", warmup_teacher_steps_, Check::at_least(0));
+  visit("momentum_teacher", momentum_teacher_, Check::between(0, 1));
+  visit("center_momentum", center_momentum_, Check::between(0, 1));
+  visit("local_crops", local_crops_, Check::between(0, 32));
+}
+
+DinoHeadImpl::DinoHeadImpl(int64_t in_dim, const DinoOptions& options) {
+  mlp_ = register_module("mlp", torch::nn::Sequential());
+  int64_t width = in_dim;
+  for (int64_t layer = 0; layer < options.head_layers(); ++layer) {
+    const bool last = layer == options.head_layers() - 1;
+    const int64_t out = last ? options.bottleneck_dim() : options.hidden_dim();
+    torch::nn::Linear linear(width, out);
+    torch::NoGradGuard no_grad;
+    linear->weight.normal_(0, 0.02);  // the reference's trunc_normal(std=0.02), zero bias
+    linear->bias.zero_();
+    mlp_->push_back(linear);
+    if (!last) mlp_->push_back(torch::nn::GELU());
+    width = out;
+  }
+  last_v_ = register_parameter("last_weight_v",
+                               torch::randn({options.out_dim(), options.bottleneck_dim()}) * 0.02);
+  last_g_ = register_parameter("last_weight_g", torch::ones({options.out_dim(), 1}),
+                               /*requires_grad=*/!options.norm_last_layer());
+}
+
+torch::Tensor DinoHeadImpl::forward(const torch::Tensor& features) {
+  const auto x = F::normalize(mlp_->forward(features), F::NormalizeFuncOptions().dim(-1));
+  const auto weight = last_g_ * last_v_ / last_v_.norm(2, 1, true);
+  return torch::matmul(x, weight.t());
+}
+
+torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& teacher,
+                        const torch::Tensor& center, double student_temp, double teacher_temp,
+                        int64_t views, int64_t global_views) {
+  const auto log_student =
+      F::log_softmax(student / student_temp, F::LogSoftmaxFuncOptions(-1)).chunk(views);
+  const auto targets = F::softmax((teacher - center) / teacher_temp, F::SoftmaxFuncOptions(-1))
+                           .detach()
+                           .chunk(global_views);
+  auto total = torch::zeros({}, student.options());
+  int64_t pairs = 0;
+  for (int64_t t = 0; t < global_views; ++t)
+    for (int64_t v = 0; v < views; ++v) {
+      if (v == t) continue;  // a view is not asked to predict itself
+      total = total + (-targets[t] * log_student[v]).sum(-1).mean();
+      ++pairs;
+    }
+  return total / pairs;
+}
+
+double teacher_temperature(const DinoOptions& options, int64_t step) {
+  if (step >= options.warmup_teacher_steps()) return options.teacher_temp();
+  const double fraction =
+      static_cast<double>(step) / static_cast<double>(options.warmup_teacher_steps());
+  return options.warmup_teacher_temp() +
+         fraction * (options.teacher_temp() - options.warmup_teacher_temp());
+}
+
+double teacher_momentum(double start, int64_t step, int64_t total) {
+  const double progress = total > 0 ? std::min(1.0, static_cast<double>(step) / total) : 1.0;
+  return 1.0 - (1.0 - start) * (std::cos(M_PI * progress) + 1.0) / 2.0;
+}
+
+DinoImpl::DinoImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<BackboneImpl> teacher,
+                   const DinoOptions& options)
+    : options_(options), student_(std::move(student)), teacher_(std::move(teacher)) {
+  register_module("student", student_);
+  register_module("teacher", teacher_);
+  student_head_ = register_module("student_head", DinoHead(student_->feature_dim(), options));
+  teacher_head_ = register_module("teacher_head", DinoHead(teacher_->feature_dim(), options));
+  center_ = register_buffer("center", torch::zeros({1, options.out_dim()}));
+  steps_ = register_buffer("steps", torch::zeros({1}, torch::kInt64));
+  // The teacher starts as the student and learns only through the moving average.
+  torch::NoGradGuard no_grad;
+  const auto copy = [](torch::nn::Module& from, torch::nn::Module& to) {
+    auto source = from.named_parameters();
+    for (auto& item : to.named_parameters()) {
+      item.value().copy_(source[item.key()]);
+      item.value().requires_grad_(false);
+    }
+    auto source_buffers = from.named_buffers();
+    for (auto& item : to.named_buffers()) item.value().copy_(source_buffers[item.key()]);
+  };
+  copy(*student_, *teacher_);
+  copy(*student_head_, *teacher_head_);
+}
+
+StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
+  const int64_t count = static_cast<int64_t>(views.size());
+  TORCH_CHECK(count == view_count(), "DINO takes ", view_count(), " views, got ", count);
+  const std::vector<torch::Tensor> globals(views.begin(), views.begin() + 2);
+  // One backbone pass per crop size, views kept in order (globals first).
+  std::vector<torch::Tensor> student_out = {student_->forward(torch::cat(globals))};
+  if (count > 2)
+    student_out.push_back(
+        student_->forward(torch::cat(std::vector<torch::Tensor>(views.begin() + 2, views.end()))));
+  const auto student_logits = student_head_->forward(torch::cat(student_out));
+  torch::Tensor teacher_logits, teacher_features;
+  {
+    torch::NoGradGuard no_grad;
+    teacher_features = teacher_->forward(torch::cat(globals));
+    teacher_logits = teacher_head_->forward(teacher_features);
+  }
+  const double temperature = teacher_temperature(options_, steps_.item<int64_t>());
+  StepOutput out;
+  out.loss = dino_loss(student_logits, teacher_logits, center_, options_.student_temp(),
+                       temperature, count, 2);
+  torch::NoGradGuard no_grad;
+  const auto probabilities =
+      F::softmax((teacher_logits - center_) / temperature, F::SoftmaxFuncOptions(-1));
+  out.logs["teacher_entropy"] =
+      (-(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1)).mean().item<double>();
+  // Collapse shows in these: to uniform when every sample's entropy nears log(out_dim), to one
+  // prototype when the entropy of the batch's mean distribution nears 0.
+  const auto mean_probabilities = probabilities.mean(0);
+  out.logs["teacher_mean_entropy"] =
+      (-(mean_probabilities * mean_probabilities.clamp_min(1e-12).log()).sum()).item<double>();
+  out.logs["teacher_embedding_std"] =
+      F::normalize(teacher_features, F::NormalizeFuncOptions().dim(-1))
+          .std(0)
+          .mean()
+          .item<double>();
+  out.logs["teacher_temp"] = temperature;
+  center_.mul_(options_.center_momentum())
+      .add_(teacher_logits.mean(0, true) * (1 - options_.center_momentum()));
+  return out;
+}
+
+void DinoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
+  steps_.fill_(step);
+  const double m = teacher_momentum(options_.momentum_teacher(), step, total_steps);
+  torch::NoGradGuard no_grad;
+  const auto ema = [m](torch::nn::Module& from, torch::nn::Module& to) {
+    auto source = from.named_parameters();
+    for (auto& item : to.named_parameters()) item.value().mul_(m).add_(source[item.key()], 1 - m);
+  };
+  ema(*student_, *teacher_);
+  ema(*student_head_, *teacher_head_);
+}
+
+}  // namespace pretext::methods

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <torch/arg.h>
+#include <torch/nn/modules/container/sequential.h>
+
+#include "base/fields.h"
+#include "methods/method.h"
+
+namespace pretext::methods {
+
+/// DINO (Caron et al. 2021): a student matches the centred, sharpened outputs of a teacher that
+/// is an exponential moving average of the student, across global and local crops.
+///   Dino dino(backbone, DinoOptions().out_dim(4096).local_crops(6));
+struct DinoOptions {
+  /// Head: an MLP of `head_layers` layers (`hidden_dim` wide, GELU) to a `bottleneck_dim`
+  /// L2-normalised embedding, then a weight-normalised linear layer to `out_dim` prototypes.
+  TORCH_ARG(int64_t, out_dim) = 4096;
+  TORCH_ARG(int64_t, hidden_dim) = 2048;
+  TORCH_ARG(int64_t, bottleneck_dim) = 256;
+  TORCH_ARG(int64_t, head_layers) = 3;
+  /// Keep the last layer's weight-norm gain fixed at 1 (the reference's stabilising default).
+  TORCH_ARG(bool, norm_last_layer) = true;
+  /// Student temperature; teacher temperature rising linearly from warmup_teacher_temp to
+  /// teacher_temp over warmup_teacher_steps optimiser steps.
+  TORCH_ARG(double, student_temp) = 0.1;
+  TORCH_ARG(double, teacher_temp) = 0.04;
+  TORCH_ARG(double, warmup_teacher_temp) = 0.04;
+  TORCH_ARG(int64_t, warmup_teacher_steps) = 0;
+  /// Teacher EMA momentum at the start; it follows a cosine schedule to 1 at the last step.
+  TORCH_ARG(double, momentum_teacher) = 0.996;
+  /// Momentum of the running mean of teacher outputs that is subtracted before the softmax.
+  TORCH_ARG(double, center_momentum) = 0.9;
+  /// Local crops per image beside the two global ones (augment.local_size pixels each).
+  TORCH_ARG(int64_t, local_crops) = 6;
+
+ public:
+  void visit_fields(FieldVisitor& visit);
+};
+
+/// The DINO projection head.
+class DinoHeadImpl : public torch::nn::Module {
+ public:
+  DinoHeadImpl(int64_t in_dim, const DinoOptions& options);
+  torch::Tensor forward(const torch::Tensor& features);
+
+ private:
+  torch::nn::Sequential mlp_{nullptr};
+  torch::Tensor last_v_, last_g_;  // weight-normalised last layer: W = g * v / ||v|| per row
+};
+TORCH_MODULE(DinoHead);
+
+/// The cross-entropy of DINO: teacher softmax((t - center) / teacher_temp) of each global view
+/// against student log_softmax(s / student_temp) of every other view, averaged over pairs and
+/// batch. `student` holds [V * B, K] (views in order, globals first), `teacher` [G * B, K].
+torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& teacher,
+                        const torch::Tensor& center, double student_temp, double teacher_temp,
+                        int64_t views, int64_t global_views);
+
+/// Teacher temperature at optimiser step `step` (0-based).
+double teacher_temperature(const DinoOptions& options, int64_t step);
+/// EMA momentum after step `step` of `total`: 1 - (1 - m0) (cos(pi step / total) + 1) / 2.
+double teacher_momentum(double start, int64_t step, int64_t total);
+
+class DinoImpl : public MethodImpl {
+ public:
+  /// `student` and `teacher` are two backbones of the same layout; the teacher starts as a copy
+  /// of the student and is never trained by gradients.
+  DinoImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<BackboneImpl> teacher,
+           const DinoOptions& options);
+  /// views: 2 global crops then `local_crops` local ones, each [B, C, H, W].
+  StepOutput step(const std::vector<torch::Tensor>& views) override;
+  int64_t view_count() const override { return 2 + options_.local_crops(); }
+  int64_t global_view_count() const override { return 2; }
+  void after_optimizer_step(int64_t step, int64_t total_steps) override;
+  /// The teacher's backbone: DINO evaluates the teacher, which is the better encoder.
+  std::shared_ptr<BackboneImpl> encoder() override { return teacher_; }
+  std::shared_ptr<BackboneImpl> student() { return student_; }
+  const torch::Tensor& center() const { return center_; }
+
+ private:
+  DinoOptions options_;
+  std::shared_ptr<BackboneImpl> student_, teacher_;
+  DinoHead student_head_{nullptr}, teacher_head_{nullptr};
+  torch::Tensor center_, steps_;
+};
+
+}  // namespace pretext::methods

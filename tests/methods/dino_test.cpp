@@ -1,0 +1,98 @@
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <torch/nn/functional.h>
+#include <torch/types.h>
+
+#include "methods/dino.h"
+#include "methods/vit.h"
+
+namespace pretext::methods {
+namespace {
+
+std::shared_ptr<BackboneImpl> tiny_vit() {
+  return std::make_shared<ViTImpl>(
+      ViTOptions().image_size(16).patch_size(4).in_channels(3).dim(16).depth(1).heads(2));
+}
+
+TEST(Dino, LossIsTheCrossEntropyOverEveryOtherView) {
+  torch::manual_seed(0);
+  const int64_t batch = 3, k = 5, views = 4, globals = 2;
+  const auto student = torch::randn({views * batch, k});
+  const auto teacher = torch::randn({globals * batch, k});
+  const auto center = torch::randn({1, k}) * 0.1;
+  const double ts = 0.1, tt = 0.04;
+  double expected = 0;
+  int pairs = 0;
+  for (int64_t t = 0; t < globals; ++t)
+    for (int64_t v = 0; v < views; ++v) {
+      if (v == t) continue;
+      double pair = 0;
+      for (int64_t b = 0; b < batch; ++b) {
+        const auto q = torch::softmax((teacher[t * batch + b] - center[0]) / tt, 0);
+        const auto logp = torch::log_softmax(student[v * batch + b] / ts, 0);
+        pair += -(q * logp).sum().item<double>();
+      }
+      expected += pair / batch;
+      ++pairs;
+    }
+  expected /= pairs;
+  EXPECT_NEAR(dino_loss(student, teacher, center, ts, tt, views, globals).item<double>(), expected,
+              1e-4);
+}
+
+TEST(Dino, TemperatureWarmupAndMomentumSchedule) {
+  const auto options =
+      DinoOptions().warmup_teacher_temp(0.04).teacher_temp(0.07).warmup_teacher_steps(10);
+  EXPECT_DOUBLE_EQ(teacher_temperature(options, 0), 0.04);
+  EXPECT_NEAR(teacher_temperature(options, 5), 0.055, 1e-12);
+  EXPECT_DOUBLE_EQ(teacher_temperature(options, 10), 0.07);
+  EXPECT_DOUBLE_EQ(teacher_temperature(options, 1000), 0.07);
+  EXPECT_NEAR(teacher_momentum(0.996, 0, 100), 0.996, 1e-12);
+  EXPECT_NEAR(teacher_momentum(0.996, 50, 100), 0.998, 1e-12);
+  EXPECT_NEAR(teacher_momentum(0.996, 100, 100), 1.0, 1e-12);
+}
+
+TEST(Dino, TeacherStartsAsTheStudentThenFollowsItsMovingAverage) {
+  torch::manual_seed(1);
+  DinoImpl dino(tiny_vit(), tiny_vit(),
+                DinoOptions().out_dim(32).hidden_dim(16).bottleneck_dim(8).local_crops(0));
+  auto student = dino.student()->named_parameters();
+  auto teacher = dino.encoder()->named_parameters();
+  for (const auto& item : student)
+    EXPECT_TRUE(torch::equal(item.value(), teacher[item.key()])) << item.key();
+  for (const auto& item : teacher) EXPECT_FALSE(item.value().requires_grad());
+  // Move the student; one EMA step at m = 0.996 (step 0 of 100).
+  const auto before = teacher["patch_embed.proj.weight"].clone();
+  {
+    torch::NoGradGuard no_grad;
+    student["patch_embed.proj.weight"].add_(1.0);
+  }
+  dino.after_optimizer_step(0, 100);
+  EXPECT_TRUE(torch::allclose(teacher["patch_embed.proj.weight"],
+                              before * 0.996 + student["patch_embed.proj.weight"] * 0.004, 1e-6,
+                              1e-6));
+}
+
+TEST(Dino, CentreIsARunningMeanOfTeacherOutputs) {
+  torch::manual_seed(2);
+  DinoImpl dino(
+      tiny_vit(), tiny_vit(),
+      DinoOptions().out_dim(32).hidden_dim(16).bottleneck_dim(8).local_crops(2).center_momentum(
+          0.9));
+  const auto globals = torch::rand({4, 3, 16, 16});
+  const std::vector<torch::Tensor> views = {globals.slice(0, 0, 2), globals.slice(0, 2, 4),
+                                            torch::rand({2, 3, 8, 8}), torch::rand({2, 3, 8, 8})};
+  const auto out = dino.step(views);
+  EXPECT_TRUE(std::isfinite(out.loss.item<double>()));
+  EXPECT_GT(out.logs.at("teacher_entropy"), 0.0);
+  // The teacher head's output on the globals, recomputed, gives the centre after one update.
+  torch::NoGradGuard no_grad;
+  auto head = dino.named_children()["teacher_head"];
+  const auto features = dino.encoder()->forward(torch::cat({views[0], views[1]}));
+  const auto logits = std::dynamic_pointer_cast<DinoHeadImpl>(head)->forward(features);
+  EXPECT_TRUE(torch::allclose(dino.center(), logits.mean(0, true) * 0.1, 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace pretext::methods
