@@ -252,13 +252,27 @@ std::string attention_section(const RunConfig& config, RunLog& log) {
   // Each map stretched to [0, 1] on its own: the pattern matters, not the scale.
   const auto low = heat.amin({1, 2, 3}, true), high = heat.amax({1, 2, 3}, true);
   heat = (heat - low) / (high - low).clamp_min(1e-12);
-  const auto gray = originals.slice(1, 0, std::min<int64_t>(3, originals.size(1))).mean(1, true);
-  const auto overlay = torch::cat({gray * 0.5 + heat * 0.5, gray * 0.5, gray * 0.5}, 1);
+  // The images as evaluation sees them (first window) in [0, 1]: RGB as is, other bands as gray.
+  auto plain = config.augment;
+  const auto visible =
+      domains::evaluation_view(originals, plain.mean({0.0}).std({1.0})).clamp(0, 1);
+  const auto base = visible.size(1) == 3 ? visible : visible.mean(1, true).expand({-1, 3, -1, -1});
+  const auto red = torch::tensor({1.f, 0.f, 0.f}).view({1, 3, 1, 1});
+  const auto overlay = base * 0.5 + heat * red * 0.5;
+  // Also as PNG files, for a person to open one by one.
+  const std::string dir = config.run.dir() + "/attention";
+  fs::create_directories(dir);
+  for (int64_t i = 0; i < overlay.size(0); ++i) {
+    const std::string path = dir + "/" + std::to_string(i) + ".png";
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << io::encode_png(torch::cat({base[i], overlay[i]}, 2) * 255);
+    if (!out) throw InputError(path + ": cannot write");
+  }
   return "<p>Top row: the first images; below: the last block's attention " +
          std::string(vit->options().class_token() ? "from the class token"
                                                   : "averaged over tokens") +
-         " (red, each map scaled to its own range).</p>\n" +
-         image_grid({gray.expand({-1, 3, -1, -1}), overlay}, "attention maps");
+         " (red, each map scaled to its own range; also in " + dir + "/).</p>\n" +
+         image_grid({base, overlay}, "attention maps");
 }
 
 }  // namespace

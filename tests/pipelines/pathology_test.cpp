@@ -134,6 +134,10 @@ eval:
   EXPECT_NE(run_pretext("knn --config " + (dir / "run.yaml")).find("k-NN k=1"), std::string::npos);
   run_pretext("export --config " + (dir / "run.yaml"));
   EXPECT_TRUE(fs::exists(dir / "run/encoder.pt"));
+  // The teacher's last-block attention over the first tiles, as PNG overlays.
+  run_pretext("report --config " + (dir / "run.yaml"));
+  EXPECT_TRUE(fs::exists(dir / "run/attention/0.png"));
+  EXPECT_NE(read_text(dir / "run/report.html").find("attention maps"), std::string::npos);
 }
 
 }  // namespace
