@@ -1,8 +1,10 @@
 #include "io/slide.h"
 
 #include <openslide/openslide.h>
+#include <tiffio.h>
 
 #include <cmath>
+#include <cstdarg>
 #include <cstdlib>
 #include <string>
 
@@ -24,7 +26,63 @@ double number_property(openslide_t* handle, const std::string& name) {
 
 std::string where(const std::string& path) { return path + ": OpenSlide: "; }
 
+// libtiff reports through global handlers that print by default (and that GDAL relies on); the
+// direct path's handles get their own handlers that swallow messages: it falls back to
+// OpenSlide, which reports.
+int swallow(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+
+TIFF* open_quiet(const std::string& path) {
+  TIFFOpenOptions* options = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetErrorHandlerExtR(options, swallow, nullptr);
+  TIFFOpenOptionsSetWarningHandlerExtR(options, swallow, nullptr);
+  TIFF* tiff = TIFFOpenExt(path.c_str(), "rm", options);
+  TIFFOpenOptionsFree(options);
+  return tiff;
+}
+
 }  // namespace
+
+// Per pyramid level, the TIFF directory holding it and a pool of libtiff handles already set to
+// that directory (a TIFF handle is not thread-safe; setting a directory re-reads its tile table).
+struct Slide::DirectTiles {
+  std::string path;
+  struct Level {
+    tdir_t directory = 0;
+    uint32_t tile_width = 0, tile_height = 0;
+    bool usable = false;
+    std::mutex mutex;
+    std::vector<TIFF*> idle;  // guarded by mutex
+  };
+  std::vector<std::unique_ptr<Level>> levels;
+
+  ~DirectTiles() {
+    for (auto& level : levels)
+      for (TIFF* tiff : level->idle) TIFFClose(tiff);
+  }
+
+  TIFF* acquire(Level& level) {
+    {
+      const std::lock_guard<std::mutex> lock(level.mutex);
+      if (!level.idle.empty()) {
+        TIFF* tiff = level.idle.back();
+        level.idle.pop_back();
+        return tiff;
+      }
+    }
+    TIFF* tiff = open_quiet(path);
+    if (tiff && !TIFFSetDirectory(tiff, level.directory)) {
+      TIFFClose(tiff);
+      return nullptr;
+    }
+    if (tiff) TIFFSetField(tiff, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    return tiff;
+  }
+
+  void release(Level& level, TIFF* tiff) {
+    const std::lock_guard<std::mutex> lock(level.mutex);
+    level.idle.push_back(tiff);
+  }
+};
 
 bool is_slide(const std::string& path) { return openslide_detect_vendor(path.c_str()) != nullptr; }
 
@@ -33,7 +91,7 @@ std::string slide_vendor(const std::string& path) {
   return vendor ? vendor : "";
 }
 
-Slide::Slide(const std::string& path, double fallback_microns_per_pixel) {
+Slide::Slide(const std::string& path, double fallback_microns_per_pixel, bool direct_tiles) {
   info_.path = path;
   const char* vendor = openslide_detect_vendor(path.c_str());
   if (!vendor) throw InputError(where(path) + "not a slide format OpenSlide reads");
@@ -85,6 +143,68 @@ Slide::Slide(const std::string& path, double fallback_microns_per_pixel) {
   info_.objective_power = number_property(handle_, OPENSLIDE_PROPERTY_NAME_OBJECTIVE_POWER);
   if (const char* const* names = openslide_get_associated_image_names(handle_))
     for (; *names; ++names) info_.associated_images.emplace_back(*names);
+  if (direct_tiles && (info_.vendor == "aperio" || info_.vendor == "generic-tiff"))
+    map_direct_levels();
+}
+
+void Slide::map_direct_levels() {
+  TIFF* tiff = open_quiet(info_.path);
+  if (!tiff) return;
+  direct_ = std::make_unique<DirectTiles>();
+  direct_->path = info_.path;
+  for (const auto& level : info_.levels) {
+    auto mapped = std::make_unique<DirectTiles::Level>();
+    // The tiled, 8-bit RGB directory of the level's size; JPEG, deflate, LZW or no compression.
+    for (tdir_t d = 0; TIFFSetDirectory(tiff, d); ++d) {
+      uint32_t width = 0, height = 0, tile_width = 0, tile_height = 0;
+      uint16_t samples = 0, bits = 0, planar = PLANARCONFIG_CONTIG, compression = 0;
+      TIFFGetField(tiff, TIFFTAG_IMAGEWIDTH, &width);
+      TIFFGetField(tiff, TIFFTAG_IMAGELENGTH, &height);
+      TIFFGetFieldDefaulted(tiff, TIFFTAG_SAMPLESPERPIXEL, &samples);
+      TIFFGetFieldDefaulted(tiff, TIFFTAG_BITSPERSAMPLE, &bits);
+      TIFFGetFieldDefaulted(tiff, TIFFTAG_PLANARCONFIG, &planar);
+      TIFFGetFieldDefaulted(tiff, TIFFTAG_COMPRESSION, &compression);
+      if (!TIFFIsTiled(tiff) || width != level.width || height != level.height) continue;
+      TIFFGetField(tiff, TIFFTAG_TILEWIDTH, &tile_width);
+      TIFFGetField(tiff, TIFFTAG_TILELENGTH, &tile_height);
+      mapped->usable = samples == 3 && bits == 8 && planar == PLANARCONFIG_CONTIG &&
+                       (compression == COMPRESSION_JPEG || compression == COMPRESSION_NONE ||
+                        compression == COMPRESSION_ADOBE_DEFLATE ||
+                        compression == COMPRESSION_DEFLATE || compression == COMPRESSION_LZW);
+      mapped->directory = d;
+      mapped->tile_width = tile_width;
+      mapped->tile_height = tile_height;
+      break;
+    }
+    direct_->levels.push_back(std::move(mapped));
+  }
+  TIFFClose(tiff);
+}
+
+torch::Tensor Slide::read_direct(int64_t x, int64_t y, int64_t level, int64_t width,
+                                 int64_t height) {
+  if (!direct_) return {};
+  auto& mapped = *direct_->levels[static_cast<size_t>(level)];
+  const auto& geometry = info_.levels[static_cast<size_t>(level)];
+  const auto downsample = geometry.downsample;
+  const double lx = static_cast<double>(x) / downsample, ly = static_cast<double>(y) / downsample;
+  // Exactly one whole tile of the level's grid, inside the image.
+  if (!mapped.usable || width != mapped.tile_width || height != mapped.tile_height ||
+      lx != std::floor(lx) || ly != std::floor(ly) || static_cast<int64_t>(lx) % width != 0 ||
+      static_cast<int64_t>(ly) % height != 0 || lx + width > geometry.width ||
+      ly + height > geometry.height || x < 0 || y < 0)
+    return {};
+  TIFF* tiff = direct_->acquire(mapped);
+  if (!tiff) return {};
+  auto interleaved = torch::empty({height, width, 3}, torch::kUInt8);
+  const auto tile =
+      TIFFComputeTile(tiff, static_cast<uint32_t>(lx), static_cast<uint32_t>(ly), 0, 0);
+  const auto bytes = TIFFReadEncodedTile(tiff, tile, interleaved.data_ptr<uint8_t>(),
+                                         static_cast<tmsize_t>(interleaved.nbytes()));
+  direct_->release(mapped, tiff);
+  if (bytes != static_cast<tmsize_t>(interleaved.nbytes())) return {};  // OpenSlide will say why
+  ++direct_reads_;
+  return interleaved.permute({2, 0, 1}).contiguous();
 }
 
 Slide::~Slide() {
@@ -110,6 +230,7 @@ torch::Tensor Slide::read_region(int64_t x, int64_t y, int64_t level, int64_t wi
     throw InputError(where(info_.path) + "no region " + std::to_string(width) + "x" +
                      std::to_string(height) + " at level " + std::to_string(level));
   check("before reading");
+  if (auto tile = read_direct(x, y, level, width, height); tile.defined()) return tile;
   auto argb = torch::empty({height, width}, torch::kInt32);
   openslide_read_region(handle_, reinterpret_cast<uint32_t*>(argb.data_ptr<int32_t>()), x, y,
                         static_cast<int32_t>(level), width, height);

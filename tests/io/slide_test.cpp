@@ -142,5 +142,34 @@ TEST(Slide, BadSlidesAreReportedAndAFailedSlideIsNotReadAgain) {
             std::string::npos);
 }
 
+TEST(Slide, DirectTileDecodingGivesOpenSlidesPixels) {
+  TempDir dir;
+  for (const bool jpeg : {true, false})
+    for (const char* vendor : {"aperio", "generic"}) {
+      SlideSpec spec;
+      spec.jpeg = jpeg;
+      spec.vendor = vendor;
+      spec.level0 = testing::tissue_image(512, 384, 40, 30, 400, 300);
+      spec.level0.slice(0, 0, 1).slice(1, 100, 200).random_(0, 256);  // texture for the codec
+      const std::string path = dir / (std::string(vendor) + (jpeg ? "_jpeg" : "_deflate") + ".tif");
+      write_slide(path, spec);
+      Slide direct(path, 0.5), composited(path, 0.5, /*direct_tiles=*/false);
+      for (int64_t level = 0; level < 3; ++level) {
+        const auto downsample = static_cast<int64_t>(direct.info().levels[level].downsample);
+        const int64_t columns = direct.info().levels[level].width / 64;
+        const int64_t rows = direct.info().levels[level].height / 64;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < columns; ++c) {
+            const int64_t x = c * 64 * downsample, y = r * 64 * downsample;
+            EXPECT_TRUE(torch::equal(direct.read_region(x, y, level, 64, 64),
+                                     composited.read_region(x, y, level, 64, 64)))
+                << path << " level " << level << " tile " << c << "," << r;
+          }
+      }
+      EXPECT_EQ(direct.direct_reads(), 48 + 12 + 2) << path;  // every whole tile of 3 levels
+      EXPECT_EQ(composited.direct_reads(), 0);
+    }
+}
+
 }  // namespace
 }  // namespace pretext::io
