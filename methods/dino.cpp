@@ -22,6 +22,7 @@ void DinoOptions::visit_fields(FieldVisitor& visit) {
   visit("warmup_teacher_steps", warmup_teacher_steps_, Check::at_least(0));
   visit("momentum_teacher", momentum_teacher_, Check::between(0, 1));
   visit("center_momentum", center_momentum_, Check::between(0, 1));
+  visit("freeze_last_layer_steps", freeze_last_layer_steps_, Check::at_least(0));
   visit("local_crops", local_crops_, Check::between(0, 32));
 }
 
@@ -45,9 +46,11 @@ DinoHeadImpl::DinoHeadImpl(int64_t in_dim, const DinoOptions& options) {
                                /*requires_grad=*/!options.norm_last_layer());
 }
 
-torch::Tensor DinoHeadImpl::forward(const torch::Tensor& features) {
+torch::Tensor DinoHeadImpl::forward(const torch::Tensor& features, bool freeze_last) {
   const auto x = F::normalize(mlp_->forward(features), F::NormalizeFuncOptions().dim(-1));
-  const auto weight = last_g_ * last_v_ / last_v_.norm(2, 1, true);
+  const auto v = freeze_last ? last_v_.detach() : last_v_;
+  const auto g = freeze_last ? last_g_.detach() : last_g_;
+  const auto weight = g * v / v.norm(2, 1, true);
   return torch::matmul(x, weight.t());
 }
 
@@ -116,7 +119,8 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
   if (count > 2)
     student_out.push_back(
         student_->forward(torch::cat(std::vector<torch::Tensor>(views.begin() + 2, views.end()))));
-  const auto student_logits = student_head_->forward(torch::cat(student_out));
+  const auto student_logits = student_head_->forward(
+      torch::cat(student_out), steps_.item<int64_t>() < options_.freeze_last_layer_steps());
   torch::Tensor teacher_logits, teacher_features;
   {
     torch::NoGradGuard no_grad;

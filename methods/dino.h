@@ -34,6 +34,9 @@ struct DinoOptions {
   TORCH_ARG(double, momentum_teacher) = 0.996;
   /// Momentum of the running mean of teacher outputs that is subtracted before the softmax.
   TORCH_ARG(double, center_momentum) = 0.9;
+  /// Optimiser steps during which the last layer of the student head gets no gradient (the
+  /// reference freezes it for the first epoch: it stabilises the start).
+  TORCH_ARG(int64_t, freeze_last_layer_steps) = 0;
   /// Local crops per image beside the two global ones (augment.local_size pixels each).
   TORCH_ARG(int64_t, local_crops) = 6;
 
@@ -45,7 +48,8 @@ struct DinoOptions {
 class DinoHeadImpl : public torch::nn::Module {
  public:
   DinoHeadImpl(int64_t in_dim, const DinoOptions& options);
-  torch::Tensor forward(const torch::Tensor& features);
+  /// `freeze_last`: the last layer's weights take part without gradient.
+  torch::Tensor forward(const torch::Tensor& features, bool freeze_last = false);
 
  private:
   torch::nn::Sequential mlp_{nullptr};

@@ -1,8 +1,13 @@
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include <gtest/gtest.h>
 #include <torch/nn/functional.h>
+#include <torch/optim/adamw.h>
 #include <torch/types.h>
+
+#include "domains/augment.h"
 
 #include "methods/dino.h"
 #include "methods/vit.h"
@@ -92,6 +97,58 @@ TEST(Dino, CentreIsARunningMeanOfTeacherOutputs) {
   const auto features = dino.encoder()->forward(torch::cat({views[0], views[1]}));
   const auto logits = std::dynamic_pointer_cast<DinoHeadImpl>(head)->forward(features);
   EXPECT_TRUE(torch::allclose(dino.center(), logits.mean(0, true) * 0.1, 1e-5, 1e-6));
+}
+
+TEST(Dino, AShortRunLowersTheLossWithoutCollapse) {
+  // 32 images of 8 colours; with the reference's stabilisers (last layer frozen at first, learning
+  // rate warm-up) the teacher should come to give each colour its own prototype: sharp outputs
+  // per image, several prototypes over the batch.
+  torch::manual_seed(3);
+  const int64_t out_dim = 64, steps = 100, warmup = 30;
+  DinoImpl dino(tiny_vit(), tiny_vit(),
+                DinoOptions()
+                    .out_dim(out_dim)
+                    .hidden_dim(32)
+                    .bottleneck_dim(16)
+                    .local_crops(2)
+                    .momentum_teacher(0.99)
+                    .freeze_last_layer_steps(warmup));
+  torch::optim::AdamW optimizer(dino.parameters(),
+                                torch::optim::AdamWOptions(1e-3).weight_decay(0.04));
+  const domains::ViewAugment augment(domains::AugmentOptions()
+                                         .size(16)
+                                         .local_size(8)
+                                         .crop_scale_min(0.5)
+                                         .jitter_p(0)
+                                         .blur_p(0)
+                                         .mean({0.5})
+                                         .std({0.25}));
+  const auto colours = torch::rand({8, 3, 1, 1});
+  const auto images =
+      (colours.repeat({4, 1, 16, 16}) + torch::rand({32, 3, 16, 16}) * 0.2).clamp(0, 1);
+  std::vector<double> loss, entropy, mean_entropy, spread;
+  for (int64_t step = 0; step < steps; ++step) {
+    for (auto& group : optimizer.param_groups())
+      group.options().set_lr(1e-3 * std::min(1.0, (step + 1.0) / warmup));
+    auto out = dino.step(augment(images, 7, step, dino.view_count(), dino.global_view_count()));
+    optimizer.zero_grad();
+    out.loss.backward();
+    optimizer.step();
+    dino.after_optimizer_step(step + 1, steps);
+    loss.push_back(out.loss.item<double>());
+    entropy.push_back(out.logs.at("teacher_entropy"));
+    mean_entropy.push_back(out.logs.at("teacher_mean_entropy"));
+    spread.push_back(out.logs.at("teacher_embedding_std"));
+  }
+  const auto average = [](const std::vector<double>& v, size_t from, size_t to) {
+    return std::accumulate(v.begin() + from, v.begin() + to, 0.0) / static_cast<double>(to - from);
+  };
+  EXPECT_LT(average(loss, 90, 100), average(loss, 0, 10));
+  // Not collapsed to uniform (per-image entropy near log 64 = 4.16) ...
+  EXPECT_LT(average(entropy, 90, 100), 0.5 * std::log(static_cast<double>(out_dim)));
+  // ... nor to one prototype for every image (batch-mean entropy near 0; 8 colours give log 8).
+  EXPECT_GT(average(mean_entropy, 90, 100), 1.0);
+  EXPECT_GT(average(spread, 90, 100), 1e-3);
 }
 
 }  // namespace
