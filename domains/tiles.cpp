@@ -8,7 +8,9 @@
 #include <torch/types.h>
 
 #include "base/errors.h"
+#include "domains/stain.h"
 #include "io/gdal_raster.h"
+#include "io/source.h"
 
 namespace pretext::domains {
 namespace fs = std::filesystem;
@@ -36,6 +38,22 @@ void save_thumbnail(const std::string& dir, int64_t index, const std::string& sl
 
 TileDataset::TileDataset(const io::Catalog& catalog, TileDatasetOptions options)
     : options_(std::move(options)) {
+  if (!options_.stain_reference().empty()) {
+    const auto& path = options_.stain_reference();
+    auto image = io::open(path);
+    if (image->info().bands.size() < 3)
+      throw InputError(path + ": the stain reference must be an RGB image");
+    const auto rgb =
+        image->read({0, 0, image->info().width, image->info().height}, {1, 2, 3}).pixels;
+    try {
+      reference_stains_ = macenko_stain_matrix(rgb);
+      const auto c = stain_concentrations(rgb, reference_stains_).flatten(1);
+      reference_max_ = torch::stack(
+          {torch::quantile(c[0], 0.99, c10::nullopt), torch::quantile(c[1], 0.99, c10::nullopt)});
+    } catch (const c10::Error&) {
+      throw InputError(path + ": too little stained tissue to estimate a stain reference");
+    }
+  }
   std::set<std::string> labels;
   for (const auto& item : catalog.items()) {
     try {
@@ -91,9 +109,17 @@ std::shared_ptr<io::Slide> TileDataset::slide(int64_t index) const {
 io::Example TileDataset::get(int64_t index) const {
   const Tile& tile = tiles_.at(static_cast<size_t>(index));
   const auto& tissue = options_.tissue();
-  const auto rgb =
-      slide(tile.slide)->read_tile(tile.x, tile.y, tissue.microns_per_pixel(), tissue.tile_size());
-  return {rgb.to(torch::kFloat32).div_(255), label_of(index)};
+  auto rgb = slide(tile.slide)
+                 ->read_tile(tile.x, tile.y, tissue.microns_per_pixel(), tissue.tile_size())
+                 .to(torch::kFloat32);
+  if (reference_stains_.defined()) {
+    try {
+      rgb = macenko_normalise(rgb, reference_stains_, reference_max_);
+    } catch (const c10::Error&) {
+      // Too little stain in this tile to estimate its stains: kept as scanned.
+    }
+  }
+  return {rgb.div_(255), label_of(index)};
 }
 
 io::CatalogItem TileDataset::item(int64_t index) const {

@@ -32,6 +32,10 @@ struct TileDatasetOptions {
   TORCH_ARG(int64_t, open_slides) = 16;
   /// Where to save each slide's tissue thumbnail as PNG ("" saves none).
   TORCH_ARG(std::string, thumbnail_dir) = "";
+  /// An RGB image (PNG, JPEG, TIFF) of well-stained H&E: every tile is Macenko-normalised to its
+  /// stains ("" leaves tiles as scanned). Tiles with too little stain to estimate are kept as
+  /// they are.
+  TORCH_ARG(std::string, stain_reference) = "";
 };
 
 /// The tissue tiles of a catalog's slides, one example per tile of the grid at the target
@@ -71,6 +75,7 @@ class TileDataset : public io::Dataset {
   std::vector<Tile> tiles_;
   std::vector<std::string> class_names_, notes_;
   std::vector<io::BadFile> bad_slides_;
+  at::Tensor reference_stains_, reference_max_;  // undefined without a stain reference
   mutable std::mutex open_mutex_;
   mutable std::list<std::pair<int64_t, std::shared_ptr<io::Slide>>> open_;  // most recent first
 };

@@ -32,6 +32,7 @@ void DataOptions::visit_fields(FieldVisitor& visit) {
   visit("min_tissue_fraction", min_tissue_fraction_, Check::between(0, 1));
   visit("fallback_microns_per_pixel", fallback_microns_per_pixel_, Check::at_least(0));
   visit("open_slides", open_slides_, Check::between(1, 4096));
+  visit("stain_reference", stain_reference_);
 }
 
 domains::TileDatasetOptions DataOptions::tile_options(const std::string& thumbnail_dir) const {
@@ -43,7 +44,8 @@ domains::TileDatasetOptions DataOptions::tile_options(const std::string& thumbna
       .fallback_microns_per_pixel(fallback_microns_per_pixel_)
       .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail)
       .open_slides(open_slides_)
-      .thumbnail_dir(thumbnail_dir);
+      .thumbnail_dir(thumbnail_dir)
+      .stain_reference(stain_reference_);
 }
 
 domains::SliceDatasetOptions DataOptions::slice_options(bool pretraining) const {

@@ -75,6 +75,8 @@ struct DataOptions {
   TORCH_ARG(double, fallback_microns_per_pixel) = 0.0;
   /// Slides open at once; each OpenSlide handle keeps its own tile cache.
   TORCH_ARG(int64_t, open_slides) = 16;
+  /// An RGB image of well-stained H&E; tiles are Macenko-normalised to its stains ("": none).
+  TORCH_ARG(std::string, stain_reference) = "";
 
  public:
   void visit_fields(FieldVisitor& visit);

@@ -3,6 +3,7 @@
 #include <torch/types.h>
 
 #include "domains/augment.h"
+#include "domains/stain.h"
 
 namespace pretext::domains {
 namespace {
@@ -224,6 +225,36 @@ TEST(Augment, HedRoundTripIsTheIdentityAndMatchesScikitImage) {
   const auto out = augment(batch, g);
   EXPECT_TRUE(torch::allclose(out.slice(2, 0, 4), torch::ones({2, 3, 4, 8}), 1e-5, 1e-5));
   EXPECT_FALSE(torch::allclose(out[0].slice(1, 4, 8), out[1].slice(1, 4, 8)));
+}
+
+// An H&E-like image rendered from known stains: a third of the pixels haematoxylin only, a third
+// eosin only, a third both, and a white border.
+torch::Tensor rendered(const torch::Tensor& stains, const torch::Tensor& concentrations) {
+  const auto od = torch::matmul(stains.t(), concentrations.flatten(1));  // [3, N]
+  return (256 * (-od).exp() - 1).view({3, 30, 30});
+}
+
+TEST(Macenko, FindsTheStainsAnImageWasMadeWithAndNormalisesToAReference) {
+  torch::manual_seed(6);
+  const auto normalised = [](torch::Tensor m) { return m / m.norm(2, 1, true); };
+  const auto he =
+      normalised(torch::tensor({0.65, 0.70, 0.29, 0.07, 0.99, 0.11}, torch::kFloat64).view({2, 3}));
+  auto c = torch::rand({2, 30, 30}, torch::kFloat64) + 0.3;
+  c[1].slice(0, 0, 10).zero_();   // haematoxylin only
+  c[0].slice(0, 10, 20).zero_();  // eosin only
+  c.slice(2, 0, 2).zero_();       // white
+  const auto image = rendered(he, c);
+  const auto found = macenko_stain_matrix(image);
+  EXPECT_GT((found * he).sum(1).min().item<double>(), 0.995) << found;
+  const auto recovered = stain_concentrations(image, found);
+  EXPECT_LT((recovered - c).abs().max().item<double>(), 0.05);
+  // The same tissue stained differently comes back to the reference's colours.
+  const auto other =
+      normalised(torch::tensor({0.55, 0.78, 0.30, 0.12, 0.95, 0.25}, torch::kFloat64).view({2, 3}));
+  const auto reference_max =
+      torch::stack({torch::quantile(c[0].flatten(), 0.99), torch::quantile(c[1].flatten(), 0.99)});
+  const auto back = macenko_normalise(rendered(other, c * 1.3), he, reference_max);
+  EXPECT_LT((back - image.to(torch::kFloat32)).abs().mean().item<float>(), 2.0f);
 }
 
 }  // namespace

@@ -138,5 +138,41 @@ TEST(TileDataset, TissueTilesOnlyWithTheSlidesLabels) {
             std::string::npos);
 }
 
+TEST(TileDataset, TilesAreMacenkoNormalisedToAStainReference) {
+  TempDir dir;
+  torch::manual_seed(9);
+  const auto unit = [](torch::Tensor m) { return m / m.norm(2, 1, true); };
+  const auto reference_stains =
+      unit(torch::tensor({0.65, 0.70, 0.29, 0.07, 0.99, 0.11}, torch::kFloat64).view({2, 3}));
+  const auto scanner_stains =
+      unit(torch::tensor({0.50, 0.80, 0.33, 0.15, 0.90, 0.30}, torch::kFloat64).view({2, 3}));
+  auto c = torch::rand({2, 256, 256}, torch::kFloat64) + 0.3;
+  c[1].slice(0, 0, 80).zero_();
+  c[0].slice(0, 80, 160).zero_();
+  const auto render = [&](const torch::Tensor& stains) {
+    const auto od = torch::matmul(stains.t(), c.flatten(1));
+    return (256 * (-od).exp() - 1).clamp(0, 255).round().view({3, 256, 256});
+  };
+  testing::write_raster(dir / "reference.png", render(reference_stains), "PNG");
+  testing::SlideSpec spec;
+  spec.level0 = render(scanner_stains).to(torch::kUInt8);
+  spec.levels = 1;
+  std::filesystem::create_directories(dir / "slides");
+  write_slide(dir / "slides/a.svs", spec);
+  const auto catalog = io::Catalog::from_folder(dir / "slides", io::is_slide);
+  auto options = TileDatasetOptions().tissue(
+      TissueOptions().microns_per_pixel(0.5).tile_size(256).min_tissue_fraction(0));
+  const auto plain = TileDataset(catalog, options).get(0).pixels * 255;
+  const auto normalised =
+      TileDataset(catalog, options.stain_reference(dir / "reference.png")).get(0).pixels * 255;
+  const auto target = render(reference_stains).to(torch::kFloat32);
+  EXPECT_GT((plain - target).abs().mean().item<float>(), 10.0f);
+  EXPECT_LT((normalised - target).abs().mean().item<float>(), 3.0f);
+  EXPECT_NE(testing::input_error_of([&] {
+              TileDataset(catalog, options.stain_reference(dir / "missing.png"));
+            }).find("missing.png"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace pretext::domains
