@@ -20,6 +20,7 @@
 
 #include <torch/types.h>
 
+#include "bench/python_side.h"
 #include "domains/slices.h"
 #include "io/catalog.h"
 #include "io/dicom.h"
@@ -91,14 +92,7 @@ double pydicom(const std::vector<std::string>& files, int64_t processes) {
   std::string command = "/usr/bin/python3 " PRETEXT_BENCH_DIR "/dicom_read.py --processes " +
                         std::to_string(processes);
   for (const auto& f : files) command += " " + f;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return 0.0;
-  char line[256];
-  double rate = 0.0;
-  while (std::fgets(line, sizeof line, pipe))
-    if (std::strncmp(line, "slices_per_s ", 13) == 0) rate = std::atof(line + 13);
-  pclose(pipe);
-  return rate;
+  return bench::python_number(command, "slices_per_s ");
 }
 
 // VmHWM / VmRSS of this process in MiB.

@@ -12,6 +12,7 @@
 #include <torch/optim/sgd.h>
 #include <torch/types.h>
 
+#include "bench/python_side.h"
 #include "methods/resnet.h"
 #include "methods/simclr.h"
 #include "pipelines/system.h"
@@ -55,14 +56,7 @@ double python_images_per_s(int64_t threads, int64_t steps, bool channels_last) {
                               std::to_string(threads) + " --steps " + std::to_string(steps) +
                               " --batch " + std::to_string(kBatch) + " --size " +
                               std::to_string(kSize) + (channels_last ? " --channels-last" : "");
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return 0.0;
-  char line[256];
-  double value = 0.0;
-  while (std::fgets(line, sizeof line, pipe))
-    if (std::sscanf(line, "images_per_s=%lf", &value) == 1) break;
-  pclose(pipe);
-  return value;
+  return bench::python_number(command, "images_per_s=");
 }
 
 double median(std::vector<double> values) {

@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -24,6 +23,7 @@
 
 #include <torch/types.h>
 
+#include "bench/python_side.h"
 #include "domains/sampler.h"
 #include "domains/tiles.h"
 #include "io/catalog.h"
@@ -104,14 +104,7 @@ void write_slide(const std::string& path) {
 double python_tiles_per_s(const std::string& slide, const std::string& list, int64_t processes) {
   const std::string command = "/usr/bin/python3 " PRETEXT_BENCH_DIR "/slide_tiles.py --processes " +
                               std::to_string(processes) + " " + slide + " " + list;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return 0.0;
-  char line[256];
-  double rate = 0.0;
-  while (std::fgets(line, sizeof line, pipe))
-    if (std::strncmp(line, "tiles_per_s ", 12) == 0) rate = std::atof(line + 12);
-  pclose(pipe);
-  return rate;
+  return bench::python_number(command, "tiles_per_s ");
 }
 
 }  // namespace

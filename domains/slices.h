@@ -69,7 +69,6 @@ class SliceDataset : public io::Dataset {
   /// "2 DICOM series (1 patient), 1 volume, 84 slices", then what the scan skipped.
   std::string summary() const;
   const io::DicomScan& dicom() const { return dicom_; }
-  const SliceDatasetOptions& options() const { return options_; }
 
  private:
   struct Stack {

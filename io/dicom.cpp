@@ -552,14 +552,15 @@ DicomScan scan_dicom(const std::vector<CatalogItem>& items, OnBadFile on_bad) {
   return std::move(scanner.scan);
 }
 
-DicomImage::DicomImage(const std::string& path) : header_(read_dicom_header(path)) {
-  if (!header_.is_image)
+DicomImage::DicomImage(const std::string& path) {
+  const DicomHeader header = read_dicom_header(path);
+  if (!header.is_image)
     throw InputError(fail(path, "not an image (a structured report, plan or presentation state)"));
   info_.path = path;
   info_.format = "DICOM";
-  info_.width = header_.format.columns;
-  info_.height = header_.format.rows;
-  info_.bands.assign(static_cast<size_t>(header_.format.samples_per_pixel),
+  info_.width = header.format.columns;
+  info_.height = header.format.rows;
+  info_.bands.assign(static_cast<size_t>(header.format.samples_per_pixel),
                      BandInfo{"", DataType::kFloat32, std::nullopt});
 }
 

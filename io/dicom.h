@@ -132,10 +132,8 @@ class DicomImage : public Source {
   const SourceInfo& info() const override { return info_; }
   Patch read(const Region& region, const std::vector<int64_t>& bands = {}) override;
   bool shareable_between_threads() const override { return true; }
-  const DicomHeader& header() const { return header_; }
 
  private:
-  DicomHeader header_;
   SourceInfo info_;
 };
 

@@ -72,10 +72,6 @@ std::string itk_reason(const itk::ExceptionObject& error) {
 
 }  // namespace
 
-torch::Tensor Volume::slice(int64_t axis, int64_t index) const {
-  return voxels.select(axis, index);
-}
-
 torch::Tensor Volume::sub_volume(const std::array<int64_t, 3>& start,
                                  const std::array<int64_t, 3>& size) const {
   auto view = voxels;

@@ -19,10 +19,6 @@ struct Volume {
   std::array<double, 9> direction{1, 0, 0, 0, 1, 0, 0, 0, 1};
   std::string format;  ///< "NIfTI", "NRRD" or "MetaImage"
 
-  /// Slices along tensor axis `axis` (0: k, the usual axial stack; 1: j; 2: i).
-  int64_t slices(int64_t axis) const { return voxels.size(axis); }
-  /// Slice `index` along `axis` as [rows, columns].
-  at::Tensor slice(int64_t axis, int64_t index) const;
   /// The sub-volume starting at tensor index `start` of `size` voxels (a view, no copy).
   at::Tensor sub_volume(const std::array<int64_t, 3>& start,
                         const std::array<int64_t, 3>& size) const;

@@ -22,29 +22,20 @@ namespace {
 
 constexpr int64_t kStripRows = 256;
 
-struct BandStats {
-  double min = std::numeric_limits<double>::infinity();
-  double max = -std::numeric_limits<double>::infinity();
-  double sum = 0.0;
-  int64_t count = 0;
-};
-
 std::string number(double value) {
   char text[32];
   std::snprintf(text, sizeof text, "%.6g", value);
   return text;
 }
 
-}  // namespace
-
-namespace {
-
+/// Min, mean and max over tensors seen one after another (strips, slices).
 struct Running {
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
   double sum = 0.0;
   int64_t count = 0;
   void add(const torch::Tensor& values) {
+    if (values.numel() == 0) return;
     const auto v = values.to(torch::kFloat64);
     min = std::min(min, v.min().item<double>());
     max = std::max(max, v.max().item<double>());
@@ -220,19 +211,14 @@ std::string inspect(const std::string& path, bool stats) {
   }
   if (!stats) return out.str();
 
-  std::vector<BandStats> per_band(info.bands.size());
+  std::vector<Running> per_band(info.bands.size());
   for (int64_t row = 0; row < info.height; row += kStripRows) {
     const int64_t rows = std::min(kStripRows, info.height - row);
     const auto strip = source->read({0, row, info.width, rows}).pixels;
     for (size_t b = 0; b < per_band.size(); ++b) {
       auto values = strip[static_cast<int64_t>(b)].flatten().to(torch::kFloat64);
       if (info.bands[b].nodata) values = values.masked_select(values != *info.bands[b].nodata);
-      if (values.numel() == 0) continue;
-      auto& s = per_band[b];
-      s.min = std::min(s.min, values.min().item<double>());
-      s.max = std::max(s.max, values.max().item<double>());
-      s.sum += values.sum().item<double>();
-      s.count += values.numel();
+      per_band[b].add(values);
     }
   }
   out << "band     min          mean         max          (decoded values";
