@@ -20,7 +20,7 @@
 
 #include <torch/types.h>
 
-#include "bench/python_side.h"
+#include "bench/side_by_side.h"
 #include "domains/slices.h"
 #include "io/catalog.h"
 #include "io/dicom.h"
@@ -95,22 +95,13 @@ double pydicom(const std::vector<std::string>& files, int64_t processes) {
   return bench::python_number(command, "slices_per_s ");
 }
 
-// VmHWM / VmRSS of this process in MiB.
-double status_mib(const char* key) {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind(key, 0) == 0) return std::atof(line.c_str() + std::strlen(key)) / 1024.0;
-  return 0.0;
-}
-
 // The child: streams the series once through the loader and prints its peak memory.
 int stream_memory(const std::string& dir, int64_t size, int64_t workers) {
   auto data = std::make_shared<domains::SliceDataset>(
       io::Catalog::from_folder(dir), domains::SliceDatasetOptions().image_size(size));
   std::vector<int64_t> order(static_cast<size_t>(data->size()));
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-  const double before = status_mib("VmRSS:");
+  const double before = bench::status_mib("VmRSS:");
   {
     io::Loader loader(
         data, order,
@@ -118,7 +109,7 @@ int stream_memory(const std::string& dir, int64_t size, int64_t workers) {
     while (loader.next()) {
     }
   }
-  std::printf("rss_before %.1f peak %.1f\n", before, status_mib("VmHWM:"));
+  std::printf("rss_before %.1f peak %.1f\n", before, bench::status_mib("VmHWM:"));
   return 0;
 }
 

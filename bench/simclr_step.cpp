@@ -12,7 +12,7 @@
 #include <torch/optim/sgd.h>
 #include <torch/types.h>
 
-#include "bench/python_side.h"
+#include "bench/side_by_side.h"
 #include "methods/resnet.h"
 #include "methods/simclr.h"
 #include "pipelines/system.h"

@@ -23,7 +23,7 @@
 
 #include <torch/types.h>
 
-#include "bench/python_side.h"
+#include "bench/side_by_side.h"
 #include "domains/sampler.h"
 #include "domains/tiles.h"
 #include "io/catalog.h"
@@ -180,5 +180,8 @@ int main(int argc, char** argv) {
               (std::to_string(cores) + " loader threads / processes").c_str(), many, py_many,
               many / py_many);
   std::printf("pretext scaling: %.2fx on %ld threads\n", many / one, static_cast<long>(cores));
+  // Level 0 alone is 4.7 GiB of RGB; what a reader keeps must not grow with it.
+  std::printf("peak RSS of this process over the whole run: %.1f MiB\n",
+              bench::status_mib("VmHWM:"));
   return 0;
 }

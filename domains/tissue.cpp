@@ -83,8 +83,10 @@ TissueMap map_tissue(io::Slide& slide, const TissueOptions& options) {
       map.level = level;
       break;
     }
-  map.downsample = info.levels[static_cast<size_t>(map.level)].downsample;
-  const auto rgb = slide.read_level(map.level);
+  const auto& level = info.levels[static_cast<size_t>(map.level)];
+  map.factor = std::max<int64_t>(1, level.width / options.detection_width());
+  map.downsample = level.downsample * static_cast<double>(map.factor);
+  const auto rgb = slide.read_level(map.level, map.factor);
   const auto s = saturation(rgb);
   map.threshold = std::max(otsu_threshold(s), options.min_saturation());
   const double mask_pixel_um = info.microns_per_pixel_x * map.downsample;
@@ -122,7 +124,7 @@ TissueMap map_tissue(io::Slide& slide, const TissueOptions& options) {
 }
 
 torch::Tensor tissue_thumbnail(io::Slide& slide, const TissueMap& map) {
-  auto rgb = slide.read_level(map.level).to(torch::kFloat32);
+  auto rgb = slide.read_level(map.level, map.factor).to(torch::kFloat32);
   rgb = torch::where(map.mask.unsqueeze(0), rgb, rgb * 0.35f + 165.f);
   const int64_t mh = rgb.size(1), mw = rgb.size(2);
   const auto green = torch::tensor({0.f, 200.f, 0.f}).view({3, 1});

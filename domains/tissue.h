@@ -25,7 +25,8 @@ struct TissueOptions {
   TORCH_ARG(double, min_saturation) = 0.07;
   /// Connected tissue regions smaller than this, in µm², are dust or debris and are dropped.
   TORCH_ARG(double, min_region_um2) = 10000.0;
-  /// Tissue is detected on the coarsest level at least this wide (pixels), or level 0.
+  /// Tissue is detected on the coarsest level at least this wide (pixels), or level 0, reduced
+  /// by the whole factor that brings it closest to this width from above.
   TORCH_ARG(int64_t, detection_width) = 1024;
 };
 
@@ -40,6 +41,7 @@ struct TileRef {
 struct TissueMap {
   at::Tensor mask;             ///< bool [H, W] at the detection level
   int64_t level = 0;           ///< the detection level
+  int64_t factor = 1;          ///< detection-level pixels per mask pixel, each way
   double downsample = 1.0;     ///< level-0 pixels per mask pixel
   double threshold = 0.0;      ///< saturation threshold used
   std::vector<TileRef> tiles;  ///< grid tiles with enough tissue, row by row

@@ -3,10 +3,12 @@
 #include <openslide/openslide.h>
 #include <tiffio.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdarg>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <torch/nn/functional.h>
 #include <torch/types.h>
@@ -196,15 +198,26 @@ torch::Tensor Slide::read_direct(int64_t x, int64_t y, int64_t level, int64_t wi
     return {};
   TIFF* tiff = direct_->acquire(mapped);
   if (!tiff) return {};
-  auto interleaved = torch::empty({height, width, 3}, torch::kUInt8);
+  const int64_t n = width * height;
+  thread_local std::vector<uint8_t> interleaved;
+  interleaved.resize(static_cast<size_t>(n * 3));
   const auto tile =
       TIFFComputeTile(tiff, static_cast<uint32_t>(lx), static_cast<uint32_t>(ly), 0, 0);
-  const auto bytes = TIFFReadEncodedTile(tiff, tile, interleaved.data_ptr<uint8_t>(),
-                                         static_cast<tmsize_t>(interleaved.nbytes()));
+  const auto bytes = TIFFReadEncodedTile(tiff, tile, interleaved.data(),
+                                         static_cast<tmsize_t>(interleaved.size()));
   direct_->release(mapped, tiff);
-  if (bytes != static_cast<tmsize_t>(interleaved.nbytes())) return {};  // OpenSlide will say why
+  if (bytes != static_cast<tmsize_t>(interleaved.size())) return {};  // OpenSlide will say why
   ++direct_reads_;
-  return interleaved.permute({2, 0, 1}).contiguous();
+  // RGBRGB... to planes in one pass (a quarter of torch's permute + contiguous here).
+  auto rgb = torch::empty({3, height, width}, torch::kUInt8);
+  auto* out = rgb.data_ptr<uint8_t>();
+  const uint8_t* in = interleaved.data();
+  for (int64_t i = 0; i < n; ++i, in += 3) {
+    out[i] = in[0];
+    out[n + i] = in[1];
+    out[2 * n + i] = in[2];
+  }
+  return rgb;
 }
 
 Slide::~Slide() {
@@ -280,9 +293,24 @@ torch::Tensor Slide::read_tile(int64_t x, int64_t y, double microns_per_pixel, i
       .to(torch::kUInt8);
 }
 
-torch::Tensor Slide::read_level(int64_t level) {
+torch::Tensor Slide::read_level(int64_t level, int64_t factor) {
   const auto& l = info_.levels.at(static_cast<size_t>(level));
-  return read_region(0, 0, level, l.width, l.height);
+  if (factor <= 1) return read_region(0, 0, level, l.width, l.height);
+  const int64_t width = l.width / factor, height = l.height / factor;
+  if (width == 0 || height == 0)
+    throw InputError(where(info_.path) + "level " + std::to_string(level) + " is smaller than " +
+                     std::to_string(factor) + " pixels");
+  auto out = torch::empty({3, height, width}, torch::kUInt8);
+  // Output rows per strip: about 64 Ki level pixels (256 KiB of ARGB) read at a time.
+  const int64_t strip = std::max<int64_t>(1, (1 << 16) / (width * factor * factor));
+  for (int64_t row = 0; row < height; row += strip) {
+    const int64_t rows = std::min(strip, height - row);
+    const auto y0 = static_cast<int64_t>(std::llround(row * factor * l.downsample));
+    const auto pixels = read_region(0, y0, level, width * factor, rows * factor);
+    out.slice(1, row, row + rows) =
+        torch::avg_pool2d(pixels.to(torch::kFloat32).unsqueeze(0), factor).squeeze(0).round();
+  }
+  return out;
 }
 
 }  // namespace pretext::io

@@ -68,8 +68,10 @@ class Slide {
   /// read from level_for(mpp) and resized (area averaging when shrinking).
   at::Tensor read_tile(int64_t x, int64_t y, double microns_per_pixel, int64_t size);
 
-  /// A whole level as RGB uint8 [3, H, W] (for tissue detection on a low-resolution level).
-  at::Tensor read_level(int64_t level);
+  /// A whole level as RGB uint8 [3, H / factor, W / factor], each pixel the rounded mean of a
+  /// factor x factor block (edges beyond a whole block dropped), for tissue detection. Read in
+  /// strips, so memory is that of the result however large the level.
+  at::Tensor read_level(int64_t level, int64_t factor = 1);
 
   /// Reads served by the direct tile path so far.
   int64_t direct_reads() const { return direct_reads_.load(); }

@@ -78,6 +78,18 @@ TEST(Tissue, TilesCoverTheTissueAndNotTheBackground) {
     EXPECT_GE(tile.x, 128);
     EXPECT_LT(tile.x, 640);
   }
+  // Detected on the coarsest level reduced by 2 instead: the same tiles.
+  const auto reduced =
+      map_tissue(slide, TissueOptions().microns_per_pixel(1.0).tile_size(64).detection_width(128));
+  EXPECT_EQ(reduced.level, 2);
+  EXPECT_EQ(reduced.factor, 2);
+  EXPECT_DOUBLE_EQ(reduced.downsample, 8.0);
+  EXPECT_EQ(reduced.mask.sizes(), (std::vector<int64_t>{128, 128}));
+  ASSERT_EQ(reduced.tiles.size(), map.tiles.size());
+  for (size_t i = 0; i < map.tiles.size(); ++i) {
+    EXPECT_EQ(reduced.tiles[i].x, map.tiles[i].x);
+    EXPECT_EQ(reduced.tiles[i].y, map.tiles[i].y);
+  }
   const auto thumbnail = tissue_thumbnail(slide, map);
   EXPECT_EQ(thumbnail.sizes(), (std::vector<int64_t>{3, 256, 256}));
   EXPECT_EQ(thumbnail[1][64][32].item<uint8_t>(), 200);  // a kept tile's top edge is green

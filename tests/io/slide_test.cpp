@@ -43,6 +43,9 @@ TEST(Slide, AperioGeometryMppAndPixels) {
   EXPECT_TRUE(torch::equal(slide.read_region(40, 90, 0, 64, 48),
                            spec.level0.slice(1, 90, 138).slice(2, 40, 104)));
   EXPECT_TRUE(torch::equal(slide.read_level(1), halve(spec.level0)));
+  // Reduced by 3 in strips: block means of level 0, the last 2 rows dropped.
+  const auto blocks = spec.level0.slice(1, 0, 510).to(torch::kFloat64).view({3, 170, 3, 128, 3});
+  EXPECT_TRUE(torch::equal(slide.read_level(0, 3), blocks.mean({2, 4}).round().to(torch::kUInt8)));
 }
 
 TEST(Slide, TilesAtATargetMppComeFromTheBestFinerLevel) {

@@ -1,9 +1,12 @@
 #pragma once
 
-// The Python half of a side-by-side benchmark: runs a script and reads the one number it prints.
+// Helpers of the side-by-side benchmarks: the Python half (a script printing one number) and the
+// memory of this process.
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <string>
 
 namespace pretext::bench {
@@ -19,6 +22,16 @@ inline double python_number(const std::string& command, const std::string& prefi
     if (std::string(line).rfind(prefix, 0) == 0) value = std::atof(line + prefix.size());
   pclose(pipe);
   return value;
+}
+
+/// A memory figure of this process from /proc/self/status in MiB: "VmHWM:" (peak resident),
+/// "VmRSS:" (resident now).
+inline double status_mib(const char* key) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind(key, 0) == 0) return std::atof(line.c_str() + std::strlen(key)) / 1024.0;
+  return 0.0;
 }
 
 }  // namespace pretext::bench
