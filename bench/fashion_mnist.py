@@ -42,6 +42,23 @@ METHODS = {
              "method": ["name: mae", "mask_ratio: 0.75", "decoder_dim: 128", "decoder_depth: 2",
                         "decoder_heads: 4"]},
             ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
+    # DINO on the same ResNet: 2 global crops of 28 px and 4 local crops of 14 px, the reference's
+    # head at a smaller width, teacher settings for a run of a few hundred steps.
+    "dino": ({"method": ["name: dino", "out_dim: 4096", "hidden_dim: 512", "bottleneck_dim: 128",
+                         "student_temp: 0.1", "warmup_teacher_temp: 0.04", "teacher_temp: 0.07",
+                         "warmup_teacher_steps: 200", "momentum_teacher: 0.99",
+                         "center_momentum: 0.9", "freeze_last_layer_steps: 50", "local_crops: 4"]},
+             ["augment.local_size=14", "augment.crop_scale_min=0.35",
+              "augment.local_crop_scale_min=0.1", "augment.local_crop_scale_max=0.35",
+              "train.lr=0.001", "train.weight_decay=0.04", "train.grad_clip=3.0"]),
+    # The momentum and siamese methods on the same ResNet and augmentations as SimCLR, heads at the
+    # width of SimCLR's projector.
+    "moco": ({"method": ["name: moco", "version: 2", "temperature: 0.2", "projection_dim: 128",
+                         "projection_hidden_dim: 512", "queue_size: 16384", "momentum: 0.99"]}, []),
+    "byol": ({"method": ["name: byol", "projection_dim: 128", "projection_hidden_dim: 512",
+                         "predictor_hidden_dim: 512", "momentum: 0.99"]}, []),
+    "simsiam": ({"method": ["name: simsiam", "projection_dim: 512", "projection_hidden_dim: 512",
+                            "projection_layers: 3", "predictor_hidden_dim: 128"]}, []),
 }
 
 
@@ -131,6 +148,8 @@ def main():
     parser.add_argument("--work", default="/tmp/pretext-fashion-mnist")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--skip-baselines", action="store_true",
+                        help="leave out the random-init and raw-pixel rows")
     args = parser.parse_args()
     binary = os.path.abspath(os.path.join(args.build, "pretext"))
     config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fashion_mnist.yaml")
@@ -167,6 +186,8 @@ def main():
                           variant(config, args.work, f"random-init-{encoder}", sections) if sections else config,
                           METHODS[method][1]))
     baselines.append(("raw pixels", variant(config, args.work, "pixels", {"model": ["backbone: pixels", "size: 28"]}), []))
+    if args.skip_baselines:
+        baselines = []
     for name, encoder_config, overrides in baselines:
         run_dir = os.path.join(args.work, name.replace(" ", "-"))
         rows.append((name, evaluate(binary, encoder_config, common + overrides, run_dir, ["--random-init"]),

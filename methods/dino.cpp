@@ -7,6 +7,9 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
+#include "methods/losses.h"
+#include "methods/momentum.h"
+
 namespace pretext::methods {
 namespace F = torch::nn::functional;
 
@@ -81,11 +84,6 @@ double teacher_temperature(const DinoOptions& options, int64_t step) {
          fraction * (options.teacher_temp() - options.warmup_teacher_temp());
 }
 
-double teacher_momentum(double start, int64_t step, int64_t total) {
-  const double progress = total > 0 ? std::min(1.0, static_cast<double>(step) / total) : 1.0;
-  return 1.0 - (1.0 - start) * (std::cos(M_PI * progress) + 1.0) / 2.0;
-}
-
 DinoImpl::DinoImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<BackboneImpl> teacher,
                    const DinoOptions& options)
     : options_(options), student_(std::move(student)), teacher_(std::move(teacher)) {
@@ -96,18 +94,8 @@ DinoImpl::DinoImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<Backbo
   center_ = register_buffer("center", torch::zeros({1, options.out_dim()}));
   steps_ = register_buffer("steps", torch::zeros({1}, torch::kInt64));
   // The teacher starts as the student and learns only through the moving average.
-  torch::NoGradGuard no_grad;
-  const auto copy = [](torch::nn::Module& from, torch::nn::Module& to) {
-    auto source = from.named_parameters();
-    for (auto& item : to.named_parameters()) {
-      item.value().copy_(source[item.key()]);
-      item.value().requires_grad_(false);
-    }
-    auto source_buffers = from.named_buffers();
-    for (auto& item : to.named_buffers()) item.value().copy_(source_buffers[item.key()]);
-  };
-  copy(*student_, *teacher_);
-  copy(*student_head_, *teacher_head_);
+  start_momentum_copy(*student_, *teacher_);
+  start_momentum_copy(*student_head_, *teacher_head_);
 }
 
 StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
@@ -141,11 +129,7 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
   const auto mean_probabilities = probabilities.mean(0);
   out.logs["teacher_mean_entropy"] =
       (-(mean_probabilities * mean_probabilities.clamp_min(1e-12).log()).sum()).item<double>();
-  out.logs["teacher_embedding_std"] =
-      F::normalize(teacher_features, F::NormalizeFuncOptions().dim(-1))
-          .std(0)
-          .mean()
-          .item<double>();
+  out.logs["teacher_embedding_std"] = embedding_std(teacher_features);
   out.logs["teacher_temp"] = temperature;
   center_.mul_(options_.center_momentum())
       .add_(teacher_logits.mean(0, true) * (1 - options_.center_momentum()));
@@ -154,14 +138,9 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
 
 void DinoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
   steps_.fill_(step);
-  const double m = teacher_momentum(options_.momentum_teacher(), step, total_steps);
-  torch::NoGradGuard no_grad;
-  const auto ema = [m](torch::nn::Module& from, torch::nn::Module& to) {
-    auto source = from.named_parameters();
-    for (auto& item : to.named_parameters()) item.value().mul_(m).add_(source[item.key()], 1 - m);
-  };
-  ema(*student_, *teacher_);
-  ema(*student_head_, *teacher_head_);
+  const double m = cosine_momentum(options_.momentum_teacher(), step, total_steps);
+  momentum_update(*student_, *teacher_, m);
+  momentum_update(*student_head_, *teacher_head_, m);
 }
 
 }  // namespace pretext::methods

@@ -66,8 +66,6 @@ torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& teach
 
 /// Teacher temperature at optimiser step `step` (0-based).
 double teacher_temperature(const DinoOptions& options, int64_t step);
-/// EMA momentum after step `step` of `total`: 1 - (1 - m0) (cos(pi step / total) + 1) / 2.
-double teacher_momentum(double start, int64_t step, int64_t total);
 
 class DinoImpl : public MethodImpl {
  public:

@@ -9,4 +9,23 @@ namespace pretext::methods {
 /// over all 2N anchors. z1, z2: [N, D], row i of each from image i.
 torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2, double temperature);
 
+/// MoCo v2's InfoNCE: query i's positive is key i, its negatives every row of `queue` ([K, D],
+/// keys of earlier batches); cross-entropy over cosine similarities / temperature, averaged over
+/// the queries. q, k: [N, D] (normalised here; the queue is stored normalised).
+torch::Tensor info_nce_with_queue(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& queue, double temperature);
+
+/// MoCo v3's InfoNCE: query i's positive is key i, its negatives the other keys of the batch;
+/// scaled by 2 * temperature as in the reference. q, k: [N, D] (normalised here).
+torch::Tensor info_nce_in_batch(const torch::Tensor& q, const torch::Tensor& k, double temperature);
+
+/// Mean over rows of -cos(p_i, z_i); `z` is taken as a constant target (stop-gradient). BYOL's
+/// loss per direction is 2 + 2 * this, SimSiam's this.
+torch::Tensor negative_cosine(const torch::Tensor& p, const torch::Tensor& z);
+
+/// Collapse check (SimSiam, section 4.1): the standard deviation over the batch of L2-normalised
+/// rows of `z` [B, D], averaged over dimensions; about 1 / sqrt(D) for embeddings spread over the
+/// sphere, 0 when every image maps to one point.
+double embedding_std(const torch::Tensor& z);
+
 }  // namespace pretext::methods

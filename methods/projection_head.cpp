@@ -16,6 +16,8 @@ ProjectionHeadImpl::ProjectionHeadImpl(const ProjectionHeadOptions& options) {
     width = options.hidden_dim();
   }
   layers_->push_back(nn::Linear(width, options.out_dim()));
+  if (options.batch_norm_last())
+    layers_->push_back(nn::BatchNorm1d(nn::BatchNorm1dOptions(options.out_dim()).affine(false)));
   register_module("layers", layers_);
 }
 

@@ -4,11 +4,14 @@
 #include <utility>
 
 #include "base/errors.h"
+#include "methods/byol.h"
 #include "methods/dino.h"
 #include "methods/mae.h"
+#include "methods/moco.h"
 #include "methods/pixels.h"
 #include "methods/resnet.h"
 #include "methods/simclr.h"
+#include "methods/simsiam.h"
 #include "methods/vit.h"
 
 namespace pretext::methods {
@@ -65,18 +68,20 @@ class MaeSpec : public MethodOf<MaeOptions, MaeImpl> {
   }
 };
 
-// A student and a teacher: two backbones of one layout.
-class DinoSpec : public MethodSpec {
+// An online network and its moving average (DINO's student and teacher, MoCo's query and key
+// encoders, BYOL's online and target networks): two backbones of one layout.
+template <typename Options, typename Impl>
+class TwoBackbonesOf : public MethodSpec {
  public:
   void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
   std::shared_ptr<MethodImpl> build(
       const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone) const override {
-    auto student = make_backbone();
-    return std::make_shared<DinoImpl>(student, make_backbone(), options_);
+    auto online = make_backbone();
+    return std::make_shared<Impl>(online, make_backbone(), options_);
   }
 
  private:
-  DinoOptions options_;
+  Options options_;
 };
 
 std::unique_ptr<BackboneSpec> resnet(int64_t depth) {
@@ -111,7 +116,10 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
       list = {
           {"simclr", [] { return std::make_unique<MethodOf<SimClrOptions, SimClrImpl>>(); }},
           {"mae", [] { return std::make_unique<MaeSpec>(); }},
-          {"dino", [] { return std::make_unique<DinoSpec>(); }},
+          {"dino", [] { return std::make_unique<TwoBackbonesOf<DinoOptions, DinoImpl>>(); }},
+          {"moco", [] { return std::make_unique<TwoBackbonesOf<MocoOptions, MocoImpl>>(); }},
+          {"byol", [] { return std::make_unique<TwoBackbonesOf<ByolOptions, ByolImpl>>(); }},
+          {"simsiam", [] { return std::make_unique<MethodOf<SimSiamOptions, SimSiamImpl>>(); }},
       };
   return list;
 }

@@ -10,6 +10,7 @@
 #include "domains/augment.h"
 
 #include "methods/dino.h"
+#include "methods/momentum.h"
 #include "methods/vit.h"
 
 namespace pretext::methods {
@@ -53,9 +54,9 @@ TEST(Dino, TemperatureWarmupAndMomentumSchedule) {
   EXPECT_NEAR(teacher_temperature(options, 5), 0.055, 1e-12);
   EXPECT_DOUBLE_EQ(teacher_temperature(options, 10), 0.07);
   EXPECT_DOUBLE_EQ(teacher_temperature(options, 1000), 0.07);
-  EXPECT_NEAR(teacher_momentum(0.996, 0, 100), 0.996, 1e-12);
-  EXPECT_NEAR(teacher_momentum(0.996, 50, 100), 0.998, 1e-12);
-  EXPECT_NEAR(teacher_momentum(0.996, 100, 100), 1.0, 1e-12);
+  EXPECT_NEAR(cosine_momentum(0.996, 0, 100), 0.996, 1e-12);
+  EXPECT_NEAR(cosine_momentum(0.996, 50, 100), 0.998, 1e-12);
+  EXPECT_NEAR(cosine_momentum(0.996, 100, 100), 1.0, 1e-12);
 }
 
 TEST(Dino, TeacherStartsAsTheStudentThenFollowsItsMovingAverage) {

@@ -116,6 +116,13 @@ TEST_F(TrainerTest, MaeResumesExactlyWithTheSameMasks) {
   expect_resume_is_exact(kViT, "  name: mae\n  decoder_dim: 16\n  decoder_depth: 1\n");
 }
 
+TEST_F(TrainerTest, MocoResumesExactlyWithItsQueueOfKeys) {
+  // The queue (buffers queue, queue_position) and the momentum encoder are in the checkpoint.
+  expect_resume_is_exact(
+      kResNet,
+      "  name: moco\n  projection_dim: 8\n  projection_hidden_dim: 16\n  queue_size: 40\n");
+}
+
 TEST_F(TrainerTest, ResumeRefusesAnotherConfigAndACorruptCheckpoint) {
   const auto cfg = config(runs_ / "r", {"train.epochs=1"});
   pretrain(cfg, false, "", log_);

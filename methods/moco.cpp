@@ -1,0 +1,73 @@
+#include "methods/moco.h"
+
+#include <torch/nn/functional.h>
+#include <torch/types.h>
+
+#include "methods/losses.h"
+
+namespace pretext::methods {
+namespace F = torch::nn::functional;
+
+void MocoOptions::visit_fields(FieldVisitor& visit) {
+  visit("version", version_, Check::between(2, 3));
+  visit("temperature", temperature_, Check::above(0));
+  visit("projection_dim", projection_dim_, Check::between(1, 1 << 16));
+  visit("projection_hidden_dim", projection_hidden_dim_, Check::between(1, 1 << 16));
+  visit("projection_layers", projection_layers_, Check::between(1, 8));
+  visit("predictor_hidden_dim", predictor_hidden_dim_, Check::between(1, 1 << 16));
+  visit("queue_size", queue_size_, Check::between(1, 1 << 22));
+  visit("momentum", momentum_, Check::between(0, 1));
+}
+
+MocoImpl::MocoImpl(std::shared_ptr<BackboneImpl> backbone,
+                   std::shared_ptr<BackboneImpl> momentum_backbone, const MocoOptions& options)
+    : MomentumMethodImpl(std::move(backbone), std::move(momentum_backbone),
+                         ProjectionHeadOptions(0, options.projection_dim())
+                             .hidden_dim(options.projection_hidden_dim())
+                             .layers(options.projection_layers()),
+                         options.version() == 3 ? options.predictor_hidden_dim() : 0,
+                         options.momentum()),
+      options_(options) {
+  if (options.version() == 2) {
+    // Random unit vectors until real keys replace them, as in the reference.
+    queue_ = register_buffer(
+        "queue", F::normalize(torch::randn({options.queue_size(), options.projection_dim()}),
+                              F::NormalizeFuncOptions().dim(1)));
+    queue_position_ = register_buffer("queue_position", torch::zeros({1}, torch::kInt64));
+  }
+}
+
+StepOutput MocoImpl::step(const std::vector<torch::Tensor>& views) {
+  TORCH_CHECK(views.size() == 2, "MoCo takes 2 views, got ", views.size());
+  // Each view through each encoder on its own: batch statistics never mix a query with its key.
+  const auto q1 = online(views[0]), q2 = online(views[1]);
+  const auto k1 = target(views[0]), k2 = target(views[1]);
+  StepOutput out;
+  if (options_.version() == 2) {
+    // The queue as it was before this batch: a copy, since enqueue overwrites it in place.
+    const auto negatives = queue_.clone();
+    out.loss = (info_nce_with_queue(q1, k2, negatives, options_.temperature()) +
+                info_nce_with_queue(q2, k1, negatives, options_.temperature())) /
+               2;
+    enqueue(torch::cat({k1, k2}));
+  } else {
+    out.loss = info_nce_in_batch(q1, k2, options_.temperature()) +
+               info_nce_in_batch(q2, k1, options_.temperature());
+  }
+  out.logs["embedding_std"] = embedding_std(q1);
+  return out;
+}
+
+void MocoImpl::enqueue(const torch::Tensor& keys) {
+  torch::NoGradGuard no_grad;
+  const int64_t size = queue_.size(0);
+  auto normalised = F::normalize(keys, F::NormalizeFuncOptions().dim(1));
+  if (normalised.size(0) > size) normalised = normalised.slice(0, normalised.size(0) - size);
+  const int64_t start = queue_position_.item<int64_t>();
+  const auto rows =
+      (torch::arange(normalised.size(0), queue_position_.options()) + start).remainder(size);
+  queue_.index_copy_(0, rows.to(queue_.device()), normalised.to(queue_.dtype()));
+  queue_position_.fill_((start + normalised.size(0)) % size);
+}
+
+}  // namespace pretext::methods

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <torch/arg.h>
+
+#include "base/fields.h"
+#include "methods/momentum.h"
+
+namespace pretext::methods {
+
+/// MoCo (He et al. 2020; v2: Chen et al. 2020; v3: Chen, Xie, He 2021): a query encoder learns
+/// to pick its key, the other view of its image through a momentum encoder, among negatives.
+///   Moco moco(backbone, momentum_backbone, MocoOptions().version(2).queue_size(16384));
+struct MocoOptions {
+  /// 2: negatives from a queue of earlier keys; 3: a predictor on the query branch and the other
+  /// keys of the batch as negatives.
+  TORCH_ARG(int64_t, version) = 2;
+  /// Softmax temperature of InfoNCE.
+  TORCH_ARG(double, temperature) = 0.2;
+  /// Projector: `projection_layers` Linear layers, `projection_hidden_dim` wide (BN, ReLU), to
+  /// `projection_dim`.
+  TORCH_ARG(int64_t, projection_dim) = 128;
+  TORCH_ARG(int64_t, projection_hidden_dim) = 2048;
+  TORCH_ARG(int64_t, projection_layers) = 2;
+  /// Hidden width of v3's predictor.
+  TORCH_ARG(int64_t, predictor_hidden_dim) = 4096;
+  /// Keys kept as negatives (v2); the queue is part of the checkpoint.
+  TORCH_ARG(int64_t, queue_size) = 65536;
+  /// Momentum of the key encoder at the start; cosine schedule to 1 at the last step.
+  TORCH_ARG(double, momentum) = 0.99;
+
+ public:
+  void visit_fields(FieldVisitor& visit);
+};
+
+class MocoImpl : public MomentumMethodImpl {
+ public:
+  MocoImpl(std::shared_ptr<BackboneImpl> backbone, std::shared_ptr<BackboneImpl> momentum_backbone,
+           const MocoOptions& options);
+  /// Two views of the same images: two augmentations, or one place on two dates. Each view is a
+  /// query for the other's key (the symmetric loss of MoCo v3, also used for v2 here).
+  StepOutput step(const std::vector<torch::Tensor>& views) override;
+  /// v2: [queue_size, projection_dim] normalised keys, oldest overwritten first.
+  const torch::Tensor& queue() const { return queue_; }
+
+ private:
+  void enqueue(const torch::Tensor& keys);
+  MocoOptions options_;
+  torch::Tensor queue_, queue_position_;
+};
+
+}  // namespace pretext::methods

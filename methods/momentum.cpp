@@ -1,0 +1,70 @@
+#include "methods/momentum.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <torch/types.h>
+
+namespace pretext::methods {
+
+void start_momentum_copy(torch::nn::Module& online, torch::nn::Module& target) {
+  torch::NoGradGuard no_grad;
+  auto parameters = online.named_parameters();
+  for (auto& item : target.named_parameters()) {
+    item.value().copy_(parameters[item.key()]);
+    item.value().requires_grad_(false);
+  }
+  auto buffers = online.named_buffers();
+  for (auto& item : target.named_buffers()) item.value().copy_(buffers[item.key()]);
+}
+
+void momentum_update(torch::nn::Module& online, torch::nn::Module& target, double m) {
+  torch::NoGradGuard no_grad;
+  auto parameters = online.named_parameters();
+  for (auto& item : target.named_parameters())
+    item.value().mul_(m).add_(parameters[item.key()], 1 - m);
+}
+
+double cosine_momentum(double start, int64_t step, int64_t total) {
+  const double progress = total > 0 ? std::min(1.0, static_cast<double>(step) / total) : 1.0;
+  return 1.0 - (1.0 - start) * (std::cos(M_PI * progress) + 1.0) / 2.0;
+}
+
+MomentumMethodImpl::MomentumMethodImpl(std::shared_ptr<BackboneImpl> backbone,
+                                       std::shared_ptr<BackboneImpl> momentum_backbone,
+                                       ProjectionHeadOptions projector,
+                                       int64_t predictor_hidden_dim, double momentum)
+    : backbone_(std::move(backbone)),
+      momentum_backbone_(std::move(momentum_backbone)),
+      momentum_(momentum) {
+  register_module("backbone", backbone_);
+  register_module("momentum_backbone", momentum_backbone_);
+  projector.in_dim(backbone_->feature_dim());
+  projector_ = register_module("projector", ProjectionHead(projector));
+  momentum_projector_ = register_module("momentum_projector", ProjectionHead(projector));
+  if (predictor_hidden_dim > 0)
+    predictor_ = register_module(
+        "predictor", ProjectionHead(ProjectionHeadOptions(projector.out_dim(), projector.out_dim())
+                                        .hidden_dim(predictor_hidden_dim)
+                                        .layers(2)));
+  start_momentum_copy(*backbone_, *momentum_backbone_);
+  start_momentum_copy(*projector_, *momentum_projector_);
+}
+
+torch::Tensor MomentumMethodImpl::online(const torch::Tensor& views) {
+  auto z = projector_->forward(backbone_->forward(views));
+  return predictor_ ? predictor_->forward(z) : z;
+}
+
+torch::Tensor MomentumMethodImpl::target(const torch::Tensor& views) {
+  torch::NoGradGuard no_grad;
+  return momentum_projector_->forward(momentum_backbone_->forward(views));
+}
+
+void MomentumMethodImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
+  const double m = cosine_momentum(momentum_, step, total_steps);
+  momentum_update(*backbone_, *momentum_backbone_, m);
+  momentum_update(*projector_, *momentum_projector_, m);
+}
+
+}  // namespace pretext::methods
