@@ -25,6 +25,9 @@ struct BandInfo {
   std::string description;  ///< the file's band description, or "" when it has none
   DataType data_type = DataType::kOther;
   std::optional<double> nodata;  ///< the value the file marks as "no data", if any
+  /// Physical value = stored * scale + offset (reflectance from digital numbers, say).
+  double scale = 1.0;
+  double offset = 0.0;
 };
 
 /// Where pixels sit on the ground, when the file says.
@@ -56,9 +59,12 @@ struct Region {
   int64_t out_height = 0;
 };
 
-/// Pixels of one region of one source, float32 [C, H, W] with the values as stored (no scaling).
+/// Pixels of one region of one source, float32 [C, H, W] with the values as stored (no scaling)
+/// unless the reader says otherwise.
 struct Patch {
   at::Tensor pixels;
+  /// bool [H, W]: true where every band has data; undefined when the reader does not tell.
+  at::Tensor valid;
   std::string source;  ///< the file's path
   Region region;
   std::vector<std::string> band_names;

@@ -1,0 +1,200 @@
+// Multispectral windows: validity rejection, fill of invalid pixels, band statistics against a
+// direct computation, and temporal series of one place across dates and CRSs.
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include "base/errors.h"
+#include "domains/scenes.h"
+#include "tests/io/test_data.h"
+
+namespace pretext::domains {
+namespace {
+
+using testing::input_error_of;
+using testing::SceneSpec;
+using testing::TempDir;
+using testing::write_scene;
+
+// A 4-band 128 x 128 scene with nodata (0) in its 40 left columns.
+SceneSpec bordered_scene() {
+  SceneSpec scene;
+  torch::manual_seed(11);
+  scene.pixels = torch::randint(1000, 4000, {4, 128, 128}, torch::kInt32);
+  scene.pixels.slice(2, 0, 40).fill_(0);
+  scene.nodata = 0;
+  scene.descriptions = {"B02", "B03", "B04", "B08"};
+  scene.scale = 0.0001;
+  return scene;
+}
+
+TEST(Scenes, WindowsWithTooLittleValidDataAreRejected) {
+  TempDir dir;
+  const auto scene = bordered_scene();
+  write_scene(dir / "s.tif", scene);
+  SceneDataset data(io::Catalog::from_path(dir.path()),
+                    SceneOptions().window_size(32).band_names({"B08", "B04"}));
+  // Columns 0-31 are all nodata, 32-63 a quarter nodata (under 0.9 valid): 2 of 4 columns kept.
+  EXPECT_EQ(data.size(), 8);
+  EXPECT_EQ(data.channels(), 2);
+  EXPECT_EQ(data.band_names(), (std::vector<std::string>{"B08", "B04"}));
+  ASSERT_EQ(data.notes().size(), 1u);
+  EXPECT_NE(data.notes()[0].find("8 windows, 8 window-dates rejected"), std::string::npos)
+      << data.notes()[0];
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const auto where = data.item(i).path;
+    const int64_t x = std::stoll(where.substr(where.find("#x=") + 3));
+    const int64_t y = std::stoll(where.substr(where.find(",y=") + 3));
+    EXPECT_GE(x, 64);
+    const auto expected = scene.pixels.index({torch::tensor({3, 2})})
+                              .slice(1, y, y + 32)
+                              .slice(2, x, x + 32)
+                              .to(torch::kFloat32) *
+                          0.0001f;
+    EXPECT_TRUE(torch::allclose(data.get(i).pixels, expected, 1e-6, 1e-6)) << where;
+  }
+}
+
+TEST(Scenes, BandStatisticsMatchADirectComputationAndFillInvalidPixels) {
+  TempDir dir;
+  const auto scene = bordered_scene();
+  write_scene(dir / "s.tif", scene);
+  SceneDataset data(io::Catalog::from_path(dir.path()),
+                    SceneOptions().window_size(32).bands({1, 4}).min_valid_fraction(0.7));
+  // x = 32 windows are now kept (75% valid): their nodata columns must not count.
+  ASSERT_EQ(data.size(), 12);
+  const auto stats = data.measure_statistics(1000);
+  EXPECT_EQ(stats.windows, 12);
+  const auto valid = scene.pixels.slice(2, 40).to(torch::kFloat64) * 0.0001;  // columns 40-127
+  for (const auto& [b, band] : std::vector<std::pair<size_t, int64_t>>{{0, 0}, {1, 3}}) {
+    const auto values = valid[band];
+    EXPECT_NEAR(stats.mean[b], values.mean().item<double>(), 1e-6);
+    EXPECT_NEAR(stats.std[b], values.std(/*unbiased=*/false).item<double>(), 1e-6);
+    EXPECT_NEAR(stats.p2[b], torch::quantile(values.flatten(), 0.02).item<double>(), 0.003);
+    EXPECT_NEAR(stats.p98[b], torch::quantile(values.flatten(), 0.98).item<double>(), 0.003);
+  }
+  EXPECT_EQ(stats.pixels, 88 * 128);
+  // After set_statistics, nodata pixels read as the band means.
+  data.set_statistics(stats);
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const auto where = data.item(i).path;
+    if (where.find("#x=32,") == std::string::npos) continue;
+    const int64_t y = std::stoll(where.substr(where.find(",y=") + 3));
+    const auto pixels = data.get(i).pixels;
+    EXPECT_NEAR(pixels[0][5][0].item<double>(), stats.mean[0], 1e-6);
+    EXPECT_NEAR(pixels[1][5][7].item<double>(), stats.mean[1], 1e-6);
+    EXPECT_NEAR(pixels[1][5][8].item<double>(), scene.pixels[3][y + 5][40].item<double>() * 0.0001,
+                1e-6);
+  }
+  // Cached beside a run: read back only for the same key.
+  save_band_statistics(dir / "band_stats.json", "bands 1,4", stats);
+  const auto loaded = load_band_statistics(dir / "band_stats.json", "bands 1,4");
+  ASSERT_TRUE(loaded);
+  EXPECT_NEAR(loaded->mean[1], stats.mean[1], 1e-12);
+  EXPECT_NEAR(loaded->p98[0], stats.p98[0], 1e-12);
+  EXPECT_FALSE(load_band_statistics(dir / "band_stats.json", "bands 1,2"));
+}
+
+// Three dates of one place: two on a UTM 32N grid, one in WGS 84 (warped onto the first).
+void write_series(const TempDir& dir) {
+  SceneSpec first;
+  first.transform = {500000, 30, 0, 5000000, 0, -30};
+  first.pixels = testing::ground_pixels(32632, first.transform, 64, 64);
+  first.metadata = {{"ACQUISITION_DATE", "2023-01-10"}};
+  write_scene(dir / "a.tif", first);
+  SceneSpec second = first;
+  second.pixels = first.pixels + 100;  // the same ground, brighter
+  second.metadata = {{"ACQUISITION_DATE", "2023-03-01"}};
+  write_scene(dir / "b.tif", second);
+  auto third = testing::wgs84_ground_scene(499800, 4997800, 502100, 5000200, 0.0002);
+  third.metadata = {{"ACQUISITION_DATE", "2023-07-15"}};
+  write_scene(dir / "c.tif", third);
+}
+
+TEST(Scenes, TemporalPairsAreTheSameGroundOnDatesWithinTheGaps) {
+  TempDir dir;
+  write_series(dir);
+  // Gaps: a-b 50 days, b-c 136, a-c 186 (over max_gap_days).
+  SceneDataset pairs(io::Catalog::from_path(dir.path()),
+                     SceneOptions().window_size(16).frames(2).min_gap_days(30).max_gap_days(150));
+  EXPECT_NE(pairs.summary().find("3 scenes in 1 places"), std::string::npos) << pairs.summary();
+  EXPECT_NE(pairs.notes()[0].find("1 warped onto the first one's grid"), std::string::npos)
+      << pairs.notes()[0];
+  EXPECT_EQ(pairs.channels(), 2);
+  ASSERT_EQ(pairs.size(), 2 * 16);  // 16 windows of 16 px on a 64 px grid, 2 pairs each
+  int64_t with_c = 0;
+  for (int64_t i = 0; i < pairs.size(); ++i) {
+    const auto where = pairs.item(i).path;
+    const bool a_b = where.rfind(dir / "a.tif|" + dir / "b.tif#", 0) == 0;
+    const bool b_c = where.rfind(dir / "b.tif|" + dir / "c.tif#", 0) == 0;
+    EXPECT_TRUE(a_b || b_c) << where;
+    // Both frames against the ground at the window's map coordinates.
+    const auto origin = pairs.map_origin(i);
+    const auto truth =
+        testing::ground_pixels(32632, {origin[0], 30, 0, origin[1], 0, -30}, 16, 16)[0].to(
+            torch::kFloat32);
+    const auto frames = pairs.get(i).pixels;
+    const double offset = b_c ? 100.0 : 0.0;
+    EXPECT_LT((frames[0] - truth - offset).abs().max().item<double>(), 0.51) << where;
+    if (b_c) {
+      ++with_c;
+      EXPECT_LT((frames[1] - truth).abs().mean().item<double>(), 10.0) << where;
+    } else {
+      EXPECT_LT((frames[1] - truth - 100).abs().max().item<double>(), 0.51) << where;
+    }
+  }
+  EXPECT_EQ(with_c, 16);
+  // Seasons: a and b are 50 days apart in the year, b and c 136.
+  SceneDataset seasons(
+      io::Catalog::from_path(dir.path()),
+      SceneOptions().window_size(16).frames(2).max_gap_days(365).min_season_days(100));
+  EXPECT_EQ(seasons.size(), 2 * 16);  // b-c and a-c (10 January and 15 July: 179 days)
+  for (int64_t i = 0; i < seasons.size(); ++i)
+    EXPECT_NE(seasons.item(i).path.find("c.tif"), std::string::npos);
+  // Three frames: a, b, c in order.
+  SceneDataset series(io::Catalog::from_path(dir.path()), SceneOptions().window_size(16).frames(3));
+  EXPECT_EQ(series.size(), 16);
+  EXPECT_EQ(series.channels(), 3);
+}
+
+TEST(Scenes, BadSeriesAreNamedAndSkippedOrFatal) {
+  TempDir dir;
+  write_series(dir);
+  SceneSpec three_bands;
+  three_bands.pixels = torch::ones({3, 64, 64}, torch::kInt32);
+  three_bands.transform = {500000, 30, 0, 5000000, 0, -30};
+  three_bands.metadata = {{"ACQUISITION_DATE", "2023-05-01"}};
+  write_scene(dir / "d_three_bands.tif", three_bands);
+  const auto catalog = io::Catalog::from_path(dir.path());
+  const auto options = SceneOptions().window_size(16).frames(2);
+  const auto fatal = input_error_of([&] { SceneDataset data(catalog, options); });
+  EXPECT_NE(fatal.find("d_three_bands.tif: has 3 bands"), std::string::npos) << fatal;
+  SceneDataset skipped(catalog, SceneOptions(options).on_bad_file(io::OnBadFile::kSkip));
+  ASSERT_EQ(skipped.bad_files().size(), 1u);
+  EXPECT_EQ(skipped.size(), 3 * 16);
+
+  TempDir other;
+  SceneSpec bare;
+  bare.pixels = torch::ones({1, 32, 32}, torch::kInt32);
+  bare.epsg = 0;
+  bare.metadata = {{"ACQUISITION_DATE", "2023-05-01"}};
+  write_scene(other / "bare.tif", bare);
+  const auto no_georeference =
+      input_error_of([&] { SceneDataset data(io::Catalog::from_path(other.path()), options); });
+  EXPECT_NE(no_georeference.find("bare.tif: no georeference"), std::string::npos)
+      << no_georeference;
+  // Without frames a raster without georeference is fine.
+  EXPECT_EQ(
+      SceneDataset(io::Catalog::from_path(other.path()), SceneOptions().window_size(16)).size(), 4);
+  bare.epsg = 32632;
+  bare.metadata = {};
+  write_scene(other / "bare.tif", bare);
+  const auto undated =
+      input_error_of([&] { SceneDataset data(io::Catalog::from_path(other.path()), options); });
+  EXPECT_NE(undated.find("no acquisition date"), std::string::npos) << undated;
+  EXPECT_NE(undated.find("data.date_pattern"), std::string::npos) << undated;
+}
+
+}  // namespace
+}  // namespace pretext::domains
