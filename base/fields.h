@@ -94,6 +94,7 @@ class FieldVisitor {
   virtual void field(const char* name, std::string& value, const Check& check) = 0;
   virtual void field(const char* name, std::vector<int64_t>& value, const Check& check) = 0;
   virtual void field(const char* name, std::vector<double>& value, const Check& check) = 0;
+  virtual void field(const char* name, std::vector<std::string>& value, const Check& check) = 0;
 
   template <typename T>
   void operator()(const char* name, T& value, const Check& check = Check::any()) {

@@ -40,6 +40,10 @@ void AugmentOptions::visit_fields(FieldVisitor& visit) {
   visit("bias_field_strength", bias_field_strength_, Check::between(0, 2));
   visit("noise_p", noise_p_, Check::between(0, 1));
   visit("noise_std", noise_std_, Check::at_least(0));
+  visit("band_jitter_p", band_jitter_p_, Check::between(0, 1));
+  visit("band_scale", band_scale_, Check::from_below(0, 1));
+  visit("band_shift", band_shift_, Check::at_least(0));
+  visit("band_dropout_p", band_dropout_p_, Check::from_below(0, 1));
   visit("local_size", local_size_, Check::at_least(4));
   visit("local_crop_scale_min", local_crop_scale_min_, Check::between(0.01, 1));
   visit("local_crop_scale_max", local_crop_scale_max_, Check::between(0.01, 1));
@@ -76,7 +80,7 @@ torch::Tensor per_band(const std::vector<double>& values, int64_t channels,
 Augment::Augment(AugmentOptions options) : options_(std::move(options)) {}
 
 AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
-                              at::Generator& generator) const {
+                              at::Generator& generator, int64_t channels) const {
   const auto& o = options_;
   const int64_t n = batch_size;
   AugmentParams p;
@@ -120,11 +124,22 @@ AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
   p.hed_scale =
       1 + hed_on * (torch::rand({n, 3}, generator, torch::kFloat64) * 2 - 1) * o.hed_scale();
   p.hed_shift = hed_on * (torch::rand({n, 3}, generator, torch::kFloat64) * 2 - 1) * o.hed_shift();
+  const int64_t c = channels;
+  const auto band_on = bernoulli(n, o.band_jitter_p(), generator).view({n, 1});
+  p.band_scale =
+      1 + band_on * (torch::rand({n, c}, generator, torch::kFloat64) * 2 - 1) * o.band_scale();
+  p.band_shift =
+      band_on * (torch::rand({n, c}, generator, torch::kFloat64) * 2 - 1) * o.band_shift();
+  // Dropped where the draw is under p; the band with the largest draw is always kept.
+  const auto draw = torch::rand({n, c}, generator, torch::kFloat64);
+  p.band_keep = (draw >= o.band_dropout_p()).to(torch::kFloat64);
+  p.band_keep.scatter_(1, draw.argmax(1, true), 1.0);
   return p;
 }
 
 torch::Tensor Augment::operator()(const torch::Tensor& batch, at::Generator& generator) const {
-  return apply(batch, sample(batch.size(0), batch.size(2), batch.size(3), generator));
+  return apply(batch,
+               sample(batch.size(0), batch.size(2), batch.size(3), generator, batch.size(1)));
 }
 
 torch::Tensor Augment::apply(const torch::Tensor& batch, const AugmentParams& params) const {
@@ -134,9 +149,19 @@ torch::Tensor Augment::apply(const torch::Tensor& batch, const AugmentParams& pa
   x = apply_window(x, options_, params.window_preset, params.window_shift, params.window_scale);
   x = stain(x, params);
   x = jitter(x, params);
+  x = band_jitter(x, params);
   x = noise(x, params);
   x = blur(x, params);
-  return normalise(x);
+  x = normalise(x);
+  if (params.band_keep.defined() && params.band_keep.size(1) == x.size(1))
+    x = x * params.band_keep.to(x.options()).view({x.size(0), x.size(1), 1, 1});
+  return x;
+}
+
+torch::Tensor Augment::band_jitter(const torch::Tensor& x, const AugmentParams& p) const {
+  if (!p.band_scale.defined() || p.band_scale.size(1) != x.size(1)) return x;
+  const auto shape = std::vector<int64_t>{x.size(0), x.size(1), 1, 1};
+  return x * p.band_scale.to(x.options()).view(shape) + p.band_shift.to(x.options()).view(shape);
 }
 
 torch::Tensor Augment::bias_field(const torch::Tensor& x, const AugmentParams& p) const {
@@ -307,9 +332,14 @@ std::vector<torch::Tensor> ViewAugment::operator()(const torch::Tensor& batch, u
   auto generator =
       at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
   if (global_count < 0) global_count = count;
+  const int64_t frames = augment_.options().frames();
+  TORCH_CHECK(batch.size(1) % frames == 0, "a batch of ", batch.size(1), " bands does not hold ",
+              frames, " frames");
+  const int64_t bands = batch.size(1) / frames;
   std::vector<torch::Tensor> views;
   for (int64_t i = 0; i < count; ++i)
-    views.push_back((i < global_count ? augment_ : local_)(batch, generator));
+    views.push_back((i < global_count ? augment_ : local_)(
+        frames == 1 ? batch : batch.narrow(1, (i % frames) * bands, bands), generator));
   return views;
 }
 

@@ -72,6 +72,18 @@ struct AugmentOptions {
   /// Probability of additive Gaussian noise of standard deviation noise_std (in [0, 1] units).
   TORCH_ARG(double, noise_p) = 0.0;
   TORCH_ARG(double, noise_std) = 0.03;
+  /// Multispectral jitter: with probability band_jitter_p, each band of a sample is scaled by its
+  /// own factor in [1 - band_scale, 1 + band_scale] and shifted by its own offset in
+  /// [-band_shift, band_shift] (value units). After normalisation, each band of a sample is
+  /// dropped (set to 0, its mean) with probability band_dropout_p, one band always kept.
+  TORCH_ARG(double, band_jitter_p) = 0.0;
+  TORCH_ARG(double, band_scale) = 0.1;
+  TORCH_ARG(double, band_shift) = 0.0;
+  TORCH_ARG(double, band_dropout_p) = 0.0;
+  /// Temporal stacks: the batch holds `frames` acquisitions of each place along the bands
+  /// ([B, frames x C, H, W]); view i is drawn from frame i mod frames, so the two views of a
+  /// contrastive method are two dates of one place. Set by the pipeline from data.frames.
+  TORCH_ARG(int64_t, frames) = 1;
   /// Multi-crop (DINO): side of the local views in pixels and their crop area fractions.
   TORCH_ARG(int64_t, local_size) = 96;
   TORCH_ARG(double, local_crop_scale_min) = 0.05;
@@ -99,6 +111,8 @@ struct AugmentParams {
   at::Tensor noise_std;                    ///< 0 where no noise is added
   uint64_t noise_seed = 0;                 ///< seeds the noise itself, drawn on the CPU
   at::Tensor hed_scale, hed_shift;         ///< [B, 3]: 1 and 0 where no stain jitter applies
+  at::Tensor band_scale, band_shift;       ///< [B, C]: 1 and 0 where no band jitter applies
+  at::Tensor band_keep;                    ///< [B, C]: 0 for dropped bands, else 1
 };
 
 /// Batched augmentation with per-sample parameters drawn from a seeded generator. One code path
@@ -110,8 +124,8 @@ class Augment {
   explicit Augment(AugmentOptions options);
   /// [B, C, H, W] -> [B, C, size, size].
   at::Tensor operator()(const at::Tensor& batch, at::Generator& generator) const;
-  AugmentParams sample(int64_t batch_size, int64_t height, int64_t width,
-                       at::Generator& generator) const;
+  AugmentParams sample(int64_t batch_size, int64_t height, int64_t width, at::Generator& generator,
+                       int64_t channels = 1) const;
   at::Tensor apply(const at::Tensor& batch, const AugmentParams& params) const;
   const AugmentOptions& options() const { return options_; }
 
@@ -122,6 +136,7 @@ class Augment {
   at::Tensor noise(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor stain(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor blur(const at::Tensor& batch, const AugmentParams& params) const;
+  at::Tensor band_jitter(const at::Tensor& batch, const AugmentParams& params) const;
   at::Tensor normalise(const at::Tensor& batch) const;
 
   AugmentOptions options_;

@@ -94,6 +94,11 @@ void init_gdal() {
   });
 }
 
+void set_gdal_cache_mb(int64_t mib) {
+  init_gdal();
+  GDALSetCacheMax64(static_cast<GIntBig>(mib) << 20);
+}
+
 GdalRaster::GdalRaster(const std::string& path) {
   init_gdal();
   CPLErrorReset();

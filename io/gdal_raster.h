@@ -106,6 +106,9 @@ class GdalRaster : public Source {
 /// CPLGetLastErrorMsg in our errors) and registers the drivers. Safe to call many times.
 void init_gdal();
 
+/// Sizes GDAL's block cache (decoded blocks, shared by every dataset of the process), in MiB.
+void set_gdal_cache_mb(int64_t mib);
+
 }  // namespace pretext::io
 
 namespace pretext::io {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/errors.h"
+#include "io/gdal_raster.h"
 #include "io/slide.h"
 #include "pipelines/checkpoint.h"
 #include "pipelines/export.h"
@@ -88,9 +89,63 @@ std::shared_ptr<io::Dataset> open_tiles(const RunConfig& config, const io::Catal
   return tiles;
 }
 
+// What band statistics were measured on: the same key reads them back from the run directory.
+std::string statistics_key(const DataOptions& data) {
+  std::string key = data.root() + "; bands";
+  for (const int64_t b : data.bands()) key += " " + std::to_string(b);
+  for (const auto& name : data.band_names()) key += " " + name;
+  key += "; " + std::to_string(data.image_size()) + " px at " +
+         std::to_string(data.ground_sample_distance()) + "; valid " +
+         std::to_string(data.min_valid_fraction()) + "; windows " +
+         std::to_string(data.statistics_windows());
+  for (const double v : data.fallback_nodata()) key += "; nodata " + std::to_string(v);
+  // The key is written into JSON: keep it to characters that need no escaping.
+  for (char& c : key)
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = '_';
+  return key;
+}
+
+std::shared_ptr<io::Dataset> open_scenes(const RunConfig& config, const io::Catalog& catalog,
+                                         bool pretraining, RunLog& log) {
+  io::set_gdal_cache_mb(config.data.gdal_cache_mb());
+  auto scenes =
+      std::make_shared<domains::SceneDataset>(catalog, config.data.scene_options(pretraining));
+  for (const auto& bad : scenes->bad_files()) log.warn("skipped " + bad.message);
+  for (const auto& note : scenes->notes()) log.file_only(note);
+  log.info(config.data.root() + ": " + scenes->summary());
+  const std::string path = config.run.dir() + "/band_stats.json";
+  const std::string key = statistics_key(config.data);
+  auto statistics = domains::load_band_statistics(path, key);
+  if (statistics) {
+    log.info("band statistics from " + path);
+  } else {
+    statistics = scenes->measure_statistics(config.data.statistics_windows());
+    domains::save_band_statistics(path, key, *statistics);
+    log.info("band statistics of " + std::to_string(statistics->windows) + " windows (" +
+             std::to_string(statistics->pixels) + " valid pixels per band) written to " + path);
+  }
+  scenes->set_statistics(*statistics);
+  // A band of one value has no spread to divide by: it is centred only.
+  std::vector<double> spread = statistics->std;
+  for (double& s : spread) s = s > 0 ? s : 1.0;
+  config.augment.mean(statistics->mean).std(spread).frames(pretraining ? config.data.frames() : 1);
+  return scenes;
+}
+
 }  // namespace
 
 std::shared_ptr<io::Dataset> open_dataset(const RunConfig& config, bool pretraining, RunLog& log) {
+  if (config.data.kind() == "rasters") {
+    auto catalog = io::Catalog::from_path(config.data.root());
+    if (pretraining && !config.data.split().empty())
+      catalog = catalog.with_split(config.data.split());
+    if (catalog.size() == 0)
+      throw InputError(config.data.root() + ": no rasters" +
+                       (pretraining && !config.data.split().empty()
+                            ? " in split '" + config.data.split() + "'"
+                            : std::string()));
+    return open_scenes(config, catalog, pretraining, log);
+  }
   const bool slides = config.data.kind() == "slides";
   auto catalog = io::Catalog::from_path(
       config.data.root(), slides ? std::function<bool(const std::string&)>(io::is_slide) : nullptr);
@@ -226,6 +281,9 @@ class JsonFields : public FieldVisitor {
   void field(const char* name, std::string& v, const Check&) override { json_[name] = v; }
   void field(const char* name, std::vector<int64_t>& v, const Check&) override { json_[name] = v; }
   void field(const char* name, std::vector<double>& v, const Check&) override { json_[name] = v; }
+  void field(const char* name, std::vector<std::string>& v, const Check&) override {
+    json_[name] = v;
+  }
 
  private:
   nlohmann::ordered_json& json_;
@@ -267,7 +325,12 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
   start_command(config, log);
   auto dataset = open_dataset(config, true, log);
   const std::string resolved = config.file->resolved_yaml();
-  auto method = config.build_method(dataset->channels());
+  const int64_t frames = config.augment.frames();
+  auto method = config.build_method(dataset->channels() / frames);
+  if (frames > 1 && method->view_count() != frames)
+    throw ConfigError(config.file->where("data", "frames") + ": " + std::to_string(frames) +
+                      " dates per example, but " + config.method_name + " takes " +
+                      std::to_string(method->view_count()) + " views (one per date)");
   if (!init_from.empty() && !resume) init_encoder_from(init_from, *method->encoder(), log);
   TrainerContext context;
   context.run_dir = dir;
@@ -532,7 +595,16 @@ std::string export_encoder(const RunConfig& config, const EncoderSource& source,
   pre["mean"] = config.augment.mean();
   pre["std"] = config.augment.std();
   const auto& augment = config.augment;
-  if (augment.window() == "none") {
+  if (config.data.kind() == "rasters") {
+    pre["band_names"] = config.data.band_names();
+    pre["ground_sample_distance"] = config.data.ground_sample_distance();
+    pre["steps"] =
+        "read the bands (band_names by description, else bands by number; empty: all) of a "
+        "window of image_size pixels at ground_sample_distance map units per pixel (0: the "
+        "file's own), apply each band's scale and offset, set nodata / masked pixels to the "
+        "band's mean, then (x - mean) / std per band (mean and std measured on the pretraining "
+        "data)";
+  } else if (augment.window() == "none") {
     pre["steps"] =
         "read the bands (1-based; empty: all), multiply by value_scale (0: divide by the data "
         "type's full scale, 255 for uint8), resample to image_size, then (x - mean) / std per "

@@ -69,6 +69,22 @@ class SectionReader : public FieldVisitor {
   void field(const char* name, std::vector<double>& value, const Check& check) override {
     list(name, value, check, "a number");
   }
+  void field(const char* name, std::vector<std::string>& value, const Check& check) override {
+    if (auto node = present(name)) {
+      value.clear();
+      if (node->IsSequence()) {
+        for (const auto& element : *node)
+          value.push_back(scalar<std::string>(element, name, "a string"));
+      } else {
+        value.push_back(scalar<std::string>(*node, name, "a string"));
+      }
+      if (value.size() < check.min_length) fail("must not be empty", name);
+    }
+    YAML::Node written(YAML::NodeType::Sequence);
+    for (const auto& element : value) written.push_back(element);
+    written.SetStyle(YAML::EmitterStyle::Flow);
+    resolved_[name] = written;
+  }
 
   /// Keys of the section no field claimed.
   void reject_unknown(const std::set<std::string>& other_keys) const {

@@ -12,6 +12,7 @@
 #include "domains/tissue.h"
 #include "io/catalog.h"
 #include "io/dicom.h"
+#include "io/gdal_raster.h"
 #include "io/slide.h"
 #include "io/source.h"
 #include "io/volume.h"
@@ -198,16 +199,38 @@ std::string inspect(const std::string& path, bool stats) {
     out << "  " << b + 1 << "  " << io::to_string(band.data_type);
     if (!band.description.empty()) out << "  \"" << band.description << "\"";
     if (band.nodata) out << "  nodata " << number(*band.nodata);
+    if (band.scale != 1.0 || band.offset != 0.0)
+      out << "  value = stored x " << number(band.scale) << " + " << number(band.offset);
     out << "\n";
   }
+  auto* raster = dynamic_cast<io::GdalRaster*>(source.get());
   if (const auto georeference = source->georeference()) {
     const auto& geo = *georeference;
     const auto& t = geo.geo_transform;
     out << "crs      " << (geo.crs_name.empty() ? "(none)" : geo.crs_name) << "\n"
-        << "origin   " << number(t[0]) << ", " << number(t[3]) << " (map units)\n"
-        << "pixel    " << number(t[1]) << " x " << number(t[5]) << " (map units)\n";
+        << "transform " << number(t[0]) << ", " << number(t[1]) << ", " << number(t[2]) << ", "
+        << number(t[3]) << ", " << number(t[4]) << ", " << number(t[5])
+        << " (x0, dx/col, dx/row, y0, dy/col, dy/row)\n";
+    if (raster)
+      out << "gsd      " << number(raster->ground_sample_distance()) << " map units per pixel\n";
   } else {
     out << "crs      (not georeferenced)\n";
+  }
+  if (raster) {
+    const auto block = raster->block_size();
+    out << "blocks   " << block[0] << " x " << block[1] << "\n";
+    out << "overviews";
+    if (raster->overviews().empty()) out << " (none)";
+    for (const auto& o : raster->overviews()) out << " " << o[0] << "x" << o[1];
+    out << "\n";
+    try {
+      const auto date = raster->acquisition_date();
+      out << "date     "
+          << (date ? date->first.iso() + " (" + date->second + ")" : "(none in the metadata)")
+          << "\n";
+    } catch (const InputError& e) {
+      out << "date     " << e.what() << "\n";
+    }
   }
   if (!stats) return out.str();
 

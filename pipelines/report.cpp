@@ -201,11 +201,18 @@ torch::Tensor first_images(const RunConfig& config, const io::Dataset& dataset) 
                                                   .align_corners(false));
 }
 
-/// Rows: the first images as read, then two augmented views of each.
+/// The first date of each image (a temporal run stacks augment.frames dates along the bands).
+torch::Tensor first_frame(const RunConfig& config, const torch::Tensor& images) {
+  return images.narrow(1, 0, images.size(1) / config.augment.frames());
+}
+
+/// Rows: the first images as read, then two augmented views of each (of two dates in a temporal
+/// run).
 std::string views_section(const RunConfig& config, RunLog& log) {
   const auto dataset = open_dataset(config, true, log);
-  const auto originals = first_images(config, *dataset);
-  const auto views = domains::ViewAugment(config.augment)(originals, config.run.seed(), 0);
+  const auto stacks = first_images(config, *dataset);
+  const auto views = domains::ViewAugment(config.augment)(stacks, config.run.seed(), 0);
+  const auto originals = first_frame(config, stacks);
   const auto shown = [&](const torch::Tensor& normalised) {
     // Back to [0, 1]: x * std + mean per band.
     const auto& mean = config.augment.mean();
@@ -234,10 +241,11 @@ std::string views_section(const RunConfig& config, RunLog& log) {
 std::string attention_section(const RunConfig& config, RunLog& log) {
   if (!fs::exists(config.run.dir() + "/checkpoint.pt")) return not_run("pretrain");
   const auto dataset = open_dataset(config, true, log);
-  const auto method = load_method(config, EncoderSource{}, dataset->channels(), log);
+  const auto method =
+      load_method(config, EncoderSource{}, dataset->channels() / config.augment.frames(), log);
   auto* vit = dynamic_cast<methods::ViTImpl*>(method->encoder().get());
   if (!vit) return "<p class=\"missing\">The encoder has no attention to show.</p>\n";
-  const auto originals = first_images(config, *dataset);
+  const auto originals = first_frame(config, first_images(config, *dataset));
   torch::NoGradGuard no_grad;
   vit->eval();
   const auto device = torch::Device(config.run.device());

@@ -27,12 +27,43 @@ void DataOptions::visit_fields(FieldVisitor& visit) {
   visit("body_threshold", body_threshold_);
   visit("min_body_fraction", min_body_fraction_, Check::between(0, 1));
   visit("on_bad_file", on_bad_file_, Check::one_of({"fail", "skip"}));
-  visit("kind", kind_, Check::one_of({"images", "slides"}));
+  visit("kind", kind_, Check::one_of({"images", "slides", "rasters"}));
   visit("microns_per_pixel", microns_per_pixel_, Check::above(0));
   visit("min_tissue_fraction", min_tissue_fraction_, Check::between(0, 1));
   visit("fallback_microns_per_pixel", fallback_microns_per_pixel_, Check::at_least(0));
   visit("open_slides", open_slides_, Check::between(1, 4096));
   visit("stain_reference", stain_reference_);
+  visit("ground_sample_distance", ground_sample_distance_, Check::at_least(0));
+  visit("band_names", band_names_);
+  visit("fallback_nodata", fallback_nodata_);
+  visit("min_valid_fraction", min_valid_fraction_, Check::between(0, 1));
+  visit("statistics_windows", statistics_windows_, Check::between(1, 1 << 20));
+  visit("date_pattern", date_pattern_);
+  visit("frames", frames_, Check::between(1, 64));
+  visit("min_gap_days", min_gap_days_, Check::at_least(0));
+  visit("max_gap_days", max_gap_days_, Check::at_least(0));
+  visit("min_season_days", min_season_days_, Check::between(0, 182));
+  visit("max_season_days", max_season_days_, Check::between(0, 182));
+  visit("place_overlap", place_overlap_, Check::between(0.01, 1));
+  visit("gdal_cache_mb", gdal_cache_mb_, Check::between(1, 1 << 20));
+}
+
+domains::SceneOptions DataOptions::scene_options(bool pretraining) const {
+  return domains::SceneOptions()
+      .window_size(image_size_)
+      .ground_sample_distance(ground_sample_distance_)
+      .bands(bands_)
+      .band_names(band_names_)
+      .fallback_nodata(fallback_nodata_)
+      .min_valid_fraction(min_valid_fraction_)
+      .date_pattern(date_pattern_)
+      .frames(pretraining ? frames_ : 1)
+      .min_gap_days(min_gap_days_)
+      .max_gap_days(max_gap_days_)
+      .min_season_days(min_season_days_)
+      .max_season_days(max_season_days_)
+      .place_overlap(place_overlap_)
+      .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail);
 }
 
 domains::TileDatasetOptions DataOptions::tile_options(const std::string& thumbnail_dir) const {

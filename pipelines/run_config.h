@@ -7,6 +7,7 @@
 #include <torch/arg.h>
 
 #include "domains/augment.h"
+#include "domains/scenes.h"
 #include "domains/slices.h"
 #include "domains/tiles.h"
 #include "io/dataset.h"
@@ -77,6 +78,32 @@ struct DataOptions {
   TORCH_ARG(int64_t, open_slides) = 16;
   /// An RGB image of well-stained H&E; tiles are Macenko-normalised to its stains ("": none).
   TORCH_ARG(std::string, stain_reference) = "";
+  /// "rasters": multispectral scenes (GeoTIFF, COG, any GDAL raster), one example per window of
+  /// data.image_size pixels at `ground_sample_distance` map units per pixel (0: the files' own),
+  /// kept where at least `min_valid_fraction` of it is valid (not nodata, not masked). Bands by
+  /// number (data.bands) or by description (`band_names`); `fallback_nodata`: the "no data"
+  /// value of files that declare none. Values are physical (scale and offset applied); invalid
+  /// pixels take the band mean, and normalisation uses the per-band statistics measured on
+  /// `statistics_windows` windows (cached in the run directory as band_stats.json).
+  TORCH_ARG(double, ground_sample_distance) = 0.0;
+  TORCH_ARG(std::vector<std::string>, band_names) = {};
+  TORCH_ARG(std::vector<double>, fallback_nodata) = {};
+  TORCH_ARG(double, min_valid_fraction) = 0.9;
+  TORCH_ARG(int64_t, statistics_windows) = 256;
+  /// Acquisition dates from file names by this regular expression ("" reads the metadata).
+  TORCH_ARG(std::string, date_pattern) = "";
+  /// Temporal pretraining: `frames` dates of one place per example (2: a positive pair), dates
+  /// `min_gap_days` to `max_gap_days` apart, within `max_season_days` of each other in the year
+  /// or at least `min_season_days` apart (0: either way). Scenes are one place when their
+  /// footprints overlap by `place_overlap` (intersection over union).
+  TORCH_ARG(int64_t, frames) = 1;
+  TORCH_ARG(int64_t, min_gap_days) = 1;
+  TORCH_ARG(int64_t, max_gap_days) = 100000;
+  TORCH_ARG(int64_t, min_season_days) = 0;
+  TORCH_ARG(int64_t, max_season_days) = 0;
+  TORCH_ARG(double, place_overlap) = 0.5;
+  /// GDAL's block cache in MiB (decoded blocks shared by all reads of the process).
+  TORCH_ARG(int64_t, gdal_cache_mb) = 256;
 
  public:
   void visit_fields(FieldVisitor& visit);
@@ -85,6 +112,8 @@ struct DataOptions {
   domains::SliceDatasetOptions slice_options(bool pretraining) const;
   /// `thumbnail_dir`: where tissue thumbnails go ("" for none).
   domains::TileDatasetOptions tile_options(const std::string& thumbnail_dir) const;
+  /// `pretraining`: with data.frames dates per example (1 otherwise).
+  domains::SceneOptions scene_options(bool pretraining) const;
 };
 
 /// A whole run, read and checked from one config file before any work starts.
@@ -92,7 +121,9 @@ struct RunConfig {
   std::shared_ptr<ConfigFile> file;
   RunOptions run;
   DataOptions data;
-  domains::AugmentOptions augment;
+  /// Mutable for one reason: with data.kind rasters, opening the data sets its per-band mean
+  /// and std from the measured band statistics, and its frames from data.frames.
+  mutable domains::AugmentOptions augment;
   TrainerOptions train;
   EvalOptions eval;
   ProbeOptions probe;

@@ -32,7 +32,10 @@ AugmentParams identity(int64_t n) {
           zeros,
           0,
           torch::ones({n, 3}, torch::kFloat64),
-          torch::zeros({n, 3}, torch::kFloat64)};
+          torch::zeros({n, 3}, torch::kFloat64),
+          at::Tensor(),  // no band jitter or dropout
+          at::Tensor(),
+          at::Tensor()};
 }
 
 AugmentOptions plain(int64_t size) { return AugmentOptions().size(size).mean({0.0}).std({1.0}); }
@@ -255,6 +258,61 @@ TEST(Macenko, FindsTheStainsAnImageWasMadeWithAndNormalisesToAReference) {
       torch::stack({torch::quantile(c[0].flatten(), 0.99), torch::quantile(c[1].flatten(), 0.99)});
   const auto back = macenko_normalise(rendered(other, c * 1.3), he, reference_max);
   EXPECT_LT((back - image.to(torch::kFloat32)).abs().mean().item<float>(), 2.0f);
+}
+
+// Multispectral options with everything else off: no crop, flips, jitter, blur; z = x.
+AugmentOptions spectral_only() {
+  return AugmentOptions()
+      .size(8)
+      .crop_scale_min(1)
+      .crop_ratio_min(1)
+      .crop_ratio_max(1)
+      .hflip_p(0)
+      .jitter_p(0)
+      .blur_p(0)
+      .mean({0})
+      .std({1});
+}
+
+TEST(Augment, BandJitterScalesAndShiftsEachBandOnItsOwn) {
+  const Augment augment(spectral_only().band_jitter_p(1).band_scale(0.2).band_shift(0.05));
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto out = augment(torch::ones({16, 6, 8, 8}), generator);
+  const auto per_band = out.mean({2, 3});  // 1 * scale + shift per sample and band
+  EXPECT_TRUE((per_band >= 0.8 - 0.05 - 1e-5).all().item<bool>());
+  EXPECT_TRUE((per_band <= 1.2 + 0.05 + 1e-5).all().item<bool>());
+  // Bands of one sample differ; flat bands stay flat.
+  EXPECT_GT(per_band.std(1).min().item<double>(), 1e-3);
+  EXPECT_LT(out.std({2, 3}).max().item<double>(), 1e-5);
+}
+
+TEST(Augment, BandDropoutZeroesBandsAfterNormalisationKeepingOne) {
+  const Augment augment(spectral_only().mean({0.5}).std({0.25}).band_dropout_p(0.6));
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(4);
+  const auto out = augment(torch::ones({256, 4, 8, 8}), generator);  // normalised: 2
+  const auto kept = (out.mean({2, 3}) > 1.5).to(torch::kFloat64);
+  const auto dropped = out.mean({2, 3}).abs() < 1e-6;
+  EXPECT_TRUE((kept.to(torch::kBool) | dropped).all().item<bool>());
+  EXPECT_GE(kept.sum(1).min().item<double>(), 1.0);
+  // Under 0.6 of the bands dropped (one is always kept), well over half.
+  const double fraction = 1 - kept.mean().item<double>();
+  EXPECT_GT(fraction, 0.45);
+  EXPECT_LT(fraction, 0.6);
+  // Off by default: nothing dropped.
+  const Augment plain(spectral_only());
+  EXPECT_TRUE(torch::equal(plain(torch::ones({8, 4, 8, 8}), generator), torch::ones({8, 4, 8, 8})));
+}
+
+TEST(ViewAugment, TemporalFramesGiveOneViewPerDate) {
+  // Frame 0 is all 0, frame 1 all 1: view 0 must come from frame 0, view 1 from frame 1.
+  const ViewAugment views(spectral_only().frames(2));
+  const auto batch = torch::cat({torch::zeros({4, 3, 8, 8}), torch::ones({4, 3, 8, 8})}, 1);
+  const auto out = views(batch, 9, 0, 2);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].size(1), 3);
+  EXPECT_TRUE(torch::allclose(out[0], torch::zeros_like(out[0])));
+  EXPECT_TRUE(torch::allclose(out[1], torch::ones_like(out[1])));
+  EXPECT_THROW(views(torch::zeros({4, 5, 8, 8}), 9, 0, 2), c10::Error);
 }
 
 }  // namespace

@@ -52,7 +52,8 @@ TEST(Registry, UnknownNamesListTheKnownOnes) {
     method_spec("simclrr");
     FAIL() << "no error";
   } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(), "unknown method 'simclrr' (known: simclr, mae, dino)");
+    EXPECT_STREQ(e.what(),
+                 "unknown method 'simclrr' (known: simclr, mae, dino, moco, byol, simsiam)");
   }
   EXPECT_THROW(backbone_spec("resnet101"), ConfigError);
   const auto spec = backbone_spec("resnet34");
