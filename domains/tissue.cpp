@@ -103,8 +103,28 @@ TissueMap map_tissue(io::Slide& slide, const TissueOptions& options) {
       std::max<int64_t>(1, std::llround(static_cast<double>(options.tile_size()) *
                                         options.microns_per_pixel() / info.microns_per_pixel_x));
   const int64_t width0 = info.levels[0].width, height0 = info.levels[0].height;
-  for (int64_t y = 0; y + side <= height0; y += side)
-    for (int64_t x = 0; x + side <= width0; x += side) {
+  // At a level's own resolution, with tiles no larger than the slide's, the grid follows the
+  // slide's tile grid: as many tiles as fit inside each stored tile, from its corner, so that
+  // each is read from one stored tile (decoded once, no compositing); a stored tile's remainder
+  // is left to the augmentation's crops. Otherwise contiguous tiles from the origin.
+  const auto& read = info.levels[static_cast<size_t>(slide.level_for(options.microns_per_pixel()))];
+  const double read_mpp = info.microns_per_pixel_x * read.downsample;
+  const bool native = std::abs(read_mpp / options.microns_per_pixel() - 1) < 1e-3;
+  map.on_tile_grid =
+      native && read.tile_width >= options.tile_size() && read.tile_height >= options.tile_size();
+  const auto positions = [&](int64_t extent, int64_t stored_tile) {
+    const int64_t step =
+        map.on_tile_grid ? std::llround(static_cast<double>(stored_tile) * read.downsample) : side;
+    const int64_t per_step = std::max<int64_t>(1, step / side);
+    std::vector<int64_t> out;
+    for (int64_t origin = 0; origin < extent; origin += step)
+      for (int64_t k = 0; k < per_step; ++k)
+        if (origin + (k + 1) * side <= extent) out.push_back(origin + k * side);
+    return out;
+  };
+  const auto columns = positions(width0, read.tile_width);
+  for (const int64_t y : positions(height0, read.tile_height))
+    for (const int64_t x : columns) {
       ++map.grid_tiles;
       const auto to_mask = [&](int64_t v, int64_t limit, bool up) {
         const double scaled = static_cast<double>(v) / map.downsample;

@@ -46,6 +46,9 @@ struct TissueMap {
   double threshold = 0.0;      ///< saturation threshold used
   std::vector<TileRef> tiles;  ///< grid tiles with enough tissue, row by row
   int64_t grid_tiles = 0;      ///< tiles in the whole grid
+  /// The grid is the slide's own tile grid at the read level (one tile per stored tile, at its
+  /// top-left corner), else contiguous tiles of the target size from the origin.
+  bool on_tile_grid = false;
 };
 
 /// Otsu's threshold of `values` (any shape, in [0, 1]) over 256 bins.

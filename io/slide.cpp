@@ -190,32 +190,38 @@ torch::Tensor Slide::read_direct(int64_t x, int64_t y, int64_t level, int64_t wi
   const auto& geometry = info_.levels[static_cast<size_t>(level)];
   const auto downsample = geometry.downsample;
   const double lx = static_cast<double>(x) / downsample, ly = static_cast<double>(y) / downsample;
-  // Exactly one whole tile of the level's grid, inside the image.
-  if (!mapped.usable || width != mapped.tile_width || height != mapped.tile_height ||
-      lx != std::floor(lx) || ly != std::floor(ly) || static_cast<int64_t>(lx) % width != 0 ||
-      static_cast<int64_t>(ly) % height != 0 || lx + width > geometry.width ||
-      ly + height > geometry.height || x < 0 || y < 0)
+  // Inside one whole tile of the level's grid, inside the image.
+  if (!mapped.usable || lx != std::floor(lx) || ly != std::floor(ly) || x < 0 || y < 0) return {};
+  const int64_t tw = mapped.tile_width, th = mapped.tile_height;
+  const auto left = static_cast<int64_t>(lx), top = static_cast<int64_t>(ly);
+  const int64_t tile_x = left / tw * tw, tile_y = top / th * th;
+  if (left + width > tile_x + tw || top + height > tile_y + th || tile_x + tw > geometry.width ||
+      tile_y + th > geometry.height)
     return {};
   TIFF* tiff = direct_->acquire(mapped);
   if (!tiff) return {};
-  const int64_t n = width * height;
   thread_local std::vector<uint8_t> interleaved;
-  interleaved.resize(static_cast<size_t>(n * 3));
+  interleaved.resize(static_cast<size_t>(tw * th * 3));
   const auto tile =
-      TIFFComputeTile(tiff, static_cast<uint32_t>(lx), static_cast<uint32_t>(ly), 0, 0);
+      TIFFComputeTile(tiff, static_cast<uint32_t>(tile_x), static_cast<uint32_t>(tile_y), 0, 0);
   const auto bytes = TIFFReadEncodedTile(tiff, tile, interleaved.data(),
                                          static_cast<tmsize_t>(interleaved.size()));
   direct_->release(mapped, tiff);
   if (bytes != static_cast<tmsize_t>(interleaved.size())) return {};  // OpenSlide will say why
   ++direct_reads_;
-  // RGBRGB... to planes in one pass (a quarter of torch's permute + contiguous here).
+  // The requested part, RGBRGB... to planes in one pass (a quarter of torch's permute +
+  // contiguous here).
+  const int64_t n = width * height;
   auto rgb = torch::empty({3, height, width}, torch::kUInt8);
   auto* out = rgb.data_ptr<uint8_t>();
-  const uint8_t* in = interleaved.data();
-  for (int64_t i = 0; i < n; ++i, in += 3) {
-    out[i] = in[0];
-    out[n + i] = in[1];
-    out[2 * n + i] = in[2];
+  for (int64_t row = 0; row < height; ++row) {
+    const uint8_t* in = interleaved.data() + ((top - tile_y + row) * tw + (left - tile_x)) * 3;
+    for (int64_t column = 0; column < width; ++column, in += 3) {
+      const int64_t i = row * width + column;
+      out[i] = in[0];
+      out[n + i] = in[1];
+      out[2 * n + i] = in[2];
+    }
   }
   return rgb;
 }

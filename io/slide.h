@@ -44,8 +44,8 @@ struct SlideInfo {
 class Slide {
  public:
   /// Opens `path`. `fallback_microns_per_pixel` is used when the slide has no mpp (0: refuse such
-  /// slides). With `direct_tiles`, reads of exactly one tile of a TIFF-based slide's own grid
-  /// (Aperio SVS, generic tiled TIFF) decode that tile with libtiff instead of going through
+  /// slides). With `direct_tiles`, reads that lie inside one tile of a TIFF-based slide's own
+  /// grid (Aperio SVS, generic tiled TIFF) decode that tile with libtiff instead of going through
   /// OpenSlide's compositing, which costs several times the decoding; the pixels are the same (a
   /// test compares them). Throws InputError naming the file and OpenSlide's reason.
   Slide(const std::string& path, double fallback_microns_per_pixel = 0.0, bool direct_tiles = true);
@@ -80,8 +80,8 @@ class Slide {
   /// Throws when the handle is (or just went) into an error state.
   void check(const std::string& what);
 
-  /// The level's tile at level-0 (x, y) decoded by libtiff, or undefined when the direct path
-  /// does not apply.
+  /// The region decoded by libtiff from the one tile of the level that holds it, or undefined
+  /// when the direct path does not apply.
   at::Tensor read_direct(int64_t x, int64_t y, int64_t level, int64_t width, int64_t height);
   void map_direct_levels();
 

@@ -23,7 +23,7 @@ packages=(
 case "${1:-}" in
   --test) packages+=(python3-torch python3-torchvision) ;;
   --bench) packages+=(python3-torch python3-torchvision python3-numpy python3-pil
-    python3-pydicom python3-openslide dataset-fashion-mnist) ;;
+    python3-pydicom python3-openslide python3-rasterio dataset-fashion-mnist) ;;
 esac
 
 if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi

@@ -78,6 +78,21 @@ TEST(Tissue, TilesCoverTheTissueAndNotTheBackground) {
     EXPECT_GE(tile.x, 128);
     EXPECT_LT(tile.x, 640);
   }
+  EXPECT_TRUE(map.on_tile_grid);  // 1 µm/px is level 1's own, whose tiles are 64 px
+  // Tiles smaller than the slide's sit at the slide's tile origins (every 128 level-0 pixels).
+  const auto smaller =
+      map_tissue(slide, TissueOptions().microns_per_pixel(1.0).tile_size(48).detection_width(256));
+  EXPECT_TRUE(smaller.on_tile_grid);
+  ASSERT_EQ(smaller.tiles.size(), 16u);
+  for (const auto& tile : smaller.tiles) {
+    EXPECT_EQ(tile.side, 96);
+    EXPECT_EQ(tile.x % 128, 0);
+    EXPECT_EQ(tile.y % 128, 0);
+  }
+  // Between levels the grid is contiguous tiles of the target size.
+  EXPECT_FALSE(
+      map_tissue(slide, TissueOptions().microns_per_pixel(0.75).tile_size(48).detection_width(256))
+          .on_tile_grid);
   // Detected on the coarsest level reduced by 2 instead: the same tiles.
   const auto reduced =
       map_tissue(slide, TissueOptions().microns_per_pixel(1.0).tile_size(64).detection_width(128));

@@ -171,6 +171,15 @@ TEST(Slide, DirectTileDecodingGivesOpenSlidesPixels) {
       }
       EXPECT_EQ(direct.direct_reads(), 48 + 12 + 2) << path;  // every whole tile of 3 levels
       EXPECT_EQ(composited.direct_reads(), 0);
+      // Part of one tile: decoded directly and cropped. Across tiles: OpenSlide composites.
+      EXPECT_TRUE(torch::equal(direct.read_region(72, 80, 0, 48, 40),
+                               composited.read_region(72, 80, 0, 48, 40)))
+          << path;
+      EXPECT_EQ(direct.direct_reads(), 48 + 12 + 2 + 1) << path;
+      EXPECT_TRUE(torch::equal(direct.read_region(40, 40, 0, 48, 48),
+                               composited.read_region(40, 40, 0, 48, 48)))
+          << path;
+      EXPECT_EQ(direct.direct_reads(), 48 + 12 + 2 + 1) << path;
     }
 }
 
