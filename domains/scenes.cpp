@@ -106,7 +106,9 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
       }
       Scene scene;
       scene.item = item;
-      if (!options_.date_pattern().empty()) {
+      if (!item.date.empty()) {
+        scene.date = *io::parse_date(item.date);  // checked when the manifest was read
+      } else if (!options_.date_pattern().empty()) {
         scene.date = io::date_from_name(item.path, options_.date_pattern());
       } else if (const auto found = raster.acquisition_date()) {
         scene.date = found->first;
@@ -149,12 +151,20 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
                ? i
                : parent[static_cast<size_t>(i)] = root(parent[static_cast<size_t>(i)]);
   };
+  // A manifest's place column decides where it is given; footprints decide the rest.
   if (temporal)
     for (size_t i = 0; i < scenes_.size(); ++i)
-      for (size_t j = i + 1; j < scenes_.size(); ++j)
-        if (overlap(footprints[i], footprints[j]) >= options_.place_overlap())
+      for (size_t j = i + 1; j < scenes_.size(); ++j) {
+        const auto& a = scenes_[i].item.place;
+        const auto& b = scenes_[j].item.place;
+        const bool same = a.empty() || b.empty() ? a.empty() && b.empty() &&
+                                                       overlap(footprints[i], footprints[j]) >=
+                                                           options_.place_overlap()
+                                                 : a == b;
+        if (same)
           parent[static_cast<size_t>(root(static_cast<int64_t>(j)))] =
               root(static_cast<int64_t>(i));
+      }
   std::map<int64_t, int64_t> place_of_root;
   for (size_t i = 0; i < scenes_.size(); ++i) {
     const int64_t r = root(static_cast<int64_t>(i));
@@ -351,9 +361,9 @@ io::CatalogItem SceneDataset::item(int64_t index) const {
   std::string path;
   for (const int64_t s : example.scenes)
     path += (path.empty() ? "" : "|") + scenes_[static_cast<size_t>(s)].item.path;
-  const auto& first = scenes_[static_cast<size_t>(example.scenes.front())].item;
-  return {path + "#x=" + std::to_string(example.x) + ",y=" + std::to_string(example.y), first.label,
-          first.split};
+  auto item = scenes_[static_cast<size_t>(example.scenes.front())].item;
+  item.path = path + "#x=" + std::to_string(example.x) + ",y=" + std::to_string(example.y);
+  return item;
 }
 
 std::array<double, 2> SceneDataset::map_origin(int64_t index) const {

@@ -34,8 +34,9 @@ struct SceneOptions {
   /// A window is used only where at least this fraction of its pixels is valid on every date
   /// it is read from.
   TORCH_ARG(double, min_valid_fraction) = 0.9;
-  /// Acquisition date: from the file name by this regular expression (its first group, e.g.
-  /// "_(\d{8})T"), or "" for the metadata (ACQUISITION_DATE, TIFFTAG_DATETIME, ...).
+  /// Acquisition date: a manifest's date column first; else from the file name by this regular
+  /// expression (its first group, e.g. "_(\d{8})T"), or "" for the metadata (ACQUISITION_DATE,
+  /// TIFFTAG_DATETIME, ...).
   TORCH_ARG(std::string, date_pattern) = "";
   /// 1: every example is one window of one scene. 2 or more: the same window of the same place
   /// on `frames` dates, stacked along bands ([frames x C, S, S], oldest first), consecutive
@@ -47,9 +48,9 @@ struct SceneOptions {
   TORCH_ARG(int64_t, max_gap_days) = 100000;
   TORCH_ARG(int64_t, min_season_days) = 0;
   TORCH_ARG(int64_t, max_season_days) = 0;
-  /// Scenes are one place when their footprints (in WGS 84) overlap by at least this
-  /// intersection over union; later dates are warped onto the earliest one's grid when their
-  /// CRS or grid differ.
+  /// Scenes are one place when a manifest's place column says so, or (without one) when their
+  /// footprints (in WGS 84) overlap by at least this intersection over union; later dates are
+  /// warped onto the earliest one's grid when their CRS or grid differ.
   TORCH_ARG(double, place_overlap) = 0.5;
   /// A scene that cannot be used: stop, or skip and list it.
   TORCH_ARG(io::OnBadFile, on_bad_file) = io::OnBadFile::kFail;

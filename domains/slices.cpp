@@ -163,7 +163,7 @@ io::CatalogItem SliceDataset::item(int64_t index) const {
   } else {
     path = stack.volume_path + "#slice=" + std::to_string(slice);
   }
-  return {path, stack.label, stack.split};
+  return {path, stack.label, stack.split, "", ""};
 }
 
 std::string SliceDataset::skipped_note() const {

@@ -129,8 +129,9 @@ io::Example TileDataset::get(int64_t index) const {
 io::CatalogItem TileDataset::item(int64_t index) const {
   const Tile& tile = tiles_.at(static_cast<size_t>(index));
   const auto& slide = slides_[static_cast<size_t>(tile.slide)].item;
-  return {slide.path + "#x=" + std::to_string(tile.x) + ",y=" + std::to_string(tile.y), slide.label,
-          slide.split};
+  auto item = slide;
+  item.path += "#x=" + std::to_string(tile.x) + ",y=" + std::to_string(tile.y);
+  return item;
 }
 
 std::string TileDataset::summary() const {

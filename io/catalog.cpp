@@ -6,6 +6,7 @@
 #include <set>
 
 #include "base/errors.h"
+#include "io/acquisition_date.h"
 #include "io/source.h"
 
 namespace pretext::io {
@@ -80,7 +81,7 @@ Catalog Catalog::from_folder(const std::string& root,
       ++catalog.skipped_files_;
       continue;
     }
-    CatalogItem item{path.string(), "", ""};
+    CatalogItem item{path.string(), "", "", "", ""};
     std::vector<std::string> folders;
     // Paths from the iterator all start with root, so the relative part is a plain suffix.
     for (const auto& part : path.parent_path().lexically_relative(root)) {
@@ -107,25 +108,49 @@ Catalog Catalog::from_manifest(const std::string& csv_path) {
   Catalog catalog;
   std::string line;
   std::vector<std::string> fields;
+  // Column order: positional path, label, split unless a header row names them.
+  std::vector<std::string> columns = {"path", "label", "split"};
+  bool named = false;
   for (int64_t number = 1; std::getline(file, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::string where = csv_path + ":" + std::to_string(number) + ": ";
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     if (!split_csv_line(line, fields)) throw InputError(where + "unclosed quote");
-    if (number == 1 && fields[0] == "path") continue;
-    if (fields.size() > 3)
-      throw InputError(where + "expected path[,label][,split], found " +
-                       std::to_string(fields.size()) + " fields");
+    if (number == 1 && fields[0] == "path") {
+      for (const auto& name : fields)
+        if (name != "path" && name != "label" && name != "split" && name != "date" &&
+            name != "place")
+          throw InputError(where + "unknown column '" + name +
+                           "' (known: path, label, split, date, place)");
+      columns = fields;
+      named = true;
+      continue;
+    }
+    if (fields.size() > columns.size())
+      throw InputError(where + "expected " +
+                       (named ? std::to_string(columns.size()) + " fields"
+                              : std::string("path[,label][,split]")) +
+                       ", found " + std::to_string(fields.size()) + " fields");
     if (fields[0].empty()) throw InputError(where + "empty path");
-    fs::path path(fields[0]);
+    CatalogItem item;
+    for (size_t i = 0; i < fields.size(); ++i) {
+      const auto& column = columns[i];
+      (column == "path"    ? item.path
+       : column == "label" ? item.label
+       : column == "split" ? item.split
+       : column == "date"  ? item.date
+                           : item.place) = fields[i];
+    }
+    fs::path path(item.path);
     if (path.is_relative()) path = base / path;
+    item.path = path.string();
     std::error_code error;
     if (!fs::is_regular_file(path, error))
       throw InputError(where + path.string() + ": no such file");
-    CatalogItem item{path.string(), fields.size() > 1 ? fields[1] : "",
-                     fields.size() > 2 ? fields[2] : ""};
     if (!item.split.empty() && !is_split_name(item.split))
       throw InputError(where + "split '" + item.split + "' is not one of train, val, test");
+    if (!item.date.empty() && !parse_date(item.date))
+      throw InputError(where + "date '" + item.date + "' is not a date (YYYY-MM-DD)");
     catalog.items_.push_back(item);
   }
   if (file.bad()) throw InputError(csv_path + ": read failed");

@@ -12,6 +12,11 @@ struct CatalogItem {
   std::string path;
   std::string label;
   std::string split;
+  /// A manifest's `date` column (as parse_date reads it), "" otherwise: the acquisition date of
+  /// a scene, ahead of file names and metadata.
+  std::string date = "";
+  /// A manifest's `place` column, "" otherwise: scenes with the same place are one time series.
+  std::string place = "";
 };
 
 /// The images of a data set, from a folder tree or a CSV manifest.
@@ -21,8 +26,9 @@ struct CatalogItem {
 /// named train, val or test it gives the split; the next folder level gives the label (the
 /// ImageFolder convention), e.g. root/train/forest/0001.tif.
 ///
-/// Manifest: a CSV with rows `path[,label][,split]`, an optional header row starting with "path",
-/// fields optionally double-quoted, paths relative to the manifest's folder.
+/// Manifest: a CSV with rows `path[,label][,split]`, fields optionally double-quoted, paths
+/// relative to the manifest's folder. A header row starting with "path" names the columns
+/// instead, in any order, among path, label, split, date and place.
 class Catalog {
  public:
   /// A folder, or a file ending in .csv. Throws InputError naming the path (and CSV line) for a

@@ -158,6 +158,21 @@ TEST(Scenes, TemporalPairsAreTheSameGroundOnDatesWithinTheGaps) {
   EXPECT_EQ(series.channels(), 3);
 }
 
+TEST(Scenes, AManifestGivesDatesAndPlaces) {
+  TempDir dir;
+  write_series(dir);  // metadata dates 2023-01-10, 2023-03-01, 2023-07-15
+  // The manifest's dates win over the metadata; its places split c from a and b.
+  testing::write_text(dir / "series.csv",
+                      "path,date,place\na.tif,2022-01-10,north\nb.tif,2022-02-20,north\n"
+                      "c.tif,2022-07-15,south\n");
+  SceneDataset data(io::Catalog::from_path(dir / "series.csv"),
+                    SceneOptions().window_size(16).frames(2).max_gap_days(60));
+  EXPECT_NE(data.summary().find("3 scenes in 2 places"), std::string::npos) << data.summary();
+  EXPECT_NE(data.notes()[0].find("2 dates from 2022-01-10 to 2022-02-20"), std::string::npos)
+      << data.notes()[0];
+  EXPECT_EQ(data.size(), 16);  // a-b on every window; c has no second date
+}
+
 TEST(Scenes, BadSeriesAreNamedAndSkippedOrFatal) {
   TempDir dir;
   write_series(dir);

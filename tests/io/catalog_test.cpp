@@ -71,6 +71,32 @@ TEST(Catalog, ManifestRowsWithHeaderQuotesAndRelativePaths) {
   EXPECT_EQ(catalog.items()[2].path, dir / "c.png");
 }
 
+TEST(Catalog, ManifestHeaderNamesColumnsIncludingDateAndPlace) {
+  TempDir dir;
+  image(dir / "s1.png");
+  image(dir / "s2.png");
+  testing::write_text(dir / "scenes.csv",
+                      "path,date,place,label\ns1.png,2023-06-15,site 7,forest\n"
+                      "s2.png,20230701,site 7\n");
+  const auto catalog = Catalog::from_path(dir / "scenes.csv");
+  ASSERT_EQ(catalog.size(), 2);
+  EXPECT_EQ(catalog.items()[0].date, "2023-06-15");
+  EXPECT_EQ(catalog.items()[0].place, "site 7");
+  EXPECT_EQ(catalog.items()[0].label, "forest");
+  EXPECT_EQ(catalog.items()[1].date, "20230701");
+  EXPECT_EQ(catalog.items()[1].label, "");
+  testing::write_text(dir / "unknown.csv", "path,when\ns1.png,2023-06-15\n");
+  EXPECT_NE(testing::input_error_of([&] {
+              Catalog::from_path(dir / "unknown.csv");
+            }).find("unknown.csv:1: unknown column 'when'"),
+            std::string::npos);
+  testing::write_text(dir / "bad_date.csv", "path,date\ns1.png,2023-02-30\n");
+  EXPECT_NE(testing::input_error_of([&] {
+              Catalog::from_path(dir / "bad_date.csv");
+            }).find("bad_date.csv:2: date '2023-02-30' is not a date"),
+            std::string::npos);
+}
+
 TEST(Catalog, BadInputNamesThePathAndLine) {
   TempDir dir;
   EXPECT_NE(
