@@ -139,7 +139,9 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
   }
   if (scenes_.empty())
     throw InputError("no usable scene among " + std::to_string(catalog.size()) + " files");
-  read_options_.bands(std::vector<int64_t>(band_indices_));
+  read_options_.bands(std::vector<int64_t>(band_indices_))
+      .cloud_band(options_.cloud_band())
+      .cloud_values(std::vector<double>(options_.cloud_values()));
   if (!options_.fallback_nodata().empty())
     read_options_.fallback_nodata(options_.fallback_nodata()[0]);
 

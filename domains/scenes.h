@@ -31,6 +31,10 @@ struct SceneOptions {
   /// Stored value meaning "no data" for files that declare neither nodata nor a mask (empty:
   /// every pixel of such files is valid).
   TORCH_ARG(std::vector<double>, fallback_nodata) = {};
+  /// A cloud or scene-classification band (1-based; 0: none) and its values that make a pixel
+  /// invalid (empty: any value but 0), e.g. Sentinel-2 SCL with [3, 8, 9, 10].
+  TORCH_ARG(int64_t, cloud_band) = 0;
+  TORCH_ARG(std::vector<double>, cloud_values) = {};
   /// A window is used only where at least this fraction of its pixels is valid on every date
   /// it is read from.
   TORCH_ARG(double, min_valid_fraction) = 0.9;

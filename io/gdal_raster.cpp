@@ -166,6 +166,10 @@ GdalRaster::~GdalRaster() {
 }
 
 Patch GdalRaster::read(const Region& region, const std::vector<int64_t>& bands) {
+  return read(region, bands, /*nearest=*/false);
+}
+
+Patch GdalRaster::read(const Region& region, const std::vector<int64_t>& bands, bool nearest) {
   const std::string where = info_.path + ": " + info_.format + ": ";
   std::vector<int> band_map;    // GDAL's band numbers
   std::vector<int64_t> chosen;  // ours, 1-based
@@ -198,8 +202,9 @@ Patch GdalRaster::read(const Region& region, const std::vector<int64_t>& bands) 
   GDALRasterIOExtraArg extra;
   INIT_RASTERIO_EXTRA_ARG(extra);
   // Shrinking averages (and reads the overview GDAL finds fit); enlarging interpolates.
-  extra.eResampleAlg =
-      out_width < region.width || out_height < region.height ? GRIORA_Average : GRIORA_Bilinear;
+  extra.eResampleAlg = nearest ? GRIORA_NearestNeighbour
+                       : out_width < region.width || out_height < region.height ? GRIORA_Average
+                                                                                : GRIORA_Bilinear;
   CPLErrorReset();
   // Band-sequential float32 buffer: pixel stride 4 bytes, line stride 4*W, band stride 4*W*H.
   const CPLErr status = GDALDatasetRasterIOEx(
@@ -302,6 +307,16 @@ Patch GdalRaster::read_window(const Region& region, const RasterReadOptions& opt
       throw InputError(info_.path + ": " + info_.format + ": cannot read the mask of band " +
                        std::to_string(chosen[j]) + gdal_reason());
     valid &= torch::from_blob(mask.data(), {out_height, out_width}, torch::kUInt8) > 0;
+  }
+  if (options.cloud_band() > 0) {
+    // The classification as stored, nearest neighbour: classes do not average.
+    const auto classes =
+        read({region.x, region.y, region.width, region.height, out_width, out_height},
+             {options.cloud_band()}, /*nearest=*/true)
+            .pixels[0];
+    auto cloudy = options.cloud_values().empty() ? classes != 0 : torch::zeros_like(valid);
+    for (const double value : options.cloud_values()) cloudy |= classes == value;
+    valid &= cloudy.logical_not();
   }
   for (size_t j = 0; j < chosen.size(); ++j) {
     const auto& band_info = info_.bands[static_cast<size_t>(chosen[j] - 1)];

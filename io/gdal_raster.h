@@ -37,6 +37,11 @@ struct RasterReadOptions {
   TORCH_ARG(double, ground_sample_distance) = 0.0;
   /// Stored value meaning "no data" for files that declare neither nodata nor a mask.
   TORCH_ARG(std::optional<double>, fallback_nodata) = std::nullopt;
+  /// A band of the file that marks clouds (1-based; 0: none): pixels where it holds one of
+  /// `cloud_values` are invalid, e.g. Sentinel-2's scene classification with {3, 8, 9, 10}
+  /// (shadow, cloud medium / high probability, cirrus); with no values, wherever it is not 0.
+  TORCH_ARG(int64_t, cloud_band) = 0;
+  TORCH_ARG(std::vector<double>, cloud_values) = {};
 };
 
 /// A raster read through GDAL: GeoTIFF / COG and plain PNG, JPEG, TIFF images. Windows are read
@@ -92,6 +97,8 @@ class GdalRaster : public Source {
  private:
   GdalRaster() = default;
   void describe(const std::string& path);
+  /// read(), resampling by nearest neighbour when `nearest` (for classes and masks).
+  Patch read(const Region& region, const std::vector<int64_t>& bands, bool nearest);
   const std::array<double, 6>& north_up_transform(const char* what);
   GDALDatasetH dataset_ = nullptr;
   GDALDatasetH warped_source_ = nullptr;  // the file behind a warped VRT

@@ -99,6 +99,8 @@ std::string statistics_key(const DataOptions& data) {
          std::to_string(data.min_valid_fraction()) + "; windows " +
          std::to_string(data.statistics_windows());
   for (const double v : data.fallback_nodata()) key += "; nodata " + std::to_string(v);
+  if (data.cloud_band() > 0) key += "; clouds in band " + std::to_string(data.cloud_band());
+  for (const double v : data.cloud_values()) key += " " + std::to_string(v);
   // The key is written into JSON: keep it to characters that need no escaping.
   for (char& c : key)
     if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = '_';

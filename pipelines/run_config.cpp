@@ -36,6 +36,8 @@ void DataOptions::visit_fields(FieldVisitor& visit) {
   visit("ground_sample_distance", ground_sample_distance_, Check::at_least(0));
   visit("band_names", band_names_);
   visit("fallback_nodata", fallback_nodata_);
+  visit("cloud_band", cloud_band_, Check::at_least(0));
+  visit("cloud_values", cloud_values_);
   visit("min_valid_fraction", min_valid_fraction_, Check::between(0, 1));
   visit("statistics_windows", statistics_windows_, Check::between(1, 1 << 20));
   visit("date_pattern", date_pattern_);
@@ -55,6 +57,8 @@ domains::SceneOptions DataOptions::scene_options(bool pretraining) const {
       .bands(bands_)
       .band_names(band_names_)
       .fallback_nodata(fallback_nodata_)
+      .cloud_band(cloud_band_)
+      .cloud_values(cloud_values_)
       .min_valid_fraction(min_valid_fraction_)
       .date_pattern(date_pattern_)
       .frames(pretraining ? frames_ : 1)

@@ -88,6 +88,10 @@ struct DataOptions {
   TORCH_ARG(double, ground_sample_distance) = 0.0;
   TORCH_ARG(std::vector<std::string>, band_names) = {};
   TORCH_ARG(std::vector<double>, fallback_nodata) = {};
+  /// A cloud or classification band (1-based; 0: none) and the values of it that make a pixel
+  /// invalid (empty: any value but 0), e.g. Sentinel-2 SCL: [3, 8, 9, 10].
+  TORCH_ARG(int64_t, cloud_band) = 0;
+  TORCH_ARG(std::vector<double>, cloud_values) = {};
   TORCH_ARG(double, min_valid_fraction) = 0.9;
   TORCH_ARG(int64_t, statistics_windows) = 256;
   /// Acquisition dates from file names by this regular expression ("" reads the metadata).

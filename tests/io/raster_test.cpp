@@ -113,6 +113,32 @@ TEST(Raster, MaskBandOrFallbackNodataWhenTheFileHasNoNodata) {
   EXPECT_FALSE(patch.valid[5][7].item<bool>());
 }
 
+TEST(Raster, CloudsFromAClassificationBandAreInvalid) {
+  TempDir dir;
+  SceneSpec scene;
+  scene.pixels = ramp(3, 32, 32);
+  scene.pixels[2].fill_(4);                   // band 3: Sentinel-2 SCL, 4 = vegetation
+  scene.pixels[2].slice(0, 0, 10).fill_(9);   // cloud, high probability
+  scene.pixels[2].slice(0, 10, 12).fill_(3);  // cloud shadow
+  scene.pixels[2][20][5] = 8;                 // one pixel of medium-probability cloud
+  write_scene(dir / "scl.tif", scene);
+  GdalRaster raster(dir / "scl.tif");
+  const auto patch = raster.read_window(
+      {0, 0, 32, 32}, RasterReadOptions().bands({1, 2}).cloud_band(3).cloud_values({3, 8, 9, 10}));
+  EXPECT_EQ(patch.pixels.size(0), 2);
+  EXPECT_FALSE(patch.valid.slice(0, 0, 12).any().item<bool>());
+  EXPECT_FALSE(patch.valid[20][5].item<bool>());
+  EXPECT_EQ(patch.valid.slice(0, 12).logical_not().sum().item<int64_t>(), 1);
+  // A binary cloud mask: anything but 0 is cloud.
+  scene.pixels[2].fill_(0);
+  scene.pixels[2].slice(1, 0, 4).fill_(1);
+  write_scene(dir / "binary.tif", scene);
+  GdalRaster binary(dir / "binary.tif");
+  const auto masked = binary.read_window({0, 0, 32, 32}, RasterReadOptions().cloud_band(3));
+  EXPECT_FALSE(masked.valid.slice(1, 0, 4).any().item<bool>());
+  EXPECT_TRUE(masked.valid.slice(1, 4).all().item<bool>());
+}
+
 TEST(Raster, OverviewForAGroundSampleDistance) {
   TempDir dir;
   SceneSpec scene;
