@@ -169,20 +169,25 @@ Patch GdalRaster::read(const Region& region, const std::vector<int64_t>& bands) 
   return read(region, bands, /*nearest=*/false);
 }
 
-Patch GdalRaster::read(const Region& region, const std::vector<int64_t>& bands, bool nearest) {
-  const std::string where = info_.path + ": " + info_.format + ": ";
-  std::vector<int> band_map;    // GDAL's band numbers
-  std::vector<int64_t> chosen;  // ours, 1-based
+std::vector<int64_t> GdalRaster::chosen_bands(const std::vector<int64_t>& bands) const {
+  std::vector<int64_t> chosen;
   if (bands.empty()) {
     for (size_t b = 1; b <= info_.bands.size(); ++b) chosen.push_back(static_cast<int64_t>(b));
-  } else {
-    for (int64_t b : bands) {
-      if (b < 1 || b > static_cast<int64_t>(info_.bands.size()))
-        throw InputError(where + "band " + std::to_string(b) + " requested, the file has " +
-                         std::to_string(info_.bands.size()));
-      chosen.push_back(b);
-    }
+    return chosen;
   }
+  for (int64_t b : bands) {
+    if (b < 1 || b > static_cast<int64_t>(info_.bands.size()))
+      throw InputError(info_.path + ": " + info_.format + ": band " + std::to_string(b) +
+                       " requested, the file has " + std::to_string(info_.bands.size()));
+    chosen.push_back(b);
+  }
+  return chosen;
+}
+
+Patch GdalRaster::read(const Region& region, const std::vector<int64_t>& bands, bool nearest) {
+  const std::string where = info_.path + ": " + info_.format + ": ";
+  const auto chosen = chosen_bands(bands);
+  std::vector<int> band_map;  // GDAL's band numbers
   for (const int64_t b : chosen) band_map.push_back(data_bands_[static_cast<size_t>(b - 1)]);
   const std::string window = std::to_string(region.x) + "," + std::to_string(region.y) + " " +
                              std::to_string(region.width) + "x" + std::to_string(region.height);
@@ -274,12 +279,7 @@ Patch GdalRaster::read_window(const Region& region, const RasterReadOptions& opt
   }
   Patch patch = read(target, options.bands());
   const int64_t out_height = patch.pixels.size(1), out_width = patch.pixels.size(2);
-  const std::vector<int64_t> chosen = [&] {
-    if (!options.bands().empty()) return options.bands();
-    std::vector<int64_t> all(info_.bands.size());
-    for (size_t b = 0; b < all.size(); ++b) all[b] = static_cast<int64_t>(b + 1);
-    return all;
-  }();
+  const auto chosen = chosen_bands(options.bands());
   auto valid = torch::ones({out_height, out_width}, torch::kBool);
   std::vector<uint8_t> mask(static_cast<size_t>(out_width * out_height));
   bool dataset_mask_read = false;

@@ -97,6 +97,8 @@ class GdalRaster : public Source {
  private:
   GdalRaster() = default;
   void describe(const std::string& path);
+  /// The 1-based data bands `bands` names (all when empty); InputError for one out of range.
+  std::vector<int64_t> chosen_bands(const std::vector<int64_t>& bands) const;
   /// read(), resampling by nearest neighbour when `nearest` (for classes and masks).
   Patch read(const Region& region, const std::vector<int64_t>& bands, bool nearest);
   const std::array<double, 6>& north_up_transform(const char* what);
