@@ -42,6 +42,14 @@ METHODS = {
              "method": ["name: mae", "mask_ratio: 0.75", "decoder_dim: 128", "decoder_depth: 2",
                         "decoder_heads: 4"]},
             ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
+    # SatMAE on the same ViT: Fashion-MNIST has one band and no dates, so there is one band group,
+    # no temporal encoding and one sequence to mask; the row checks the SatMAE path end to end.
+    "satmae": ({"model": ["backbone: vit", "image_size: 28", "patch_size: 4", "dim: 128",
+                          "depth: 4", "heads: 4", "mlp_ratio: 2", "class_token: false",
+                          "pool: mean", "position_embedding: sincos", "band_groups: [1]"],
+                "method": ["name: satmae", "mask_ratio: 0.75", "masking: independent",
+                           "decoder_dim: 128", "decoder_depth: 2", "decoder_heads: 4"]},
+               ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
     # DINO on the same ResNet: 2 global crops of 28 px and 4 local crops of 14 px, the reference's
     # head at a smaller width, teacher settings for a run of a few hundred steps.
     "dino": ({"method": ["name: dino", "out_dim: 4096", "hidden_dim: 512", "bottleneck_dim: 128",

@@ -69,10 +69,12 @@ torch::Tensor factor_or_one(const torch::Tensor& on, double spread, at::Generato
 
 torch::Tensor per_band(const std::vector<double>& values, int64_t channels,
                        const torch::Tensor& like) {
-  TORCH_CHECK(values.size() == 1 || static_cast<int64_t>(values.size()) == channels,
-              "normalisation has ", values.size(), " values for ", channels, " bands");
-  auto t = torch::tensor(values, torch::kFloat64).to(like.options());
-  return (values.size() == 1 ? t.expand({channels}) : t).view({1, channels, 1, 1});
+  // One value per band; a temporal stack (frames x bands) repeats them for every frame.
+  const auto count = static_cast<int64_t>(values.size());
+  TORCH_CHECK(count > 0 && channels % count == 0, "normalisation has ", count, " values for ",
+              channels, " bands");
+  const auto t = torch::tensor(values, torch::kFloat64).to(like.options());
+  return t.repeat({channels / count}).view({1, channels, 1, 1});
 }
 
 }  // namespace
@@ -328,7 +330,7 @@ ViewAugment::ViewAugment(AugmentOptions options)
 
 std::vector<torch::Tensor> ViewAugment::operator()(const torch::Tensor& batch, uint64_t seed,
                                                    int64_t step, int64_t count,
-                                                   int64_t global_count) const {
+                                                   int64_t global_count, bool joint_frames) const {
   auto generator =
       at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
   if (global_count < 0) global_count = count;
@@ -339,7 +341,8 @@ std::vector<torch::Tensor> ViewAugment::operator()(const torch::Tensor& batch, u
   std::vector<torch::Tensor> views;
   for (int64_t i = 0; i < count; ++i)
     views.push_back((i < global_count ? augment_ : local_)(
-        frames == 1 ? batch : batch.narrow(1, (i % frames) * bands, bands), generator));
+        frames == 1 || joint_frames ? batch : batch.narrow(1, (i % frames) * bands, bands),
+        generator));
   return views;
 }
 

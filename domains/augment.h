@@ -151,9 +151,11 @@ class ViewAugment {
   explicit ViewAugment(AugmentOptions options);
   /// The views of training step `step` of a run seeded with `seed`: the same on every run and
   /// every resume, with no generator state to carry. The first `global_count` (all when
-  /// negative) are global views, the rest local.
+  /// negative) are global views, the rest local. With `joint_frames` every view is of the whole
+  /// temporal stack, its frames cropped, flipped and rotated alike (SatMAE).
   std::vector<at::Tensor> operator()(const at::Tensor& batch, uint64_t seed, int64_t step,
-                                     int64_t count = 2, int64_t global_count = -1) const;
+                                     int64_t count = 2, int64_t global_count = -1,
+                                     bool joint_frames = false) const;
   const Augment& augment() const { return augment_; }
 
  private:

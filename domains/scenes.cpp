@@ -10,6 +10,7 @@
 #include <list>
 #include <map>
 #include <numeric>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -106,13 +107,16 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
       }
       Scene scene;
       scene.item = item;
+      scene.dated = true;
       if (!item.date.empty()) {
         scene.date = *io::parse_date(item.date);  // checked when the manifest was read
       } else if (!options_.date_pattern().empty()) {
         scene.date = io::date_from_name(item.path, options_.date_pattern());
       } else if (const auto found = raster.acquisition_date()) {
         scene.date = found->first;
-      } else if (temporal) {
+      } else if (!temporal) {
+        scene.dated = false;
+      } else {
         throw InputError(
             item.path +
             ": no acquisition date in its metadata (ACQUISITION_DATE, "
@@ -232,6 +236,27 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
                      std::to_string(rejected_) + " rejected)");
 }
 
+std::vector<std::pair<int64_t, int64_t>> SceneDataset::window_origins(int64_t place, int64_t width,
+                                                                      int64_t height) const {
+  const int64_t side = native_window_;
+  std::vector<std::pair<int64_t, int64_t>> origins;
+  if (width < side || height < side) return origins;
+  if (options_.placement() == "grid") {
+    for (int64_t y = 0; y + side <= height; y += side)
+      for (int64_t x = 0; x + side <= width; x += side) origins.emplace_back(x, y);
+    return origins;
+  }
+  // As many windows as the grid holds, anywhere: drawn once per place from the seed.
+  std::mt19937_64 random(options_.seed() * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(place));
+  std::uniform_int_distribution<int64_t> column(0, width - side), row(0, height - side);
+  const int64_t count = (width / side) * (height / side);
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t x = column(random);
+    origins.emplace_back(x, row(random));
+  }
+  return origins;
+}
+
 void SceneDataset::add_place(int64_t p, const std::vector<at::Tensor>& valid_maps, int64_t cell) {
   const auto& place = places_[static_cast<size_t>(p)];
   const auto& reference = scenes_[static_cast<size_t>(place.scenes.front())];
@@ -256,48 +281,48 @@ void SceneDataset::add_place(int64_t p, const std::vector<at::Tensor>& valid_map
     grid_width = raster->info().width;
     grid_height = raster->info().height;
   }
-  for (int64_t y = 0; y + native_window_ <= grid_height; y += native_window_)
-    for (int64_t x = 0; x + native_window_ <= grid_width; x += native_window_) {
-      std::vector<int64_t> dates;
-      for (size_t k = 0; k < place.scenes.size(); ++k) {
-        if (valid_fraction(k, x, y) >= options_.min_valid_fraction())
-          dates.push_back(place.scenes[k]);
-        else
-          ++rejected;
-      }
-      if (frames == 1) {
-        for (const int64_t s : dates) examples_.push_back({x, y, {s}});
-        kept += static_cast<int64_t>(dates.size());
+  for (const auto& origin : window_origins(p, grid_width, grid_height)) {
+    const int64_t x = origin.first, y = origin.second;
+    std::vector<int64_t> dates;
+    for (size_t k = 0; k < place.scenes.size(); ++k) {
+      if (valid_fraction(k, x, y) >= options_.min_valid_fraction())
+        dates.push_back(place.scenes[k]);
+      else
+        ++rejected;
+    }
+    if (frames == 1) {
+      for (const int64_t s : dates) examples_.push_back({x, y, {s}});
+      kept += static_cast<int64_t>(dates.size());
+      continue;
+    }
+    const auto fits = [&](int64_t a, int64_t b) {
+      const auto& da = scenes_[static_cast<size_t>(a)].date;
+      const auto& db = scenes_[static_cast<size_t>(b)].date;
+      const int64_t gap = db.days() - da.days();
+      const int64_t season = season_distance(da, db);
+      return gap >= options_.min_gap_days() && gap <= options_.max_gap_days() &&
+             (options_.max_season_days() <= 0 || season <= options_.max_season_days()) &&
+             (options_.min_season_days() <= 0 || season >= options_.min_season_days());
+    };
+    // Two frames: every fitting pair. More: from each start, the earliest fitting next date.
+    for (size_t a = 0; a < dates.size(); ++a) {
+      if (frames == 2) {
+        for (size_t b = a + 1; b < dates.size(); ++b)
+          if (fits(dates[a], dates[b])) {
+            examples_.push_back({x, y, {dates[a], dates[b]}});
+            ++kept;
+          }
         continue;
       }
-      const auto fits = [&](int64_t a, int64_t b) {
-        const auto& da = scenes_[static_cast<size_t>(a)].date;
-        const auto& db = scenes_[static_cast<size_t>(b)].date;
-        const int64_t gap = db.days() - da.days();
-        const int64_t season = season_distance(da, db);
-        return gap >= options_.min_gap_days() && gap <= options_.max_gap_days() &&
-               (options_.max_season_days() <= 0 || season <= options_.max_season_days()) &&
-               (options_.min_season_days() <= 0 || season >= options_.min_season_days());
-      };
-      // Two frames: every fitting pair. More: from each start, the earliest fitting next date.
-      for (size_t a = 0; a < dates.size(); ++a) {
-        if (frames == 2) {
-          for (size_t b = a + 1; b < dates.size(); ++b)
-            if (fits(dates[a], dates[b])) {
-              examples_.push_back({x, y, {dates[a], dates[b]}});
-              ++kept;
-            }
-          continue;
-        }
-        std::vector<int64_t> chain = {dates[a]};
-        for (size_t b = a + 1; b < dates.size() && static_cast<int64_t>(chain.size()) < frames; ++b)
-          if (fits(chain.back(), dates[b])) chain.push_back(dates[b]);
-        if (static_cast<int64_t>(chain.size()) == frames) {
-          examples_.push_back({x, y, chain});
-          ++kept;
-        }
+      std::vector<int64_t> chain = {dates[a]};
+      for (size_t b = a + 1; b < dates.size() && static_cast<int64_t>(chain.size()) < frames; ++b)
+        if (fits(chain.back(), dates[b])) chain.push_back(dates[b]);
+      if (static_cast<int64_t>(chain.size()) == frames) {
+        examples_.push_back({x, y, chain});
+        ++kept;
       }
     }
+  }
   rejected_ += rejected;
   std::string line = reference.item.path + ": " + std::to_string(kept) +
                      (frames > 1 ? " series of " + std::to_string(frames) + " dates" : " windows") +
@@ -356,6 +381,16 @@ io::Example SceneDataset::get(int64_t index) const {
     frames.push_back(patch.pixels);
   }
   return {frames.size() == 1 ? frames[0] : torch::cat(frames), label_of(index)};
+}
+
+std::vector<int64_t> SceneDataset::acquired_at(int64_t index) const {
+  std::vector<int64_t> days;
+  for (const int64_t s : examples_.at(static_cast<size_t>(index)).scenes) {
+    const auto& scene = scenes_[static_cast<size_t>(s)];
+    if (!scene.dated) return {};
+    days.push_back(scene.date.days());
+  }
+  return days;
 }
 
 io::CatalogItem SceneDataset::item(int64_t index) const {

@@ -25,6 +25,11 @@ struct SceneOptions {
   /// randomness is the augmentation's random resized crop.
   TORCH_ARG(int64_t, window_size) = 256;
   TORCH_ARG(double, ground_sample_distance) = 0.0;
+  /// "grid" (above) or "random": as many windows per place as the grid holds, at uniformly
+  /// random pixel offsets drawn once from `seed` (reads then straddle blocks, decoding up to
+  /// four times as much).
+  TORCH_ARG(std::string, placement) = "grid";
+  TORCH_ARG(uint64_t, seed) = 0;
   /// 1-based bands, or band descriptions (e.g. B02, B03, B04, B08); both empty: all bands.
   TORCH_ARG(std::vector<int64_t>, bands) = {};
   TORCH_ARG(std::vector<std::string>, band_names) = {};
@@ -83,6 +88,8 @@ class SceneDataset : public io::Dataset {
   const std::vector<std::string>& class_names() const override { return class_names_; }
   /// "scene.tif#x=512,y=256" (pixels of the scene's grid), dates joined by '|' for frames > 1.
   io::CatalogItem item(int64_t index) const override;
+  /// Days since 1970-01-01 of each frame, oldest first; empty when a scene has no date.
+  std::vector<int64_t> acquired_at(int64_t index) const override;
 
   /// Streams `windows` examples spread over the data set (a fixed stride, so the same ones every
   /// time) and measures their valid pixels.
@@ -102,6 +109,7 @@ class SceneDataset : public io::Dataset {
   struct Scene {
     io::CatalogItem item;
     io::Date date;
+    bool dated = false;   // date found (always for frames > 1)
     bool warped = false;  // read through a warped VRT onto its place's reference grid
     int64_t place = 0;
   };
@@ -117,6 +125,9 @@ class SceneDataset : public io::Dataset {
   std::shared_ptr<io::GdalRaster> open(int64_t scene) const;
   void add_place(int64_t place, const std::vector<at::Tensor>& valid_maps, int64_t cell);
   io::Region window(const Example& example) const;
+  /// Window origins (native pixels) on a place's grid of width x height, by `placement`.
+  std::vector<std::pair<int64_t, int64_t>> window_origins(int64_t place, int64_t width,
+                                                          int64_t height) const;
 
   SceneOptions options_;
   std::vector<Scene> scenes_;

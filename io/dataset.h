@@ -34,6 +34,9 @@ class Dataset {
   virtual const std::vector<std::string>& class_names() const = 0;
   /// Where example `index` comes from (file path, label, split).
   virtual CatalogItem item(int64_t index) const = 0;
+  /// Acquisition date of each frame of example `index` (one for a single image), as days since
+  /// 1970-01-01; empty when unknown.
+  virtual std::vector<int64_t> acquired_at(int64_t /*index*/) const { return {}; }
   /// Class index of example `index`, -1 when it has no label.
   int64_t label_of(int64_t index) const;
   /// What reading has skipped so far, for the run log ("" when nothing).

@@ -68,7 +68,21 @@ Batch Loader::assemble(int64_t position) const {
     labels[i - begin] = dataset_->get_into(order_[i], batch.pixels[i - begin]);
     batch.indices.push_back(order_[i]);
   }
+  batch.acquired_at = acquisition_dates(batch.indices);
   return batch;
+}
+
+at::Tensor Loader::acquisition_dates(const std::vector<int64_t>& indices) const {
+  std::vector<int64_t> days;
+  size_t frames = 0;
+  for (const int64_t index : indices) {
+    const auto dates = dataset_->acquired_at(index);
+    if (dates.empty() || (frames > 0 && dates.size() != frames)) return {};
+    frames = dates.size();
+    days.insert(days.end(), dates.begin(), dates.end());
+  }
+  if (days.empty()) return {};
+  return torch::tensor(days, torch::kInt64).view({-1, static_cast<int64_t>(frames)});
 }
 
 std::optional<Batch> Loader::next() {

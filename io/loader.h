@@ -18,10 +18,12 @@
 namespace pretext::io {
 
 /// A batch in the order the loader was given: pixels [B, C, H, W], labels [B] (int64, -1 when
-/// unlabelled), and the data set indices it holds.
+/// unlabelled), acquisition dates [B, frames] (int64 days since 1970-01-01; undefined unless
+/// every example has them), and the data set indices it holds.
 struct Batch {
   at::Tensor pixels;
   at::Tensor labels;
+  at::Tensor acquired_at;
   std::vector<int64_t> indices;
   int64_t position = 0;  ///< batch number within the order
 };
@@ -59,6 +61,8 @@ class Loader {
  private:
   void work();
   Batch assemble(int64_t position) const;
+  /// [B, frames] days, undefined unless every example has the same number of dates.
+  at::Tensor acquisition_dates(const std::vector<int64_t>& indices) const;
 
   std::shared_ptr<const Dataset> dataset_;
   std::vector<int64_t> order_;

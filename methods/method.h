@@ -22,6 +22,17 @@ class MethodImpl : public torch::nn::Module {
  public:
   /// Views of one batch, as the method's augmentation preset made them ([B, C, H, W] each).
   virtual StepOutput step(const std::vector<torch::Tensor>& views) = 0;
+  /// `step` with the acquisition date of every frame of every image, as days since 1970-01-01
+  /// ([B, frames] int64; undefined when the data has no dates). Methods that encode time
+  /// (SatMAE) override it; the others ignore the dates.
+  virtual StepOutput step_dated(const std::vector<torch::Tensor>& views,
+                                const torch::Tensor& /*acquired_at*/) {
+    return step(views);
+  }
+  /// True when a view holds every frame of a temporal stack ([B, frames x C, H, W], all frames
+  /// cropped, flipped and rotated alike, as SatMAE needs them aligned); false when view i is
+  /// drawn from frame i mod frames alone (contrastive methods).
+  virtual bool joint_frames() const { return false; }
   /// Augmented views per image that `step` takes.
   virtual int64_t view_count() const { return 2; }
   /// How many of the views, first in order, are global crops at the full augment size; the rest

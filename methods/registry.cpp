@@ -62,6 +62,7 @@ class MethodOf : public MethodSpec {
 
 class MaeSpec : public MethodOf<MaeOptions, MaeImpl> {
  public:
+  explicit MaeSpec(MaeOptions defaults = MaeOptions()) { options_ = std::move(defaults); }
   std::optional<std::pair<std::string, std::string>> mismatch(
       const std::string& backbone) const override {
     return options_.mismatch(backbone);
@@ -120,6 +121,9 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
           {"moco", [] { return std::make_unique<TwoBackbonesOf<MocoOptions, MocoImpl>>(); }},
           {"byol", [] { return std::make_unique<TwoBackbonesOf<ByolOptions, ByolImpl>>(); }},
           {"simsiam", [] { return std::make_unique<MethodOf<SimSiamOptions, SimSiamImpl>>(); }},
+          // SatMAE: MAE with its temporal encoding on (band groups are the ViT's).
+          {"satmae",
+           [] { return std::make_unique<MaeSpec>(MaeOptions().temporal_encoding(true)); }},
       };
   return list;
 }

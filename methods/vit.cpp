@@ -21,6 +21,11 @@ void ViTOptions::visit_fields(FieldVisitor& visit) {
   visit("class_token", class_token_);
   visit("position_embedding", position_embedding_, Check::one_of({"learned", "sincos"}));
   visit("pool", pool_, Check::one_of({"cls", "mean"}));
+  visit("band_groups", band_groups_, Check::between(1, 4096));
+}
+
+std::vector<int64_t> ViTOptions::groups() const {
+  return band_groups_.empty() ? std::vector<int64_t>{in_channels_} : band_groups_;
 }
 
 std::optional<std::pair<std::string, std::string>> ViTOptions::mismatch() const {
@@ -31,6 +36,8 @@ std::optional<std::pair<std::string, std::string>> ViTOptions::mismatch() const 
   if (position_embedding_ == "sincos" && dim_ % 4 != 0)
     return {{"dim", n(dim_) + " is not a multiple of 4, as sincos positions need"}};
   if (pool_ == "cls" && !class_token_) return {{"pool", "cls needs class_token: true"}};
+  if (band_groups_.size() > 1 && dim_ % 2 != 0)
+    return {{"dim", n(dim_) + " is odd; band group encodings need an even dim"}};
   return std::nullopt;
 }
 
@@ -83,32 +90,51 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& tokens, torch::Tensor* wei
   return x + fc2_(F::gelu(fc1_(norm2_(x))));
 }
 
+torch::Tensor sincos_encoding(const torch::Tensor& positions, int64_t dim) {
+  const auto options = positions.options().dtype(torch::kFloat64);
+  const int64_t half = dim / 2;
+  const auto omega = 1.0 / torch::pow(10000.0, torch::arange(half, options) / half);
+  const auto angles = positions.to(torch::kFloat64).unsqueeze(-1) * omega;
+  return torch::cat({angles.sin(), angles.cos()}, -1).to(torch::kFloat32);
+}
+
 torch::Tensor sincos_position_embedding(int64_t dim, int64_t grid) {
-  const auto options = torch::TensorOptions().dtype(torch::kFloat64);
-  const int64_t quarter = dim / 4;
-  const auto omega = 1.0 / torch::pow(10000.0, torch::arange(quarter, options) / quarter);
-  const auto positions = torch::arange(grid, options);
-  const auto embed = [&](const torch::Tensor& coordinate) {
-    const auto angles = torch::outer(coordinate, omega);
-    return torch::cat({angles.sin(), angles.cos()}, 1);
-  };
+  const auto positions = torch::arange(grid, torch::kFloat64);
   // Token r * grid + c: the first half encodes the column c, the second the row r (MAE's order).
-  return torch::cat({embed(positions.repeat({grid})), embed(positions.repeat_interleave(grid))}, 1)
-      .to(torch::kFloat32);
+  return torch::cat({sincos_encoding(positions.repeat({grid}), dim / 2),
+                     sincos_encoding(positions.repeat_interleave(grid), dim / 2)},
+                    1);
 }
 
 ViTImpl::ViTImpl(const ViTOptions& options) : options_(options) {
   if (const auto bad = options_.mismatch())
     throw ConfigError("model." + bad->first + ": " + bad->second);
   const int64_t dim = options_.dim(), patch = options_.patch_size();
-  auto patch_embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());
-  patch_embed_ = patch_embed->register_module(
-      "proj", torch::nn::Conv2d(
-                  torch::nn::Conv2dOptions(options_.in_channels(), dim, patch).stride(patch)));
+  groups_ = options_.groups();
+  int64_t bands = 0;
+  for (const auto size : groups_) bands += size;
+  if (bands != options_.in_channels())
+    throw ConfigError("model.band_groups: the groups hold " + std::to_string(bands) +
+                      " bands, the data has " + std::to_string(options_.in_channels()));
   torch::NoGradGuard no_grad;
-  // Xavier-uniform as for a linear layer on the flattened patch (MAE).
-  torch::nn::init::xavier_uniform_(patch_embed_->weight.view({dim, -1}));
-  patch_embed_->bias.zero_();
+  // timm's patch_embed.proj for one group; patch_embed.<g>.proj for band groups.
+  auto patch_embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    auto holder = groups_.size() == 1
+                      ? patch_embed
+                      : patch_embed->register_module(std::to_string(g),
+                                                     std::make_shared<torch::nn::Module>());
+    patch_embeds_.push_back(holder->register_module(
+        "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(groups_[g], dim, patch).stride(patch))));
+    // Xavier-uniform as for a linear layer on the flattened patch (MAE).
+    torch::nn::init::xavier_uniform_(patch_embeds_.back()->weight.view({dim, -1}));
+    patch_embeds_.back()->bias.zero_();
+  }
+  if (groups_.size() > 1)  // fixed, like SatMAE's channel encoding
+    group_embed_ = register_parameter(
+        "group_embed",
+        sincos_encoding(torch::arange(static_cast<int64_t>(groups_.size())), dim).unsqueeze(1),
+        /*requires_grad=*/false);
   const int64_t prefix = options_.class_token() ? 1 : 0;
   if (options_.class_token())
     cls_token_ = register_parameter("cls_token", torch::randn({1, 1, dim}) * 0.02);
@@ -162,7 +188,16 @@ torch::Tensor ViTImpl::patch_tokens(const torch::Tensor& images) {
                     .permute({0, 2, 3, 1})
                     .reshape({1, grid * grid, dim});
   }
-  return patch_embed_(images).flatten(2).transpose(1, 2) + positions;
+  TORCH_CHECK(images.size(1) == options_.in_channels(), "ViT takes ", options_.in_channels(),
+              " bands, got ", images.size(1));
+  std::vector<torch::Tensor> tokens;
+  int64_t first = 0;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    auto x = patch_embeds_[g](images.narrow(1, first, groups_[g])).flatten(2).transpose(1, 2);
+    tokens.push_back(x + (group_embed_.defined() ? positions + group_embed_[g] : positions));
+    first += groups_[g];
+  }
+  return tokens.size() == 1 ? tokens[0] : torch::cat(tokens, 1);
 }
 
 torch::Tensor ViTImpl::prefix_tokens(int64_t batch) {
@@ -188,7 +223,8 @@ torch::Tensor ViTImpl::attention_map(const torch::Tensor& images) {
   tokens(images, &attention);
   const auto mean = attention.mean(1);  // [B, N, N], over heads
   const auto to_patches = options_.class_token() ? mean.select(1, 0).slice(1, 1) : mean.mean(1);
-  return to_patches.reshape({images.size(0), options_.grid(), options_.grid()});
+  const auto groups = static_cast<int64_t>(groups_.size());
+  return to_patches.reshape({images.size(0), groups, options_.grid(), options_.grid()}).mean(1);
 }
 
 }  // namespace pretext::methods

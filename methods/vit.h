@@ -41,6 +41,11 @@ struct ViTOptions {
   /// Features: "cls" (the class token after the final norm) or "mean" (the mean of the patch
   /// tokens, then fc_norm).
   TORCH_ARG(std::string, pool) = "cls";
+  /// Spectral band groups (SatMAE): sizes of consecutive runs of the input bands, each with its
+  /// own patch embedding, so every patch position gives one token per group, told apart by a
+  /// fixed sine-cosine group encoding added to the position embedding. Empty: one embedding of
+  /// all bands (timm's layout).
+  TORCH_ARG(std::vector<int64_t>, band_groups) = {};
 
  public:
   /// The fields a config sets (in_channels comes from the data).
@@ -48,6 +53,8 @@ struct ViTOptions {
   /// The first field that does not fit the others, as {key, reason}; nullopt when all fit.
   std::optional<std::pair<std::string, std::string>> mismatch() const;
   int64_t grid() const { return image_size_ / patch_size_; }
+  /// The group sizes, in_channels as one group when band_groups is empty.
+  std::vector<int64_t> groups() const;
 };
 
 /// Multi-head self-attention with one qkv projection (timm's Attention).
@@ -76,6 +83,11 @@ class BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
+/// The 1-D sine-cosine encoding of MAE's reference (get_1d_sincos_pos_embed_from_grid): for
+/// positions [...] (any real values) -> [..., dim], sin of position x omega_i in the first half
+/// and cos in the second, omega_i = 1 / 10000^(i / (dim / 2)); dim even.
+torch::Tensor sincos_encoding(const torch::Tensor& positions, int64_t dim);
+
 /// The fixed 2-D sine-cosine position embedding of MAE: [grid * grid, dim], half of the channels
 /// for the row and half for the column, each sin / cos of the position at dim / 4 frequencies
 /// 1 / 10000^(i / (dim / 4)).
@@ -97,7 +109,8 @@ class ViTImpl : public BackboneImpl {
   /// 1 with a class token. `attention` receives the last block's [B, heads, N, N] if given.
   torch::Tensor tokens(const torch::Tensor& images, torch::Tensor* attention = nullptr);
   /// The pieces of `tokens`, for methods that drop tokens between them (MAE):
-  /// patch embeddings with their positions [B, patches, dim] ...
+  /// patch embeddings with their positions (and group encodings) [B, groups x patches, dim],
+  /// group-major ...
   torch::Tensor patch_tokens(const torch::Tensor& images);
   /// ... the class token with its position [B, 1, dim], or [B, 0, dim] without one ...
   torch::Tensor prefix_tokens(int64_t batch);
@@ -106,15 +119,16 @@ class ViTImpl : public BackboneImpl {
   torch::Tensor final_norm(const torch::Tensor& tokens) { return norm_(tokens); }
   int64_t prefix_count() const { return options_.class_token() ? 1 : 0; }
 
-  /// Per image the last block's attention to each patch, averaged over heads, as a
-  /// [B, grid, grid] map: from the class token when there is one, else averaged over all
+  /// Per image the last block's attention to each patch, averaged over heads (and band groups),
+  /// as a [B, grid, grid] map: from the class token when there is one, else averaged over all
   /// queries. What DINO showed to outline objects without labels.
   torch::Tensor attention_map(const torch::Tensor& images);
 
  private:
   ViTOptions options_;
-  torch::nn::Conv2d patch_embed_{nullptr};
-  torch::Tensor cls_token_, pos_embed_;
+  std::vector<int64_t> groups_;
+  std::vector<torch::nn::Conv2d> patch_embeds_;  // one per band group
+  torch::Tensor cls_token_, pos_embed_, group_embed_;
   std::vector<Block> blocks_;
   torch::nn::LayerNorm norm_{nullptr};  // "norm" for pool cls, "fc_norm" for pool mean
 };

@@ -97,7 +97,7 @@ std::string statistics_key(const DataOptions& data) {
   key += "; " + std::to_string(data.image_size()) + " px at " +
          std::to_string(data.ground_sample_distance()) + "; valid " +
          std::to_string(data.min_valid_fraction()) + "; windows " +
-         std::to_string(data.statistics_windows());
+         std::to_string(data.statistics_windows()) + "; " + data.window_placement();
   for (const double v : data.fallback_nodata()) key += "; nodata " + std::to_string(v);
   if (data.cloud_band() > 0) key += "; clouds in band " + std::to_string(data.cloud_band());
   for (const double v : data.cloud_values()) key += " " + std::to_string(v);
@@ -110,8 +110,9 @@ std::string statistics_key(const DataOptions& data) {
 std::shared_ptr<io::Dataset> open_scenes(const RunConfig& config, const io::Catalog& catalog,
                                          bool pretraining, RunLog& log) {
   io::set_gdal_cache_mb(config.data.gdal_cache_mb());
-  auto scenes =
-      std::make_shared<domains::SceneDataset>(catalog, config.data.scene_options(pretraining));
+  auto scenes = std::make_shared<domains::SceneDataset>(
+      catalog,
+      config.data.scene_options(pretraining).seed(static_cast<uint64_t>(config.run.seed())));
   for (const auto& bad : scenes->bad_files()) log.warn("skipped " + bad.message);
   for (const auto& note : scenes->notes()) log.file_only(note);
   log.info(config.data.root() + ": " + scenes->summary());
@@ -329,7 +330,7 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
   const std::string resolved = config.file->resolved_yaml();
   const int64_t frames = config.augment.frames();
   auto method = config.build_method(dataset->channels() / frames);
-  if (frames > 1 && method->view_count() != frames)
+  if (frames > 1 && !method->joint_frames() && method->view_count() != frames)
     throw ConfigError(config.file->where("data", "frames") + ": " + std::to_string(frames) +
                       " dates per example, but " + config.method_name + " takes " +
                       std::to_string(method->view_count()) + " views (one per date)");

@@ -39,6 +39,7 @@ void DataOptions::visit_fields(FieldVisitor& visit) {
   visit("cloud_band", cloud_band_, Check::at_least(0));
   visit("cloud_values", cloud_values_);
   visit("min_valid_fraction", min_valid_fraction_, Check::between(0, 1));
+  visit("window_placement", window_placement_, Check::one_of({"grid", "random"}));
   visit("statistics_windows", statistics_windows_, Check::between(1, 1 << 20));
   visit("date_pattern", date_pattern_);
   visit("frames", frames_, Check::between(1, 64));
@@ -60,6 +61,7 @@ domains::SceneOptions DataOptions::scene_options(bool pretraining) const {
       .cloud_band(cloud_band_)
       .cloud_values(cloud_values_)
       .min_valid_fraction(min_valid_fraction_)
+      .placement(window_placement_)
       .date_pattern(date_pattern_)
       .frames(pretraining ? frames_ : 1)
       .min_gap_days(min_gap_days_)
@@ -175,7 +177,19 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
 
 std::shared_ptr<methods::MethodImpl> RunConfig::build_method(int64_t in_channels) const {
   torch::manual_seed(static_cast<uint64_t>(run.seed()));
-  return method->build([&] { return backbone->build(in_channels); });
+  try {
+    return method->build([&] { return backbone->build(in_channels); });
+  } catch (const ConfigError& e) {
+    // What only the data decides (band_groups against its bands): "model.key: reason", told
+    // with the key's place in the config file.
+    const std::string text = e.what();
+    const auto dot = text.find('.'), colon = text.find(": ");
+    if (dot == std::string::npos || colon == std::string::npos || dot > colon) throw;
+    const std::string section = text.substr(0, dot);
+    if (section != "model" && section != "method") throw;
+    throw ConfigError(file->where(section, text.substr(dot + 1, colon - dot - 1)) +
+                      text.substr(colon));
+  }
 }
 
 void RunConfig::check_bands(int64_t channels) const {

@@ -93,6 +93,9 @@ struct DataOptions {
   TORCH_ARG(int64_t, cloud_band) = 0;
   TORCH_ARG(std::vector<double>, cloud_values) = {};
   TORCH_ARG(double, min_valid_fraction) = 0.9;
+  /// "grid": windows on a grid of their own size from each raster's origin (reads decode whole
+  /// blocks once); "random": as many windows at random offsets drawn once from run.seed.
+  TORCH_ARG(std::string, window_placement) = "grid";
   TORCH_ARG(int64_t, statistics_windows) = 256;
   /// Acquisition dates from file names by this regular expression ("" reads the metadata).
   TORCH_ARG(std::string, date_pattern) = "";

@@ -141,9 +141,9 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
       const double lr = lr_at(state_.step, total);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
       auto views = augment(images, context_.seed, state_.step, method_->view_count(),
-                           method_->global_view_count());
+                           method_->global_view_count(), method_->joint_frames());
       for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
-      auto out = method_->step(views);
+      auto out = method_->step_dated(views, batch->acquired_at);
       optimizer_->zero_grad();
       out.loss.backward();
       if (options_.grad_clip() > 0)

@@ -315,5 +315,29 @@ TEST(ViewAugment, TemporalFramesGiveOneViewPerDate) {
   EXPECT_THROW(views(torch::zeros({4, 5, 8, 8}), 9, 0, 2), c10::Error);
 }
 
+TEST(ViewAugment, JointFramesAreCroppedAlikeAndNormalisedPerBand) {
+  // Frame 1 is frame 0 plus 1 in every band: with one crop, flip and rotation for the stack, the
+  // view's frames still differ by exactly 1 (then / std) at every pixel.
+  const ViewAugment views(spectral_only()
+                              .frames(2)
+                              .crop_scale_min(0.3)
+                              .crop_scale_max(0.6)
+                              .hflip_p(0.5)
+                              .rotate90_p(0.5)
+                              .mean({0.0, 10.0})
+                              .std({1.0, 2.0}));
+  torch::manual_seed(4);
+  const auto frame = torch::rand({6, 2, 16, 16});
+  const auto batch = torch::cat({frame, frame + 1}, 1);
+  const auto out = views(batch, 9, 0, 1, -1, /*joint_frames=*/true);
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].sizes(), (std::vector<int64_t>{6, 4, 8, 8}));
+  const auto difference = out[0].slice(1, 2) - out[0].slice(1, 0, 2);
+  EXPECT_TRUE(torch::allclose(difference.select(1, 0), torch::ones({6, 8, 8}), 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(difference.select(1, 1), torch::full({6, 8, 8}, 0.5), 1e-4, 1e-4));
+  // Band 1 of both frames normalised with mean 10, std 2.
+  EXPECT_LT(out[0].select(1, 3).max().item<float>(), (2.0f - 10.0f) / 2.0f + 1e-4f);
+}
+
 }  // namespace
 }  // namespace pretext::domains

@@ -152,10 +152,65 @@ TEST(Scenes, TemporalPairsAreTheSameGroundOnDatesWithinTheGaps) {
   EXPECT_EQ(seasons.size(), 2 * 16);  // b-c and a-c (10 January and 15 July: 179 days)
   for (int64_t i = 0; i < seasons.size(); ++i)
     EXPECT_NE(seasons.item(i).path.find("c.tif"), std::string::npos);
-  // Three frames: a, b, c in order.
+  // Three frames: a, b, c in order, with their dates for SatMAE's temporal encoding.
   SceneDataset series(io::Catalog::from_path(dir.path()), SceneOptions().window_size(16).frames(3));
   EXPECT_EQ(series.size(), 16);
   EXPECT_EQ(series.channels(), 3);
+  // 2023-01-10, 2023-03-01, 2023-07-15 as days since 1970-01-01.
+  EXPECT_EQ(series.acquired_at(5), (std::vector<int64_t>{19367, 19417, 19553}));
+}
+
+TEST(Scenes, RandomWindowsAreAnywhereValidAndReproducible) {
+  TempDir dir;
+  const auto scene = bordered_scene();
+  write_scene(dir / "s.tif", scene);
+  const auto options = SceneOptions().window_size(32).placement("random").seed(5);
+  SceneDataset data(io::Catalog::from_path(dir.path()), options);
+  // 16 windows drawn (as many as the grid holds); those reaching far into the nodata border
+  // (columns 0-39) rejected, and none kept starts left of column 36 (0.9 of 32 valid).
+  ASSERT_GT(data.size(), 0);
+  EXPECT_LT(data.size(), 16);
+  bool off_grid = false;
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const auto where = data.item(i).path;
+    const int64_t x = std::stoll(where.substr(where.find("#x=") + 3));
+    const int64_t y = std::stoll(where.substr(where.find(",y=") + 3));
+    off_grid = off_grid || x % 32 != 0 || y % 32 != 0;
+    EXPECT_GE(x, 36 - 4) << where;  // validity is known per 4-pixel cell
+    const auto expected =
+        scene.pixels.slice(1, y, y + 32).slice(2, x, x + 32).to(torch::kFloat32) * 0.0001f;
+    const auto pixels = data.get(i).pixels;
+    const auto valid = expected > 0;
+    EXPECT_TRUE(
+        torch::allclose(pixels.masked_select(valid), expected.masked_select(valid), 1e-6, 1e-6))
+        << where;
+  }
+  EXPECT_TRUE(off_grid);
+  SceneDataset again(io::Catalog::from_path(dir.path()), options);
+  ASSERT_EQ(again.size(), data.size());
+  for (int64_t i = 0; i < data.size(); ++i) EXPECT_EQ(again.item(i).path, data.item(i).path);
+  SceneDataset other(io::Catalog::from_path(dir.path()), SceneOptions(options).seed(6));
+  bool differs = other.size() != data.size();
+  for (int64_t i = 0; !differs && i < data.size(); ++i)
+    differs = other.item(i).path != data.item(i).path;
+  EXPECT_TRUE(differs);
+}
+
+TEST(Scenes, ATruncatedSceneIsNamedAndSkippedOrFatal) {
+  TempDir dir;
+  write_scene(dir / "a.tif", bordered_scene());
+  write_scene(dir / "b.tif", bordered_scene());
+  testing::truncate_file(dir / "b.tif", 0.5);
+  const auto catalog = io::Catalog::from_path(dir.path());
+  const auto fatal =
+      input_error_of([&] { SceneDataset data(catalog, SceneOptions().window_size(32)); });
+  EXPECT_NE(fatal.find("b.tif"), std::string::npos) << fatal;
+  SceneDataset skipped(catalog, SceneOptions().window_size(32).on_bad_file(io::OnBadFile::kSkip));
+  ASSERT_EQ(skipped.bad_files().size(), 1u);
+  EXPECT_NE(skipped.bad_files()[0].message.find("b.tif"), std::string::npos);
+  EXPECT_EQ(skipped.size(), 8);  // a.tif's windows only
+  for (int64_t i = 0; i < skipped.size(); ++i)
+    EXPECT_NE(skipped.item(i).path.find("a.tif"), std::string::npos);
 }
 
 TEST(Scenes, AManifestGivesDatesAndPlaces) {

@@ -29,7 +29,14 @@ class CountingDataset : public Dataset {
   int64_t channels() const override { return 1; }
   const std::vector<std::string>& class_names() const override { return names_; }
   CatalogItem item(int64_t index) const override { return {std::to_string(index), "", ""}; }
+  /// With `dated`, two frames acquired on days 1000 + i and 2000 + i, except example undated_at.
+  std::vector<int64_t> acquired_at(int64_t index) const override {
+    if (!dated || index == undated_at) return {};
+    return {1000 + index, 2000 + index};
+  }
   mutable std::atomic<int64_t> reads{0};
+  bool dated = false;
+  int64_t undated_at = -1;
 
  private:
   int64_t size_, fail_at_, odd_shape_at_;
@@ -70,6 +77,22 @@ TEST(Loader, KeepsTheLastPartialBatchWhenAskedAndStartsMidway) {
   ASSERT_TRUE(last);
   EXPECT_EQ(last->indices, (std::vector<int64_t>{1, 0}));
   EXPECT_FALSE(loader.next());
+}
+
+TEST(Loader, CollatesAcquisitionDatesWhenEveryExampleHasThem) {
+  auto data = std::make_shared<CountingDataset>(12);
+  EXPECT_FALSE(
+      Loader(data, reversed(12), LoaderOptions().batch_size(4)).next()->acquired_at.defined());
+  data->dated = true;
+  data->undated_at = 2;
+  Loader loader(data, reversed(12), LoaderOptions().batch_size(4).workers(2));
+  auto batch = loader.next();  // 11, 10, 9, 8
+  ASSERT_TRUE(batch->acquired_at.defined());
+  EXPECT_TRUE(torch::equal(
+      batch->acquired_at,
+      torch::tensor({{1011, 2011}, {1010, 2010}, {1009, 2009}, {1008, 2008}}, torch::kInt64)));
+  EXPECT_TRUE(loader.next()->acquired_at.defined());
+  EXPECT_FALSE(loader.next()->acquired_at.defined());  // holds example 2, which has none
 }
 
 TEST(Loader, PrefetchIsBounded) {

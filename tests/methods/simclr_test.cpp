@@ -53,7 +53,8 @@ TEST(Registry, UnknownNamesListTheKnownOnes) {
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_STREQ(e.what(),
-                 "unknown method 'simclrr' (known: simclr, mae, dino, moco, byol, simsiam)");
+                 "unknown method 'simclrr' (known: simclr, mae, dino, moco, byol, simsiam, "
+                 "satmae)");
   }
   EXPECT_THROW(backbone_spec("resnet101"), ConfigError);
   const auto spec = backbone_spec("resnet34");

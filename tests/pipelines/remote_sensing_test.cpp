@@ -52,7 +52,42 @@ void write_scenes(const std::string& root) {
   }
 }
 
-std::string config_text(const TempDir& dir, const std::string& extra_data) {
+const char* const kMoco = R"(model:
+  backbone: resnet18
+  width_multiplier: 0.125
+  small_stem: true
+method:
+  name: moco
+  version: 2
+  projection_dim: 8
+  projection_hidden_dim: 16
+  queue_size: 64
+)";
+
+// SatMAE on a ViT with the visible bands and the near infrared as two groups.
+const char* const kSatMae = R"(model:
+  backbone: vit
+  image_size: 16
+  patch_size: 4
+  dim: 32
+  depth: 1
+  heads: 2
+  mlp_ratio: 2
+  band_groups: [3, 1]
+  position_embedding: sincos
+  class_token: false
+  pool: mean
+method:
+  name: satmae
+  mask_ratio: 0.75
+  masking: consistent
+  decoder_dim: 16
+  decoder_depth: 1
+  decoder_heads: 2
+)";
+
+std::string config_text(const TempDir& dir, const std::string& extra_data,
+                        const std::string& model_and_method = kMoco) {
   return "run:\n  dir: " + (dir / "run") + "\n  seed: 2\n  threads: 2\n" +
          "data:\n  root: " + (dir / "scenes") + R"(
   kind: rasters
@@ -72,17 +107,8 @@ std::string config_text(const TempDir& dir, const std::string& extra_data) {
   rotate90_p: 0.5
   band_jitter_p: 0.5
   band_dropout_p: 0.1
-model:
-  backbone: resnet18
-  width_multiplier: 0.125
-  small_stem: true
-method:
-  name: moco
-  version: 2
-  projection_dim: 8
-  projection_hidden_dim: 16
-  queue_size: 64
-train:
+)" + model_and_method +
+         R"(train:
   batch_size: 16
   epochs: 2
   optimizer: sgd
@@ -133,6 +159,35 @@ TEST(RemoteSensing, FramesMustMatchTheMethodsViews) {
   EXPECT_NE(printed.find("data.frames"), std::string::npos) << printed;
   EXPECT_NE(printed.find("3 dates per example, but moco takes 2 views"), std::string::npos)
       << printed;
+}
+
+TEST(RemoteSensing, SatMaeOnThreeDatesWithBandGroupsThenKnn) {
+  TempDir dir;
+  write_scenes(dir / "scenes");
+  testing::write_text(dir / "run.yaml", config_text(dir, "  frames: 3\n", kSatMae));
+  const auto printed = run_pretext("pretrain --config " + (dir / "run.yaml"));
+  EXPECT_NE(printed.find("series of 3 dates"), std::string::npos) << printed;
+  // Each band group's loss is in the log, and the run ends with a finite loss.
+  const auto log = read_text(dir / "run/run.log");
+  EXPECT_NE(log.find("loss_group_0"), std::string::npos) << log;
+  EXPECT_NE(log.find("loss_group_1"), std::string::npos) << log;
+  const auto metrics = read_text(dir / "run/metrics.csv");
+  EXPECT_EQ(metrics.find("nan"), std::string::npos) << metrics;
+  // The grouped encoder evaluates single dates and exports with its groups.
+  const auto knn = run_pretext("knn --config " + (dir / "run.yaml"));
+  EXPECT_NE(knn.find("k-NN k=1: top-1"), std::string::npos) << knn;
+  run_pretext("export --config " + (dir / "run.yaml"));
+  const auto sidecar = nlohmann::json::parse(read_text(dir / "run/encoder.json"));
+  EXPECT_EQ(sidecar["backbone"]["band_groups"], nlohmann::json::array({3, 1})) << sidecar;
+
+  // Groups that do not hold the data's 4 bands: the config key, and exit 2.
+  auto text = config_text(dir, "  frames: 3\n", kSatMae);
+  text.replace(text.find("[3, 1]"), 6, "[2, 1]");
+  text.replace(text.find(dir / "run"), (dir / "run").size(), dir / "bad_run");
+  testing::write_text(dir / "bad.yaml", text);
+  const auto bad = run_pretext("pretrain --config " + (dir / "bad.yaml"), 2);
+  EXPECT_NE(bad.find("model.band_groups"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("the groups hold 3 bands, the data has 4"), std::string::npos) << bad;
 }
 
 TEST(RemoteSensing, InspectRasterTellsBandsGridOverviewsAndDate) {
