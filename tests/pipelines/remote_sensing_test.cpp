@@ -164,9 +164,11 @@ TEST(RemoteSensing, FramesMustMatchTheMethodsViews) {
 TEST(RemoteSensing, SatMaeOnThreeDatesWithBandGroupsThenKnn) {
   TempDir dir;
   write_scenes(dir / "scenes");
-  testing::write_text(dir / "run.yaml", config_text(dir, "  frames: 3\n", kSatMae));
+  testing::write_text(dir / "run.yaml",
+                      config_text(dir, "  frames: 3\n  window_placement: random\n", kSatMae));
   const auto printed = run_pretext("pretrain --config " + (dir / "run.yaml"));
   EXPECT_NE(printed.find("series of 3 dates"), std::string::npos) << printed;
+  EXPECT_NE(read_text(dir / "run/config.yaml").find("window_placement: random"), std::string::npos);
   // Each band group's loss is in the log, and the run ends with a finite loss.
   const auto log = read_text(dir / "run/run.log");
   EXPECT_NE(log.find("loss_group_0"), std::string::npos) << log;
