@@ -1,6 +1,7 @@
 // Multispectral GeoTIFF reading: band choice, scale/offset, validity masks, overviews, windows in
 // map coordinates, dates, and alignment of scenes in two CRSs through GDAL's warper. Files are
 // written here with GDAL's C API directly, independent of the reader under test.
+#include <cpl_string.h>
 #include <gdal.h>
 
 #include <cmath>
@@ -209,6 +210,40 @@ TEST(Raster, WindowsInMapCoordinatesAndTheirErrors) {
   EXPECT_NE(refused.find("bare.tif: no georeference"), std::string::npos) << refused;
   const auto not_aligned = input_error_of([&] { GdalRaster::warped(dir / "bare.tif", grid); });
   EXPECT_NE(not_aligned.find("bare.tif: no georeference"), std::string::npos) << not_aligned;
+}
+
+TEST(Raster, ACogWindowReadsOnlyItsTiles) {
+  // A COG stores its tiles row by row after its header and overviews: with the second half of
+  // the file cut off, a window in the top rows still reads (it touches none of the missing
+  // bytes) and one in the bottom rows fails naming the file.
+  TempDir dir;
+  SceneSpec scene;
+  torch::manual_seed(3);
+  scene.pixels = torch::randint(100, 60000, {1, 512, 512}, torch::kInt32);
+  write_scene(dir / "plain.tif", scene);
+  {
+    GDALDatasetH source = GDALOpen((dir / "plain.tif").c_str(), GA_ReadOnly);
+    char** options = nullptr;
+    options = CSLSetNameValue(options, "BLOCKSIZE", "128");
+    options = CSLSetNameValue(options, "COMPRESS", "DEFLATE");
+    options = CSLSetNameValue(options, "OVERVIEWS", "NONE");
+    GDALDatasetH cog = GDALCreateCopy(GDALGetDriverByName("COG"), (dir / "cog.tif").c_str(), source,
+                                      FALSE, options, nullptr, nullptr);
+    CSLDestroy(options);
+    ASSERT_NE(cog, nullptr);
+    GDALClose(cog);
+    GDALClose(source);
+  }
+  testing::truncate_file(dir / "cog.tif", 0.5);
+  GdalRaster raster(dir / "cog.tif");
+  EXPECT_EQ(raster.block_size(), (std::array<int64_t, 2>{128, 128}));
+  const auto top = raster.read_window({100, 0, 200, 128}, RasterReadOptions());
+  EXPECT_TRUE(torch::equal(top.pixels[0].to(torch::kInt32),
+                           scene.pixels[0].slice(0, 0, 128).slice(1, 100, 300)));
+  const auto bottom = input_error_of([&] {
+    raster.read_window({300, 400, 64, 64}, RasterReadOptions());
+  });
+  EXPECT_NE(bottom.find("cog.tif"), std::string::npos) << bottom;
 }
 
 TEST(Raster, AcquisitionDateFromMetadata) {
