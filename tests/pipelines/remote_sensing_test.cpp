@@ -181,6 +181,9 @@ TEST(RemoteSensing, SatMaeOnThreeDatesWithBandGroupsThenKnn) {
   run_pretext("export --config " + (dir / "run.yaml"));
   const auto sidecar = nlohmann::json::parse(read_text(dir / "run/encoder.json"));
   EXPECT_EQ(sidecar["backbone"]["band_groups"], nlohmann::json::array({3, 1})) << sidecar;
+  // The report shows the first date of each stack and the grouped ViT's attention.
+  run_pretext("report --config " + (dir / "run.yaml"));
+  EXPECT_NE(read_text(dir / "run/report.html").find("attention maps"), std::string::npos);
 
   // Groups that do not hold the data's 4 bands: the config key, and exit 2.
   auto text = config_text(dir, "  frames: 3\n", kSatMae);
