@@ -51,11 +51,13 @@ METHODS = {
                            "decoder_dim: 128", "decoder_depth: 2", "decoder_heads: 4"]},
                ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
     # DINO on the same ResNet: 2 global crops of 28 px and 4 local crops of 14 px, the reference's
-    # head at a smaller width, teacher settings for a run of a few hundred steps.
+    # head at a smaller width with batch norm (without it the teacher's outputs went uniform),
+    # teacher settings for a run of a few hundred steps.
     "dino": ({"method": ["name: dino", "out_dim: 4096", "hidden_dim: 512", "bottleneck_dim: 128",
                          "student_temp: 0.1", "warmup_teacher_temp: 0.04", "teacher_temp: 0.07",
                          "warmup_teacher_steps: 200", "momentum_teacher: 0.99",
-                         "center_momentum: 0.9", "freeze_last_layer_steps: 50", "local_crops: 4"]},
+                         "center_momentum: 0.9", "freeze_last_layer_steps: 50", "local_crops: 4",
+                         "use_bn: true"]},
              ["augment.local_size=14", "augment.crop_scale_min=0.35",
               "augment.local_crop_scale_min=0.1", "augment.local_crop_scale_max=0.35",
               "train.lr=0.001", "train.weight_decay=0.04", "train.grad_clip=3.0"]),

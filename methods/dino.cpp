@@ -4,6 +4,7 @@
 
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
@@ -18,6 +19,7 @@ void DinoOptions::visit_fields(FieldVisitor& visit) {
   visit("hidden_dim", hidden_dim_, Check::between(1, 1 << 16));
   visit("bottleneck_dim", bottleneck_dim_, Check::between(1, 1 << 16));
   visit("head_layers", head_layers_, Check::between(1, 8));
+  visit("use_bn", use_bn_);
   visit("norm_last_layer", norm_last_layer_);
   visit("student_temp", student_temp_, Check::above(0));
   visit("teacher_temp", teacher_temp_, Check::above(0));
@@ -40,7 +42,9 @@ DinoHeadImpl::DinoHeadImpl(int64_t in_dim, const DinoOptions& options) {
     linear->weight.normal_(0, 0.02);  // the reference's trunc_normal(std=0.02), zero bias
     linear->bias.zero_();
     mlp_->push_back(linear);
-    if (!last) mlp_->push_back(torch::nn::GELU());
+    if (last) break;
+    if (options.use_bn()) mlp_->push_back(torch::nn::BatchNorm1d(out));
+    mlp_->push_back(torch::nn::GELU());
     width = out;
   }
   last_v_ = register_parameter("last_weight_v",

@@ -22,6 +22,10 @@ struct DinoOptions {
   TORCH_ARG(int64_t, hidden_dim) = 2048;
   TORCH_ARG(int64_t, bottleneck_dim) = 256;
   TORCH_ARG(int64_t, head_layers) = 3;
+  /// Batch normalisation after each hidden layer of the head (the reference's use_bn_in_head):
+  /// takes the common direction out of convolutional features, whose per-image differences are
+  /// otherwise too small for the teacher's softmax to tell images apart early on.
+  TORCH_ARG(bool, use_bn) = false;
   /// Keep the last layer's weight-norm gain fixed at 1 (the reference's stabilising default).
   TORCH_ARG(bool, norm_last_layer) = true;
   /// Student temperature; teacher temperature rising linearly from warmup_teacher_temp to

@@ -80,6 +80,23 @@ TEST(Dino, TeacherStartsAsTheStudentThenFollowsItsMovingAverage) {
                               1e-6));
 }
 
+TEST(Dino, HeadBatchNormTakesOutWhatEveryImageShares) {
+  // With use_bn the head (in training) ignores a direction all of a batch's features share, the
+  // common component of untrained convolutional features; without it that component dominates.
+  torch::manual_seed(4);
+  const auto options = DinoOptions().out_dim(32).hidden_dim(16).bottleneck_dim(8);
+  DinoHead plain(12, options), normalised(12, DinoOptions(options).use_bn(true));
+  EXPECT_TRUE(normalised->named_parameters().contains("mlp.1.weight"));  // BatchNorm1d(16)
+  EXPECT_TRUE(normalised->named_buffers().contains("mlp.1.running_mean"));
+  EXPECT_FALSE(plain->named_buffers().contains("mlp.1.running_mean"));
+  const auto features = torch::randn({6, 12});
+  const auto shared = torch::randn({1, 12}) * 5;
+  EXPECT_TRUE(torch::allclose(normalised->forward(features + shared), normalised->forward(features),
+                              1e-4, 1e-4));
+  EXPECT_FALSE(
+      torch::allclose(plain->forward(features + shared), plain->forward(features), 1e-2, 1e-2));
+}
+
 TEST(Dino, CentreIsARunningMeanOfTeacherOutputs) {
   torch::manual_seed(2);
   DinoImpl dino(
