@@ -78,7 +78,7 @@ std::shared_ptr<const io::Volume> SliceDataset::volume(const std::string& path) 
   return loaded;
 }
 
-torch::Tensor SliceDataset::read_slab(int64_t stack_index, int64_t slice) const {
+SliceDataset::Slab SliceDataset::read_slab_valid(int64_t stack_index, int64_t slice) const {
   const Stack& stack = stacks_.at(static_cast<size_t>(stack_index));
   const int64_t half = options_.slab() / 2;
   std::vector<int64_t> members;
@@ -86,22 +86,27 @@ torch::Tensor SliceDataset::read_slab(int64_t stack_index, int64_t slice) const 
     members.push_back(std::clamp<int64_t>(i, 0, stack.slices - 1));
   if (stack.series) {
     std::vector<torch::Tensor> planes;
-    for (const int64_t i : members) {
-      const auto& s = stack.series->slices[static_cast<size_t>(i)];
-      planes.push_back(io::read_dicom_frame(s.path, s.frame));
+    Slab slab;
+    for (size_t m = 0; m < members.size(); ++m) {
+      const auto& s = stack.series->slices[static_cast<size_t>(members[m])];
+      auto frame = io::decode_dicom_frame(s.path, s.frame);
+      planes.push_back(frame.values);
+      if (m == members.size() / 2) slab.centre_valid = frame.valid;
     }
-    return planes.size() == 1 ? planes[0] : torch::cat(planes, 0);
+    slab.values = planes.size() == 1 ? planes[0] : torch::cat(planes, 0);
+    return slab;
   }
   const auto v = volume(stack.volume_path);
-  return v->voxels.index_select(options_.axis(), torch::tensor(members))
-      .movedim(options_.axis(), 0)
-      .contiguous();
+  return {v->voxels.index_select(options_.axis(), torch::tensor(members))
+              .movedim(options_.axis(), 0)
+              .contiguous(),
+          {}};
 }
 
-bool SliceDataset::body_enough(const torch::Tensor& slab) const {
-  const auto centre = slab[slab.size(0) / 2];
-  const double fraction =
-      (centre > options_.body_threshold()).to(torch::kFloat32).mean().item<float>();
+bool SliceDataset::body_enough(const Slab& slab) const {
+  auto body = slab.values[slab.values.size(0) / 2] > options_.body_threshold();
+  if (slab.centre_valid.defined()) body = body.logical_and(slab.centre_valid);
+  const double fraction = body.to(torch::kFloat32).mean().item<float>();
   return fraction >= options_.min_body_fraction();
 }
 
@@ -116,9 +121,10 @@ io::Example SliceDataset::get(int64_t index) const {
     auto& verdict = verdict_[static_cast<size_t>(candidate)];
     if (options_.min_body_fraction() > 0 && verdict.load() == 2) continue;
     const auto [stack, slice] = index_[static_cast<size_t>(candidate)];
-    slab = read_slab(stack, slice);
+    const Slab read = read_slab_valid(stack, slice);
+    slab = read.values;
     if (options_.min_body_fraction() <= 0 || verdict.load() == 1) break;
-    const bool keep = body_enough(slab);
+    const bool keep = body_enough(read);
     uint8_t unknown = 0;
     if (verdict.compare_exchange_strong(unknown, keep ? 1 : 2) && !keep) ++rejected_;
     if (keep) break;
@@ -179,8 +185,9 @@ std::string SliceDataset::summary() const {
   std::string text = std::to_string(dicom_.series.size()) + " DICOM series (" +
                      plural(dicom_.patients, "patient") + "), " + plural(volumes, "volume") + ", " +
                      plural(size(), "slice");
-  if (dicom_.non_image_objects > 0)
-    text += "; skipped " + plural(dicom_.non_image_objects, "non-image object") +
+  if (!dicom_.non_image_objects.empty())
+    text += "; skipped " +
+            plural(static_cast<int64_t>(dicom_.non_image_objects.size()), "non-image object") +
             " (structured reports, plans, presentation states)";
   if (!dicom_.bad_files.empty())
     text += "; skipped " + plural(static_cast<int64_t>(dicom_.bad_files.size()), "bad file");

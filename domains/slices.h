@@ -31,7 +31,8 @@ struct SliceDatasetOptions {
   /// volume; 1: j; 2: i). DICOM series are always sliced as acquired.
   TORCH_ARG(int64_t, axis) = 0;
   /// Background rejection (pretraining only): a slice counts as body where its values (after
-  /// rescale: Hounsfield units for CT) exceed `body_threshold`, and a slice whose body fraction
+  /// rescale: Hounsfield units for CT) exceed `body_threshold` outside the DICOM padding (pixels
+  /// at PixelPaddingValue are never body, and read as air), and a slice whose body fraction
   /// is under `min_body_fraction` (mostly air or padding) is replaced by another. 0 keeps all.
   TORCH_ARG(double, body_threshold) = -500.0;
   TORCH_ARG(double, min_body_fraction) = 0.0;
@@ -65,7 +66,7 @@ class SliceDataset : public io::Dataset {
   std::string skipped_note() const override;
 
   /// The slab around slice `slice` of stack `stack` at its own size: float32 [channels, H, W].
-  at::Tensor read_slab(int64_t stack, int64_t slice) const;
+  at::Tensor read_slab(int64_t stack, int64_t slice) const { return read_slab_valid(stack, slice).values; }
   /// "2 DICOM series (1 patient), 1 volume, 84 slices", then what the scan skipped.
   std::string summary() const;
   const io::DicomScan& dicom() const { return dicom_; }
@@ -77,9 +78,15 @@ class SliceDataset : public io::Dataset {
     int64_t slices = 0;
     std::string label, split;
   };
+  /// A slab and which pixels of its centre slice are real (undefined when all are: no padding).
+  struct Slab {
+    at::Tensor values;
+    at::Tensor centre_valid;
+  };
+  Slab read_slab_valid(int64_t stack, int64_t slice) const;
   std::shared_ptr<const io::Volume> volume(const std::string& path) const;
-  /// Whether a slab's centre slice has enough body to train on.
-  bool body_enough(const at::Tensor& slab) const;
+  /// Whether a slab's centre slice has enough body to train on; padding is never body.
+  bool body_enough(const Slab& slab) const;
 
   SliceDatasetOptions options_;
   io::DicomScan dicom_;

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,14 @@ struct DicomPixelFormat {
   bool is_signed = false;  ///< PixelRepresentation 1
   double rescale_slope = 1.0;
   double rescale_intercept = 0.0;
+  /// A Modality LUT Sequence maps stored values instead of slope and intercept (its entries are
+  /// read with the pixels, not kept here).
+  bool has_modality_lut = false;
+  /// PixelPaddingValue and PixelPaddingRangeLimit as stored values (before rescale): pixels whose
+  /// stored value lies between the two (inclusive; equal to the value when there is no limit)
+  /// are outside the scanned field of view, not tissue.
+  std::optional<int64_t> padding_value;
+  std::optional<int64_t> padding_limit;
   /// mm between the centres of adjacent rows and of adjacent columns; 0 when the file has none.
   std::array<double, 2> pixel_spacing{0.0, 0.0};
   double slice_thickness = 0.0;  ///< mm; 0 when the file has none
@@ -44,7 +53,10 @@ struct DicomHeader {
   std::array<double, 6> orientation{};  ///< ImageOrientationPatient: row then column direction
   bool has_orientation = false;
   double spacing_between_slices = 0.0;  ///< mm, SpacingBetweenSlices; 0 when absent
-  bool is_image = true;  ///< false for SR, RT plans, presentation states: objects without pixels
+  /// Empty for an image; otherwise what the object is, e.g. "a structured report (Basic Text SR
+  /// Storage)", "an RT plan (RT Plan Storage)", "a waveform (12-lead ECG Waveform Storage)".
+  std::string non_image;
+  bool is_image() const { return non_image.empty(); }
   /// Salted hashes of SeriesInstanceUID and PatientID: equal within one process for equal values,
   /// meaningless outside it, and never written anywhere.
   uint64_t series_key = 0;
@@ -53,20 +65,35 @@ struct DicomHeader {
 
 /// Reads the header of a DICOM Part 10 file (preamble, "DICM", file meta information). Throws
 /// InputError naming the file and the reason: unreadable, truncated, no meta header, a transfer
-/// syntax DCMTK does not know, or an image without pixel data.
+/// syntax DCMTK does not know, an image without pixel data or whose pixel data is shorter than its
+/// frames need. A file without pixel data that is no image (a structured report, an RT plan, a
+/// waveform) is returned with `non_image` saying what it is.
 DicomHeader read_dicom_header(const std::string& path);
 
 /// Whether pretext can decode the pixels of `transfer_syntax` (DCMTK's codecs, or GDCM for
 /// JPEG 2000).
 bool dicom_decodable(const std::string& transfer_syntax);
 
-/// Decodes frame `frame` (0-based) of `path` to float32 [C, H, W]: rescale slope and intercept
-/// applied (Hounsfield units for CT), BitsStored and PixelRepresentation honoured, MONOCHROME1
-/// inverted (stored value v becomes min + max - v over the BitsStored range, before rescale) so
-/// that higher always means brighter, colour returned as RGB planes whatever the planar
-/// configuration. Reads only that file, and for uncompressed multi-frame objects only that frame.
-/// With `out` (float32, contiguous, of the frame's shape) the values are written there, saving a
-/// copy when filling a batch. Throws InputError naming the file and the reason.
+/// One decoded frame.
+struct DicomFrame {
+  at::Tensor values;  ///< float32 [C, H, W]
+  /// bool [H, W], false at padding pixels; undefined when the file declares no PixelPaddingValue.
+  at::Tensor valid;
+};
+
+/// Decodes frame `frame` (0-based) of `path` to float32 [C, H, W]: the Modality LUT or rescale
+/// slope and intercept applied (Hounsfield units for CT), BitsStored and PixelRepresentation
+/// honoured, 1-bit masks unpacked to 0 / 1, MONOCHROME1 inverted (over the range the stored
+/// values map to, so that higher always means brighter), colour returned as RGB planes whatever
+/// the planar configuration (YBR_FULL and YBR_FULL_422 converted as PS3.3 C.7.6.3.1.2 says,
+/// rounded and clamped to the stored range). Padding pixels get the value air has: -1000 HU for
+/// CT, the lowest value of the stored range otherwise, and are false in `valid`. Compressed
+/// pixel data is decoded by DCMTK, or by GDCM (JPEG 2000, and whatever DCMTK's codecs refuse).
+/// Reads only that file, and for uncompressed multi-frame objects only that frame. With `out`
+/// (float32, contiguous, of the frame's shape) the values are written there, saving a copy when
+/// filling a batch. Throws InputError naming the file and the reason (each toolkit's words).
+DicomFrame decode_dicom_frame(const std::string& path, int64_t frame = 0, at::Tensor out = {});
+/// decode_dicom_frame's values.
 at::Tensor read_dicom_frame(const std::string& path, int64_t frame = 0, at::Tensor out = {});
 
 /// One image plane of a series: a frame of a file.
@@ -110,7 +137,9 @@ struct BadFile {
 struct DicomScan {
   std::vector<DicomSeries> series;  ///< ordered by their first file's path
   int64_t files = 0;                ///< DICOM image files used
-  int64_t non_image_objects = 0;    ///< SR, RT plans, presentation states: skipped
+  /// SR, RT plans, waveforms, presentation states: skipped; each message names the file and
+  /// what it is.
+  std::vector<BadFile> non_image_objects;
   int64_t duplicate_slices = 0;     ///< a second file at an occupied position: skipped
   std::vector<BadFile> bad_files;   ///< skipped under kSkip
   int64_t patients = 0;             ///< distinct PatientID values
@@ -121,7 +150,8 @@ struct DicomScan {
 /// to InstanceNumber. A file that cannot be read, an image whose rows, columns or samples differ
 /// from the rest of its series (the majority wins), and a second file at an occupied position
 /// (slice spacing zero) are bad files: `on_bad` decides whether they stop the scan (InputError)
-/// or are skipped and listed. Throws InputError when no series remains.
+/// or are skipped and listed. Throws InputError when no series remains: for a single file its own
+/// reason (what the object is, or why it cannot be read).
 DicomScan scan_dicom(const std::vector<CatalogItem>& items, OnBadFile on_bad);
 
 /// A single DICOM image file as a Source (frame 0, all samples as bands, values after rescale), so

@@ -14,6 +14,7 @@
 #include <torch/types.h>
 
 #include "base/errors.h"
+#include "io/source.h"
 
 namespace pretext::io {
 namespace {
@@ -86,9 +87,15 @@ struct Slide::DirectTiles {
   }
 };
 
-bool is_slide(const std::string& path) { return openslide_detect_vendor(path.c_str()) != nullptr; }
+bool is_slide(const std::string& path) { return !slide_vendor(path).empty(); }
 
 std::string slide_vendor(const std::string& path) {
+  // A DICOM file whose preamble holds a TIFF header is DICOM, whatever OpenSlide makes of it.
+  try {
+    if (detect_format(path) == Format::kDicom) return "";
+  } catch (const InputError&) {
+    return "";  // unreadable: not a slide either
+  }
   const char* vendor = openslide_detect_vendor(path.c_str());
   return vendor ? vendor : "";
 }

@@ -56,15 +56,16 @@ Format detect_format(const std::string& path) {
     return static_cast<size_t>(file.gcount()) >= magic.size() &&
            std::equal(magic.begin(), magic.end(), head);
   };
+  // DICOM Part 10: a 128-byte preamble, then "DICM". First, since the preamble may hold anything,
+  // a TIFF header among others (dual-personality DICOM / TIFF files).
+  if (file.gcount() == sizeof head && std::equal(head + 128, head + 132, "DICM"))
+    return Format::kDicom;
   // Classic TIFF (42) and BigTIFF (43), both byte orders.
   if (starts_with({'I', 'I', 42, 0}) || starts_with({'M', 'M', 0, 42}) ||
       starts_with({'I', 'I', 43, 0}) || starts_with({'M', 'M', 0, 43}))
     return Format::kTiff;
   if (starts_with({0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'})) return Format::kPng;
   if (starts_with({0xff, 0xd8, 0xff})) return Format::kJpeg;
-  // DICOM Part 10: a 128-byte preamble, then "DICM".
-  if (file.gcount() == sizeof head && std::equal(head + 128, head + 132, "DICM"))
-    return Format::kDicom;
   if (is_volume_file(path)) return Format::kVolume;
   return Format::kUnknown;
 }

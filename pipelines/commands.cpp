@@ -135,18 +135,31 @@ std::shared_ptr<io::Dataset> open_scenes(const RunConfig& config, const io::Cata
   return scenes;
 }
 
+// The images pretraining uses: those of `data.split`, or all of them when it is empty. A
+// catalog without any split (a PACS export, a plain folder) gives all its images to "train".
+io::Catalog pretraining_images(const RunConfig& config, const io::Catalog& catalog, RunLog& log) {
+  const std::string& split = config.data.split();
+  if (split.empty()) return catalog;
+  if (!catalog.has_splits()) {
+    if (split != "train")
+      throw InputError(config.data.root() + ": no images in split '" + split +
+                       "' (the data has no train / val / test folders or split column)");
+    log.info(config.data.root() + ": no train / val / test splits; all " +
+             std::to_string(catalog.size()) + " images are used for split 'train'");
+    return catalog;
+  }
+  auto images = catalog.with_split(split);
+  if (images.size() == 0)
+    throw InputError(config.data.root() + ": no images in split '" + split + "'");
+  return images;
+}
+
 }  // namespace
 
 std::shared_ptr<io::Dataset> open_dataset(const RunConfig& config, bool pretraining, RunLog& log) {
   if (config.data.kind() == "rasters") {
     auto catalog = io::Catalog::from_path(config.data.root());
-    if (pretraining && !config.data.split().empty())
-      catalog = catalog.with_split(config.data.split());
-    if (catalog.size() == 0)
-      throw InputError(config.data.root() + ": no rasters" +
-                       (pretraining && !config.data.split().empty()
-                            ? " in split '" + config.data.split() + "'"
-                            : std::string()));
+    if (pretraining) catalog = pretraining_images(config, catalog, log);
     return open_scenes(config, catalog, pretraining, log);
   }
   const bool slides = config.data.kind() == "slides";
@@ -155,11 +168,7 @@ std::shared_ptr<io::Dataset> open_dataset(const RunConfig& config, bool pretrain
   if (catalog.skipped_files() > 0)
     log.info(config.data.root() + ": skipped " + std::to_string(catalog.skipped_files()) +
              " files that are not images");
-  if (pretraining && !config.data.split().empty()) {
-    catalog = catalog.with_split(config.data.split());
-    if (catalog.size() == 0)
-      throw InputError(config.data.root() + ": no images in split '" + config.data.split() + "'");
-  }
+  if (pretraining) catalog = pretraining_images(config, catalog, log);
   if (slides) {
     auto tiles = open_tiles(config, catalog, pretraining, log);
     config.check_bands(tiles->channels());

@@ -198,7 +198,9 @@ void ConfigFile::apply_override(const std::string& assignment) {
     throw ConfigError("--set " + key + ": expected section.key, such as train.lr");
   YAML::Node value;
   try {
-    value = YAML::Load(assignment.substr(equals + 1));
+    // "key=" sets the empty string (YAML would read nothing as null, which no field takes).
+    const std::string text = assignment.substr(equals + 1);
+    value = text.empty() ? YAML::Node(std::string()) : YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     throw ConfigError("--set " + key + ": not a valid YAML value (" + e.msg + ")");
   }

@@ -65,8 +65,8 @@ std::string inspect_dicom(const std::string& path, bool stats) {
   std::ostringstream out;
   out << path << ": " << scan.files << " DICOM image files, " << scan.series.size() << " series, "
       << scan.patients << (scan.patients == 1 ? " patient" : " patients");
-  if (scan.non_image_objects > 0)
-    out << ", " << scan.non_image_objects << " non-image objects skipped";
+  if (!scan.non_image_objects.empty())
+    out << ", " << scan.non_image_objects.size() << " non-image objects skipped";
   out << "\n";
   for (size_t i = 0; i < scan.series.size(); ++i) {
     const auto& series = scan.series[i];
@@ -85,19 +85,49 @@ std::string inspect_dicom(const std::string& path, bool stats) {
         << "  transfer      " << join(series.transfer_syntaxes, ", ") << "\n"
         << "  photometric   " << f.photometric << ", " << f.bits_stored << " of "
         << f.bits_allocated << " bits, " << (f.is_signed ? "signed" : "unsigned") << "\n"
-        << "  rescale       slope " << number(f.rescale_slope) << ", intercept "
-        << number(f.rescale_intercept) << (f.modality == "CT" ? " (values in HU)" : "") << "\n";
+        << "  rescale       ";
+    if (f.has_modality_lut)
+      out << "Modality LUT";
+    else
+      out << "slope " << number(f.rescale_slope) << ", intercept " << number(f.rescale_intercept);
+    out << (f.modality == "CT" ? " (values in HU)" : "") << "\n";
+    if (f.padding_value) {
+      out << "  padding       stored " << *f.padding_value;
+      if (f.padding_limit) out << " to " << *f.padding_limit;
+      out << " (outside the field of view: " << (f.modality == "CT" ? "-1000 HU, " : "")
+          << "excluded from values)\n";
+    }
     if (series.phases > 1)
       out << "  phases        " << series.phases << " images at every position\n";
     if (series.missing_slices > 0)
       out << "  missing       " << series.missing_slices << " slices (gaps along the normal)\n";
     if (!stats) continue;
     Running values;
-    for (const auto& slice : series.slices)
-      values.add(io::read_dicom_frame(slice.path, slice.frame));
-    out << "  values        " << values.line() << (f.modality == "CT" ? " HU" : "")
-        << " (after rescale)\n";
+    int64_t padded = 0;
+    std::vector<std::string> undecodable;
+    for (const auto& slice : series.slices) {
+      io::DicomFrame frame;
+      try {
+        frame = io::decode_dicom_frame(slice.path, slice.frame);
+      } catch (const InputError& error) {
+        if (items.size() == 1) throw;  // one file: its refusal is the answer
+        undecodable.push_back(error.what());
+        continue;
+      }
+      if (!frame.valid.defined()) {
+        values.add(frame.values);
+        continue;
+      }
+      values.add(frame.values.masked_select(frame.valid.unsqueeze(0)));
+      padded += frame.valid.numel() - frame.valid.sum().item<int64_t>();
+    }
+    out << "  values        "
+        << (values.count == 0 ? std::string("(every pixel is padding)") : values.line())
+        << (f.modality == "CT" ? " HU" : "") << " (after rescale)\n";
+    if (f.padding_value) out << "  padded        " << padded << " pixels\n";
+    for (const auto& message : undecodable) out << "  not decoded   " << message << "\n";
   }
+  for (const auto& other : scan.non_image_objects) out << "skipped " << other.message << "\n";
   for (const auto& bad : scan.bad_files) out << "skipped " << bad.message << "\n";
   return out.str();
 }

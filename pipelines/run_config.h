@@ -46,7 +46,8 @@ struct DataOptions {
   TORCH_ARG(std::vector<int64_t>, bands) = {};
   /// Multiplies stored values; 0 divides by the data type's full scale (255 for uint8).
   TORCH_ARG(double, value_scale) = 0.0;
-  /// Pretrain on this split only (train, val, test); empty uses every image.
+  /// Pretrain on this split only (train, val, test); empty (`--set data.split=`) uses every
+  /// image. Data without any split (a PACS export, a plain folder) gives all its images to train.
   TORCH_ARG(std::string, split) = "";
   /// Reader threads and batches read ahead.
   TORCH_ARG(int64_t, workers) = 2;

@@ -3,7 +3,9 @@
 # Idempotent and non-interactive; works as root or through sudo.
 #   scripts/install_deps.sh          build dependencies
 #   scripts/install_deps.sh --test   also Python's torch and torchvision, which a test uses to load
-#                                    exported encoders the way a Python user does
+#                                    exported encoders the way a Python user does, and pydicom
+#                                    with GDCM, whose test corpus and values a DICOM test checks
+#                                    pretext against
 #   scripts/install_deps.sh --bench  also numpy, PIL, pydicom and Fashion-MNIST, for bench/
 set -euo pipefail
 
@@ -14,16 +16,17 @@ packages=(
   # LibTorch's Linear/matmul run through it. OpenBLAS wins the libblas.so.3 alternative; the
   # reference BLAS stays installed for the test of pretext's slow-BLAS warning.
   libopenblas0-openmp libblas3
-  # DICOM: DCMTK, and GDCM for JPEG 2000; NIfTI / NRRD / MetaImage through ITK.
-  libinsighttoolkit5-dev libgdcm-dev libdcmtk-dev zlib1g-dev
+  # DICOM: DCMTK, OpenJPEG for JPEG 2000, GDCM as the second decoder; NIfTI / NRRD / MetaImage
+  # through ITK.
+  libinsighttoolkit5-dev libgdcm-dev libdcmtk-dev libopenjp2-7-dev zlib1g-dev
   libgdal-dev gdal-bin libopenslide-dev libtiff-dev
   libyaml-cpp-dev libgtest-dev libgmock-dev googletest
   libcli11-dev nlohmann-json3-dev libstb-dev
 )
 case "${1:-}" in
-  --test) packages+=(python3-torch python3-torchvision) ;;
+  --test) packages+=(python3-torch python3-torchvision python3-pydicom python3-gdcm) ;;
   --bench) packages+=(python3-torch python3-torchvision python3-numpy python3-pil
-    python3-pydicom python3-openslide python3-rasterio dataset-fashion-mnist) ;;
+    python3-pydicom python3-gdcm python3-openslide python3-rasterio dataset-fashion-mnist) ;;
 esac
 
 if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi

@@ -74,6 +74,31 @@ TEST(SliceDataset, BackgroundSlicesAreRejectedAndCounted) {
   EXPECT_EQ(all.skipped_note(), "");
 }
 
+TEST(SliceDataset, PaddingIsNeverBodyAndReadsAsAir) {
+  TempDir dir;
+  // Unsigned 12-bit CT padded with 4095 (3071 HU read plainly: bone). Slices 0 and 1 are 3/4
+  // padding around soft tissue, slices 2..4 all soft tissue (40 HU).
+  for (int64_t s = 0; s < 5; ++s) {
+    testing::DicomSpec spec;
+    auto stored = torch::full({8, 8}, 1064, torch::kInt64);
+    if (s < 2) stored.slice(0, 0, 6).fill_(4095), stored.slice(1, 0, 5).fill_(4095);
+    spec.stored = stored;
+    spec.padding_value = 4095;
+    spec.z = 2.5 * static_cast<double>(s);
+    write_dicom(dir / ("s" + std::to_string(s) + ".dcm"), spec);
+  }
+  const auto data = slices_of(
+      dir.path(), SliceDatasetOptions().image_size(8).min_body_fraction(0.5).body_threshold(-500));
+  for (int64_t i = 0; i < data.size(); ++i)
+    EXPECT_EQ(data.get(i).pixels.min().item<float>(), 40.0f) << "example " << i;
+  EXPECT_NE(data.skipped_note().find("rejected 2 slices"), std::string::npos)
+      << data.skipped_note();
+  // Read plainly, padding is air (-1000 HU), whatever the stored value would say.
+  const auto all = slices_of(dir.path(), SliceDatasetOptions().image_size(8));
+  EXPECT_EQ(all.get(0).pixels.min().item<float>(), -1000.0f);
+  EXPECT_EQ(all.get(0).pixels.max().item<float>(), 40.0f);
+}
+
 TEST(SliceDataset, VolumesInEveryFormatSliceAlongTheChosenAxis) {
   TempDir dir;
   io::Volume volume;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
@@ -18,6 +19,7 @@
 #include <dcmtk/dcmjpls/djencode.h>
 #include <dcmtk/dcmjpls/djrparam.h>
 #include <gdcmImageChangeTransferSyntax.h>
+#include <gdcmJPEG2000Codec.h>
 #include <gdcmImageReader.h>
 #include <gdcmImageWriter.h>
 #include <torch/types.h>
@@ -49,14 +51,18 @@ void register_encoders() {
 
 std::string uid(const std::string& suffix) { return kUidRoot + suffix; }
 
-void put(DcmDataset& ds, const DcmTagKey& tag, const std::string& value) {
+void put(DcmItem& ds, const DcmTagKey& tag, const std::string& value) {
   check(ds.putAndInsertString(tag, value.c_str()), "put " + value);
 }
 
 void put_header(DcmDataset& ds, const DicomSpec& spec, int64_t frames, int64_t rows,
                 int64_t columns) {
   static int counter = 0;
-  put(ds, DCM_SOPClassUID, spec.structured_report ? UID_BasicTextSRStorage : UID_CTImageStorage);
+  const bool non_image = spec.structured_report || !spec.non_image_class.empty();
+  put(ds, DCM_SOPClassUID,
+      spec.structured_report          ? std::string(UID_BasicTextSRStorage)
+      : !spec.non_image_class.empty() ? spec.non_image_class
+                                      : std::string(UID_CTImageStorage));
   put(ds, DCM_SOPInstanceUID, uid("9." + std::to_string(++counter)));
   put(ds, DCM_StudyInstanceUID, uid("7"));
   put(ds, DCM_SeriesInstanceUID, uid("8." + spec.series));
@@ -68,7 +74,7 @@ void put_header(DcmDataset& ds, const DicomSpec& spec, int64_t frames, int64_t r
   put(ds, DCM_ReferringPhysicianName, kPhysician);
   put(ds, DCM_Modality, spec.structured_report ? "SR" : spec.modality);
   put(ds, DCM_InstanceNumber, std::to_string(spec.instance));
-  if (spec.structured_report) return;
+  if (non_image) return;
   ds.putAndInsertUint16(DCM_Rows, static_cast<Uint16>(rows));
   ds.putAndInsertUint16(DCM_Columns, static_cast<Uint16>(columns));
   ds.putAndInsertUint16(DCM_BitsAllocated, static_cast<Uint16>(spec.bits_allocated));
@@ -89,6 +95,25 @@ void put_header(DcmDataset& ds, const DicomSpec& spec, int64_t frames, int64_t r
     put(ds, DCM_ImagePositionPatient, position);
     put(ds, DCM_ImageOrientationPatient, "1\\0\\0\\0\\1\\0");
   }
+  // Padding values take the pixel representation's VR (US or SS).
+  const auto put_pixel_value = [&](const DcmTagKey& tag, int value) {
+    check(spec.is_signed ? ds.putAndInsertSint16(tag, static_cast<Sint16>(value))
+                         : ds.putAndInsertUint16(tag, static_cast<Uint16>(value)),
+          "pixel value");
+  };
+  if (spec.padding_value) put_pixel_value(DCM_PixelPaddingValue, *spec.padding_value);
+  if (spec.padding_limit) put_pixel_value(DCM_PixelPaddingRangeLimit, *spec.padding_limit);
+  if (!spec.modality_lut.empty()) {
+    DcmItem* item = nullptr;
+    check(ds.findOrCreateSequenceItem(DCM_ModalityLUTSequence, item, -2), "LUT item");
+    const std::vector<Uint16> descriptor = {static_cast<Uint16>(spec.modality_lut.size()),
+                                            static_cast<Uint16>(spec.lut_first), 16};
+    check(item->putAndInsertUint16Array(DCM_LUTDescriptor, descriptor.data(), 3), "descriptor");
+    std::vector<Uint16> data(spec.modality_lut.begin(), spec.modality_lut.end());
+    check(item->putAndInsertUint16Array(DCM_LUTData, data.data(), data.size()), "LUT data");
+    put(*item, DCM_ModalityLUTType, "HU");
+    return;
+  }
   char rescale[32];
   std::snprintf(rescale, sizeof rescale, "%g", spec.slope);
   put(ds, DCM_RescaleSlope, rescale);
@@ -101,12 +126,36 @@ void put_pixels(DcmDataset& ds, const DicomSpec& spec) {
   auto values = spec.stored.to(torch::kInt64);
   if (spec.samples_per_pixel > 1 && !spec.planar) values = values.permute({1, 2, 0});
   values = values.contiguous().flatten();
-  const int64_t n = values.numel();
-  const auto* v = values.data_ptr<int64_t>();
-  if (spec.bits_allocated == 8) {
+  std::vector<int64_t> v(values.data_ptr<int64_t>(), values.data_ptr<int64_t>() + values.numel());
+  if (spec.photometric == "YBR_FULL_422") {  // Y1 Y2 Cb1 Cr1 for each pair of pixels
+    std::vector<int64_t> pairs;
+    for (size_t p = 0; p + 5 < v.size(); p += 6)
+      pairs.insert(pairs.end(), {v[p], v[p + 3], v[p + 1], v[p + 2]});
+    v = pairs;
+  }
+  const int64_t n = static_cast<int64_t>(v.size());
+  if (spec.bits_allocated == 1) {
+    std::vector<Uint8> bytes(static_cast<size_t>((n + 7) / 8));
+    for (int64_t i = 0; i < n; ++i)
+      if (v[i] & 1) bytes[i / 8] |= static_cast<Uint8>(1u << (i % 8));
+    check(ds.putAndInsertUint8Array(DCM_PixelData, bytes.data(), bytes.size()), "pixel data");
+  } else if (spec.bits_allocated == 8) {
     std::vector<Uint8> bytes(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) bytes[i] = static_cast<Uint8>(v[i] & 0xff);
     check(ds.putAndInsertUint8Array(DCM_PixelData, bytes.data(), n), "pixel data");
+  } else if (spec.bits_allocated == 32) {
+    // OW words in the syntax's byte order: a big-endian 32-bit sample is its high word first.
+    const bool big_endian = spec.transfer_syntax == "1.2.840.10008.1.2.2";
+    std::vector<Uint16> words;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto sample = static_cast<uint32_t>(v[i]);
+      const auto high = static_cast<Uint16>(sample >> 16), low = static_cast<Uint16>(sample);
+      if (big_endian)
+        words.insert(words.end(), {high, low});
+      else
+        words.insert(words.end(), {low, high});
+    }
+    check(ds.putAndInsertUint16Array(DCM_PixelData, words.data(), words.size()), "pixel data");
   } else {
     std::vector<Uint16> words(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) words[i] = static_cast<Uint16>(v[i] & 0xffff);
@@ -114,12 +163,21 @@ void put_pixels(DcmDataset& ds, const DicomSpec& spec) {
   }
 }
 
-void to_jpeg2000(const std::string& source, const std::string& path) {
+void to_jpeg2000(const std::string& source, const std::string& path, bool lossless) {
   gdcm::ImageReader reader;
   reader.SetFileName(source.c_str());
   if (!reader.Read()) throw std::runtime_error(source + ": GDCM cannot read");
+  // Lossless: the reversible wavelet; lossy: the irreversible one at 10:1. Colour images get the
+  // matching colour transform. Three resolutions suit images as small as 8 x 8.
+  gdcm::JPEG2000Codec codec;
+  codec.SetReversible(lossless);
+  if (!lossless) codec.SetRate(0, 10);
+  codec.SetNumberOfResolutions(3);
+  if (reader.GetImage().GetPixelFormat().GetSamplesPerPixel() == 3) codec.SetMCT(1);
   gdcm::ImageChangeTransferSyntax change;
-  change.SetTransferSyntax(gdcm::TransferSyntax::JPEG2000Lossless);
+  change.SetTransferSyntax(lossless ? gdcm::TransferSyntax::JPEG2000Lossless
+                                    : gdcm::TransferSyntax::JPEG2000);
+  change.SetUserCodec(&codec);
   change.SetInput(reader.GetImage());
   if (!change.Change()) throw std::runtime_error(source + ": GDCM cannot encode JPEG 2000");
   gdcm::ImageWriter writer;
@@ -133,11 +191,12 @@ void to_jpeg2000(const std::string& source, const std::string& path) {
 
 void write_dicom(const std::string& path, const DicomSpec& spec) {
   register_encoders();
-  if (spec.transfer_syntax == "1.2.840.10008.1.2.4.90") {
+  if (spec.transfer_syntax == "1.2.840.10008.1.2.4.90" ||
+      spec.transfer_syntax == "1.2.840.10008.1.2.4.91") {
     DicomSpec plain = spec;
     plain.transfer_syntax = "1.2.840.10008.1.2.1";
     write_dicom(path + ".plain", plain);
-    to_jpeg2000(path + ".plain", path);
+    to_jpeg2000(path + ".plain", path, spec.transfer_syntax.back() == '0');
     std::remove((path + ".plain").c_str());
     return;
   }
@@ -147,7 +206,8 @@ void write_dicom(const std::string& path, const DicomSpec& spec) {
   const bool colour = spec.samples_per_pixel > 1;
   const int64_t frames = (!colour && s.dim() == 3) ? s.size(0) : 1;
   put_header(ds, spec, frames, s.size(-2), s.size(-1));
-  if (!spec.structured_report && spec.with_pixel_data) put_pixels(ds, spec);
+  if (!spec.structured_report && spec.non_image_class.empty() && spec.with_pixel_data)
+    put_pixels(ds, spec);
   const E_TransferSyntax xfer = DcmXfer(spec.transfer_syntax.c_str()).getXfer();
   if (xfer == EXS_Unknown) throw std::runtime_error("unknown syntax " + spec.transfer_syntax);
   if (DcmXfer(xfer).isEncapsulated()) {
@@ -162,6 +222,10 @@ void write_dicom(const std::string& path, const DicomSpec& spec) {
     if (!ds.canWriteXfer(xfer)) throw std::runtime_error("cannot encode " + spec.transfer_syntax);
   }
   check(file.saveFile(path.c_str(), xfer), path);
+  if (!spec.preamble.empty()) {
+    std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+    out.write(spec.preamble.data(), static_cast<std::streamsize>(spec.preamble.size()));
+  }
 }
 
 at::Tensor known_hu(int64_t slices, int64_t rows, int64_t columns) {

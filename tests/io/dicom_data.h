@@ -5,7 +5,9 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <ATen/Tensor.h>
 
@@ -46,10 +48,24 @@ struct DicomSpec {
   bool with_pixel_data = true;
   /// A structured report (no pixel data, no Rows) instead of an image.
   bool structured_report = false;
+  /// Another object without pixels (an RT plan, a waveform): its SOP class UID, with `modality`.
+  std::string non_image_class;
+  /// PixelPaddingValue and PixelPaddingRangeLimit, as stored values.
+  std::optional<int> padding_value, padding_limit;
+  /// A Modality LUT Sequence (16-bit entries from stored value `lut_first` on) in place of
+  /// rescale slope and intercept.
+  std::vector<int> modality_lut;
+  int lut_first = 0;
+  /// The first bytes of the 128-byte preamble (e.g. a TIFF header, as dual-personality files
+  /// have).
+  std::string preamble;
 };
 
 /// Writes `spec` as a DICOM Part 10 file. Compressed syntaxes go through DCMTK's encoders (RLE,
-/// JPEG baseline / extended / lossless, JPEG-LS) or GDCM's (JPEG 2000).
+/// JPEG baseline / extended / lossless, JPEG-LS) or GDCM's (JPEG 2000: lossless 4.90, lossy
+/// 4.91). BitsAllocated 1 is packed 8 pixels a byte (least significant bit first), 32 is written
+/// as OW words in the syntax's byte order, YBR_FULL_422 keeps the chroma of each pair's first
+/// pixel.
 void write_dicom(const std::string& path, const DicomSpec& spec);
 
 /// An axial CT series of `slices` files with known Hounsfield units: slice s, row r, column c

@@ -123,7 +123,7 @@ TEST(Radiology, MaeOnDicomSeriesLeaksNoIdentifier) {
   std::string printed;
   printed += run_pretext("pretrain --config " + (dir / "run.yaml"));
   const auto log = read_bytes(dir / "run/run.log");
-  EXPECT_NE(log.find("broken.dcm: DICOM: cannot parse"), std::string::npos) << log;
+  EXPECT_NE(log.find("broken.dcm: DICOM: truncated"), std::string::npos) << log;
   EXPECT_NE(log.find("6 DICOM series"), std::string::npos) << log;
   EXPECT_NE(log.find("skipped 1 non-image object"), std::string::npos) << log;
   const auto loss = losses(dir / "run/metrics.csv");
@@ -148,7 +148,7 @@ TEST(Radiology, MaeOnDicomSeriesLeaksNoIdentifier) {
       run_pretext("pretrain --config " + (dir / "run.yaml") +
                       " --set data.on_bad_file=fail --set run.dir=" + (dir / "run_fail"),
                   2);
-  EXPECT_NE(failed.find("broken.dcm: DICOM: cannot parse"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("broken.dcm: DICOM: truncated"), std::string::npos) << failed;
   printed += failed;
 
   std::vector<std::pair<std::string, std::string>> outputs = {{"printed output", printed}};
@@ -164,6 +164,56 @@ TEST(Radiology, MaeOnDicomSeriesLeaksNoIdentifier) {
           std::string(testing::kAccession), std::string(testing::kInstitution),
           std::string("Drumblewick"), uid_root.substr(0, uid_root.size() - 1)})
       EXPECT_EQ(bytes.find(secret), std::string::npos) << name << " contains " << secret;
+}
+
+TEST(Radiology, AnUnsplitPacsExportWithTiffPreamblesAndPaddingPretrains) {
+  TempDir dir;
+  // A PACS export as it comes: no split folders; a series whose preambles hold a TIFF header
+  // (dual-personality files); the corners outside the reconstruction circle stored as padding
+  // (-2000, which the intercept would make -3024 HU).
+  fs::create_directories(dir / "pacs/study1");
+  const auto yy = torch::arange(16, torch::kFloat32).view({16, 1});
+  const auto xx = torch::arange(16, torch::kFloat32).view({1, 16});
+  const auto radius = ((yy - 7.5).pow(2) + (xx - 7.5).pow(2)).sqrt();
+  const auto hu = torch::where(radius < 4, torch::full({16, 16}, 40.f),
+                               torch::full({16, 16}, -1000.f));
+  const auto stored = torch::where(radius > 8, torch::full({16, 16}, -2000.f), hu + 1024);
+  const int64_t padded_per_slice = (radius > 8).sum().item<int64_t>();
+  for (int64_t z = 0; z < 6; ++z) {
+    DicomSpec spec;
+    spec.stored = stored.to(torch::kInt64);
+    spec.is_signed = true;
+    spec.bits_stored = 16;
+    spec.padding_value = -2000;
+    spec.z = 2.5 * static_cast<double>(z);
+    spec.preamble = std::string("II*\0\x08\0\0\0\0\0", 10);
+    write_dicom(dir / ("pacs/study1/IM" + std::to_string(z)), spec);
+  }
+  testing::write_text(dir / "run.yaml", config_text(dir / "pacs", dir / "run"));
+  const std::string overrides = " --set train.batch_size=4 --set train.epochs=1";
+  run_pretext("pretrain --config " + (dir / "run.yaml") + overrides);
+  const auto log = read_bytes(dir / "run/run.log");
+  EXPECT_NE(log.find("no train / val / test splits; all 6 images are used for split 'train'"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("1 DICOM series"), std::string::npos) << log;
+
+  const auto stats = run_pretext("inspect --stats " + (dir / "pacs"));
+  EXPECT_NE(stats.find("values        min -1000  mean "), std::string::npos) << stats;
+  EXPECT_NE(stats.find("max 40 HU"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("padded        " + std::to_string(6 * padded_per_slice) + " pixels"),
+            std::string::npos)
+      << stats;
+
+  // An empty split means no split filter; a split the data does not have is a clear error.
+  run_pretext("pretrain --config " + (dir / "run.yaml") + overrides +
+              " --set data.split= --set run.dir=" + (dir / "run_all"));
+  const auto refused = run_pretext("pretrain --config " + (dir / "run.yaml") + overrides +
+                                       " --set data.split=val --set run.dir=" + (dir / "run_val"),
+                                   2);
+  EXPECT_NE(refused.find("no images in split 'val' (the data has no train / val / test"),
+            std::string::npos)
+      << refused;
 }
 
 TEST(Radiology, AFolderWithoutDicomOrImagesIsAClearError) {
