@@ -110,29 +110,50 @@ bool SliceDataset::body_enough(const Slab& slab) const {
   return fraction >= options_.min_body_fraction();
 }
 
+std::optional<SliceDataset::Slab> SliceDataset::try_read(int64_t candidate) const {
+  const auto [stack, slice] = index_[static_cast<size_t>(candidate)];
+  try {
+    return read_slab_valid(stack, slice);
+  } catch (const InputError& error) {
+    if (!options_.replace_undecodable()) throw;
+    uint8_t seen = verdict_[static_cast<size_t>(candidate)].exchange(3);
+    if (seen != 3) {
+      ++undecodable_;
+      const std::lock_guard<std::mutex> lock(undecodable_mutex_);
+      if (first_undecodable_.empty()) first_undecodable_ = error.what();
+    }
+    return std::nullopt;
+  }
+}
+
 io::Example SliceDataset::get(int64_t index) const {
   const int64_t n = size();
   int64_t candidate = index;
   torch::Tensor slab;
+  const bool rejecting = options_.min_body_fraction() > 0;
   for (int attempt = 0; attempt < kRejectionTries; ++attempt) {
     if (attempt > 0)
       candidate = static_cast<int64_t>(mix_seed(static_cast<uint64_t>(index), attempt) %
                                        static_cast<uint64_t>(n));
     auto& verdict = verdict_[static_cast<size_t>(candidate)];
-    if (options_.min_body_fraction() > 0 && verdict.load() == 2) continue;
-    const auto [stack, slice] = index_[static_cast<size_t>(candidate)];
-    const Slab read = read_slab_valid(stack, slice);
-    slab = read.values;
-    if (options_.min_body_fraction() <= 0 || verdict.load() == 1) break;
-    const bool keep = body_enough(read);
+    if (verdict.load() == 3 || (rejecting && verdict.load() == 2)) continue;
+    const auto read = try_read(candidate);
+    if (!read) continue;
+    slab = read->values;
+    if (!rejecting || verdict.load() == 1) break;
+    const bool keep = body_enough(*read);
     uint8_t unknown = 0;
     if (verdict.compare_exchange_strong(unknown, keep ? 1 : 2) && !keep) ++rejected_;
     if (keep) break;
   }
   if (!slab.defined()) {  // every try hit a slice already rejected: use the example's own
     candidate = index;
-    slab = read_slab(index_[static_cast<size_t>(index)].first,
-                     index_[static_cast<size_t>(index)].second);
+    const auto read = try_read(index);
+    if (!read)
+      throw InputError("no decodable slice found in " + std::to_string(kRejectionTries) +
+                       " tries for example " + std::to_string(index) + " (e.g. " +
+                       first_undecodable() + ")");
+    slab = read->values;
   }
   if (slab.size(1) != options_.image_size() || slab.size(2) != options_.image_size())
     slab =
@@ -152,9 +173,15 @@ int64_t SliceDataset::get_into(int64_t index, torch::Tensor out) const {
   const bool in_place = stack.series && options_.slab() == 1 && options_.min_body_fraction() <= 0 &&
                         stack.series->format.rows == options_.image_size() &&
                         stack.series->format.columns == options_.image_size();
-  if (!in_place) return Dataset::get_into(index, out);
+  if (!in_place || verdict_[static_cast<size_t>(index)].load() == 3)
+    return Dataset::get_into(index, out);
   const auto& s = stack.series->slices[static_cast<size_t>(slice)];
-  io::read_dicom_frame(s.path, s.frame, out);
+  try {
+    io::read_dicom_frame(s.path, s.frame, out);
+  } catch (const InputError&) {
+    if (!options_.replace_undecodable()) throw;
+    return Dataset::get_into(index, out);  // get() counts it and reads a replacement
+  }
   return label_of(index);
 }
 
@@ -172,12 +199,23 @@ io::CatalogItem SliceDataset::item(int64_t index) const {
   return {path, stack.label, stack.split, "", ""};
 }
 
+std::string SliceDataset::first_undecodable() const {
+  const std::lock_guard<std::mutex> lock(undecodable_mutex_);
+  return first_undecodable_;
+}
+
 std::string SliceDataset::skipped_note() const {
-  const int64_t rejected = rejected_.load();
-  if (rejected == 0) return "";
-  return "rejected " + plural(rejected, "slice") + " so far as background (body fraction under " +
-         std::to_string(options_.min_body_fraction()) + " at threshold " +
-         std::to_string(options_.body_threshold()) + ")";
+  const int64_t rejected = rejected_.load(), undecodable = undecodable_.load();
+  std::string note;
+  if (rejected > 0)
+    note = "rejected " + plural(rejected, "slice") + " so far as background (body fraction under " +
+           std::to_string(options_.min_body_fraction()) + " at threshold " +
+           std::to_string(options_.body_threshold()) + ")";
+  if (undecodable > 0)
+    note += (note.empty() ? "" : "; ") + std::string("replaced ") +
+            plural(undecodable, "slice") + " whose pixels cannot be decoded (first: " +
+            first_undecodable() + ")";
+  return note;
 }
 
 std::string SliceDataset::summary() const {

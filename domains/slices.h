@@ -5,6 +5,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,10 @@ struct SliceDatasetOptions {
   TORCH_ARG(double, min_body_fraction) = 0.0;
   /// Bad DICOM files (unreadable, inconsistent, duplicate): stop, or skip and count them.
   TORCH_ARG(io::OnBadFile, on_bad_file) = io::OnBadFile::kFail;
+  /// Pretraining under kSkip: a slice whose pixels turn out undecodable when read (the scan reads
+  /// headers only) is replaced by another, like a background slice, and counted; otherwise
+  /// reading it throws InputError naming the file. Evaluation keeps every example its own.
+  TORCH_ARG(bool, replace_undecodable) = false;
   /// Decoded volumes kept in memory (NIfTI/NRRD/MetaImage files are read whole).
   TORCH_ARG(int64_t, volume_cache) = 4;
 };
@@ -95,8 +100,16 @@ class SliceDataset : public io::Dataset {
   std::vector<std::string> class_names_;
   int64_t channels_ = 0;
 
-  mutable std::unique_ptr<std::atomic<uint8_t>[]> verdict_;  // 0 unknown, 1 kept, 2 rejected
+  /// Reads a candidate's slab; nullopt when it cannot be decoded and may be replaced.
+  std::optional<Slab> try_read(int64_t candidate) const;
+  std::string first_undecodable() const;
+
+  // 0 unknown, 1 kept, 2 rejected as background, 3 undecodable
+  mutable std::unique_ptr<std::atomic<uint8_t>[]> verdict_;
   mutable std::atomic<int64_t> rejected_{0};
+  mutable std::atomic<int64_t> undecodable_{0};
+  mutable std::mutex undecodable_mutex_;
+  mutable std::string first_undecodable_;  // guarded by undecodable_mutex_
   mutable std::mutex volume_mutex_;
   mutable std::list<std::pair<std::string, std::shared_ptr<const io::Volume>>> volumes_;
 };

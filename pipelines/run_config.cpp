@@ -92,7 +92,8 @@ domains::SliceDatasetOptions DataOptions::slice_options(bool pretraining) const 
       .axis(axis_)
       .body_threshold(body_threshold_)
       .min_body_fraction(pretraining ? min_body_fraction_ : 0.0)
-      .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail);
+      .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail)
+      .replace_undecodable(pretraining && on_bad_file_ == "skip");
 }
 
 io::ImageDatasetOptions DataOptions::dataset_options() const {

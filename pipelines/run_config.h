@@ -64,7 +64,8 @@ struct DataOptions {
   TORCH_ARG(double, min_body_fraction) = 0.0;
   /// A DICOM file that cannot be used (unreadable, no pixel data, inconsistent with its series,
   /// a duplicate slice): "fail" stops the run naming it, "skip" leaves it out and counts it in the
-  /// run log.
+  /// run log. Pretraining under "skip" also replaces a DICOM slice whose pixels turn out
+  /// undecodable only when read (the scan reads headers), counting it in the run log.
   TORCH_ARG(std::string, on_bad_file) = "fail";
   /// "images": image files, DICOM series and volumes, found by content; "slides": whole-slide
   /// images (everything OpenSlide reads), one example per tissue tile of data.image_size pixels

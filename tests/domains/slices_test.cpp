@@ -1,4 +1,5 @@
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 #include <torch/types.h>
@@ -97,6 +98,51 @@ TEST(SliceDataset, PaddingIsNeverBodyAndReadsAsAir) {
   const auto all = slices_of(dir.path(), SliceDatasetOptions().image_size(8));
   EXPECT_EQ(all.get(0).pixels.min().item<float>(), -1000.0f);
   EXPECT_EQ(all.get(0).pixels.max().item<float>(), 40.0f);
+}
+
+TEST(SliceDataset, PretrainingReplacesSlicesWhosePixelsCannotBeDecoded) {
+  TempDir dir;
+  testing::write_ct_series(dir.path(), 4, "1.2.840.10008.1.2.4.90");
+  // One slice's codestream broken after its header was read fine: the width in its SIZ marker
+  // overwritten, as in pydicom's JPEG2000-embedded-sequence-delimiter.dcm.
+  {
+    std::ifstream in(dir / "IM1001.dcm", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    const auto siz = bytes.find(std::string("\xff\x4f\xff\x51", 4));
+    ASSERT_NE(siz, std::string::npos);
+    bytes.replace(siz + 6, 4, std::string("\xfe\xff\xdd\xe0", 4));
+    testing::write_text(dir / "IM1001.dcm", bytes);
+  }
+  const auto strict = slices_of(dir.path(), SliceDatasetOptions().image_size(8));
+  int64_t broken = -1;
+  for (int64_t i = 0; i < strict.size(); ++i)
+    if (strict.item(i).path == dir / "IM1001.dcm") broken = i;
+  ASSERT_GE(broken, 0);
+  const auto message = testing::input_error_of([&] { strict.get(broken); });
+  EXPECT_NE(message.find(dir / "IM1001.dcm: DICOM: cannot decode frame 0"), std::string::npos)
+      << message;
+
+  const auto lenient = slices_of(dir.path(), SliceDatasetOptions()
+                                                 .image_size(8)
+                                                 .on_bad_file(io::OnBadFile::kSkip)
+                                                 .replace_undecodable(true));
+  const auto hu = testing::known_hu(4);
+  for (int64_t i = 0; i < lenient.size(); ++i) {
+    // In place (the loader's path) and through get(): a readable slice of the series either way.
+    auto out = torch::empty({1, 8, 8});
+    lenient.get_into(i, out);
+    bool one_of_the_slices = false;
+    for (int64_t s = 0; s < 4; ++s)
+      one_of_the_slices = one_of_the_slices || torch::equal(out[0], hu[s]);
+    EXPECT_TRUE(one_of_the_slices) << "example " << i;
+    if (i != broken) {
+      EXPECT_TRUE(torch::equal(lenient.get(i).pixels, out)) << "example " << i;
+    }
+  }
+  EXPECT_NE(lenient.skipped_note().find("replaced 1 slice whose pixels cannot be decoded (first: " +
+                                        dir / "IM1001.dcm"),
+            std::string::npos)
+      << lenient.skipped_note();
 }
 
 TEST(SliceDataset, VolumesInEveryFormatSliceAlongTheChosenAxis) {

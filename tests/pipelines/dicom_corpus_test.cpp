@@ -1,7 +1,7 @@
 // pydicom's own test corpus, as Debian's python3-pydicom ships it, through `pretext inspect
 // --stats`: every file pydicom decodes gives pydicom's values, every other file and a truncated
 // copy of each is refused with one message naming the file and the reason, and no output holds an
-// identifier of the file. The expected values come from pydicom (tests/io/dicom_golden.py).
+// identifier of the file. The expected values come from pydicom (tests/golden/dicom_corpus.py).
 
 #include <cmath>
 #include <cstdio>
@@ -86,7 +86,7 @@ TEST(DicomCorpus, PydicomTestFilesAreReadAsPydicomReadsThemOrRefusedClearly) {
   testing::TempDir dir;
   std::string said;
   ASSERT_EQ(testing::run_command("/usr/bin/python3 " + std::string(PRETEXT_SOURCE_DIR) +
-                                     "/tests/io/dicom_golden.py '" + corpus + "' " +
+                                     "/tests/golden/dicom_corpus.py '" + corpus + "' " +
                                      (dir / "golden.json"),
                                  &said),
             0)

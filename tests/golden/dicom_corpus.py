@@ -6,7 +6,7 @@ Modality LUT or rescale applied, padding pixels (PixelPaddingValue / PixelPaddin
 left out, MONOCHROME1 inverted over the range the stored values map to, YBR_FULL(_422) converted
 to RGB. Also the identifying values each file holds, which pretext must never print.
 
-    /usr/bin/python3 dicom_golden.py FOLDER OUT.json
+    /usr/bin/python3 tests/golden/dicom_corpus.py FOLDER OUT.json
 """
 import glob
 import json
