@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace pretext {
 
@@ -17,6 +18,21 @@ class InputError : public std::runtime_error {
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  /// About one key, raised where the key's meaning is known but not where it was written (a
+  /// method checking its options): what() is "section.key: reason", and the config reader
+  /// rethrows it with the key's file and line from the fields, parsing no message.
+  ConfigError(std::string section, std::string key, std::string reason)
+      : std::runtime_error(section + "." + key + ": " + reason),
+        section_(std::move(section)),
+        key_(std::move(key)),
+        reason_(std::move(reason)) {}
+  /// Empty unless raised about one key.
+  const std::string& section() const { return section_; }
+  const std::string& key() const { return key_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string section_, key_, reason_;
 };
 
 }  // namespace pretext

@@ -212,9 +212,8 @@ std::string SliceDataset::skipped_note() const {
            std::to_string(options_.min_body_fraction()) + " at threshold " +
            std::to_string(options_.body_threshold()) + ")";
   if (undecodable > 0)
-    note += (note.empty() ? "" : "; ") + std::string("replaced ") +
-            plural(undecodable, "slice") + " whose pixels cannot be decoded (first: " +
-            first_undecodable() + ")";
+    note += (note.empty() ? "" : "; ") + std::string("replaced ") + plural(undecodable, "slice") +
+            " whose pixels cannot be decoded (first: " + first_undecodable() + ")";
   return note;
 }
 

@@ -71,7 +71,9 @@ class SliceDataset : public io::Dataset {
   std::string skipped_note() const override;
 
   /// The slab around slice `slice` of stack `stack` at its own size: float32 [channels, H, W].
-  at::Tensor read_slab(int64_t stack, int64_t slice) const { return read_slab_valid(stack, slice).values; }
+  at::Tensor read_slab(int64_t stack, int64_t slice) const {
+    return read_slab_valid(stack, slice).values;
+  }
   /// "2 DICOM series (1 patient), 1 volume, 84 slices", then what the scan skipped.
   std::string summary() const;
   const io::DicomScan& dicom() const { return dicom_; }

@@ -247,12 +247,11 @@ DicomScan scan_dicom(const std::vector<CatalogItem>& items, OnBadFile on_bad) {
     // One file: its own reason is the whole story.
     if (items.size() == 1 && others.size() + bad.size() == 1)
       throw InputError((others.empty() ? bad : others).front().message);
-    throw InputError(
-        "no readable DICOM image series among " + std::to_string(items.size()) + " files (" +
-        std::to_string(others.size()) + " non-image objects" +
-        (others.empty() ? "" : ", e.g. " + others.front().message) + "; " +
-        std::to_string(bad.size()) + " bad files" +
-        (bad.empty() ? "" : ", e.g. " + bad.front().message) + ")");
+    throw InputError("no readable DICOM image series among " + std::to_string(items.size()) +
+                     " files (" + std::to_string(others.size()) + " non-image objects" +
+                     (others.empty() ? "" : ", e.g. " + others.front().message) + "; " +
+                     std::to_string(bad.size()) + " bad files" +
+                     (bad.empty() ? "" : ", e.g. " + bad.front().message) + ")");
   }
   return std::move(scanner.scan);
 }

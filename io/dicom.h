@@ -140,9 +140,9 @@ struct DicomScan {
   /// SR, RT plans, waveforms, presentation states: skipped; each message names the file and
   /// what it is.
   std::vector<BadFile> non_image_objects;
-  int64_t duplicate_slices = 0;     ///< a second file at an occupied position: skipped
-  std::vector<BadFile> bad_files;   ///< skipped under kSkip
-  int64_t patients = 0;             ///< distinct PatientID values
+  int64_t duplicate_slices = 0;    ///< a second file at an occupied position: skipped
+  std::vector<BadFile> bad_files;  ///< skipped under kSkip
+  int64_t patients = 0;            ///< distinct PatientID values
 };
 
 /// Groups the DICOM files of `items` by SeriesInstanceUID (not by folder) and orders each series'

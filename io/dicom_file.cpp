@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -25,7 +26,8 @@ namespace {
 
 // JPEG 2000 (lossless only, and lossy): DCMTK's free codecs lack it, OpenJPEG decodes it (GDCM
 // gets a second try at whatever DCMTK's codecs refuse).
-const std::set<std::string> kJpeg2000Syntaxes = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"};
+const std::set<std::string> kJpeg2000Syntaxes = {"1.2.840.10008.1.2.4.90",
+                                                 "1.2.840.10008.1.2.4.91"};
 // What DCMTK decodes here: the uncompressed syntaxes (the stream reader handles byte order and
 // deflate), RLE, JPEG baseline / extended / lossless (dcmjpeg) and JPEG-LS (dcmjpls).
 const std::set<std::string> kDcmtkSyntaxes = {
@@ -172,7 +174,9 @@ std::string non_image_kind(DcmDataset& ds) {
     kind = "an encapsulated document";
   else if (is("Registration", {"REG"}))
     kind = "a spatial registration";
-  const std::string sop = found ? name : sop_class.empty() ? "no SOP class" : "SOP class " + sop_class;
+  const std::string sop = found               ? name
+                          : sop_class.empty() ? "no SOP class"
+                                              : "SOP class " + sop_class;
   return kind + " (" + sop + (kind.rfind("no pixel data", 0) == 0 ? ")" : "), not an image");
 }
 
@@ -217,6 +221,18 @@ void check_format(const std::string& path, const DicomPixelFormat& f) {
         std::to_string(f.bits_allocated));
   if (f.samples_per_pixel != 1 && f.samples_per_pixel != 3)
     bad("SamplesPerPixel " + std::to_string(f.samples_per_pixel));
+  // Checked before anything is allocated: a header may claim 65535 x 65535 x 3 x 32 bits (48 GiB
+  // a frame); the decoders' buffers are addressed with 32 bits.
+  const double frame_gib = static_cast<double>(f.rows) * static_cast<double>(f.columns) *
+                           static_cast<double>(f.samples_per_pixel * f.bits_allocated) / 8 /
+                           (1024.0 * 1024 * 1024);
+  if (frame_gib > 2) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%.1f", frame_gib);
+    bad(std::to_string(f.rows) + " x " + std::to_string(f.columns) + " x " +
+        std::to_string(f.samples_per_pixel) + " samples of " + std::to_string(f.bits_allocated) +
+        " bits: " + size + " GiB a frame (pretext reads up to 2)");
+  }
   if (f.bits_allocated == 1 && f.samples_per_pixel != 1)
     bad("BitsAllocated 1 with " + std::to_string(f.samples_per_pixel) + " samples per pixel");
   if (f.rescale_slope == 0.0) bad("RescaleSlope 0");
@@ -226,11 +242,12 @@ void check_format(const std::string& path, const DicomPixelFormat& f) {
         std::to_string(f.pixel_spacing[1]) + " (must be two positive values)");
   const std::string& p = f.photometric;
   if (p == "PALETTE COLOR") bad("PALETTE COLOR images are not supported (convert them to RGB)");
-  const bool colour = p == "RGB" || is_ybr_full(p) || p == "YBR_RCT" || p == "YBR_ICT" ||
-                      p == "YBR_PARTIAL_420";
+  const bool colour =
+      p == "RGB" || is_ybr_full(p) || p == "YBR_RCT" || p == "YBR_ICT" || p == "YBR_PARTIAL_420";
   const bool grey = p == "MONOCHROME1" || p == "MONOCHROME2" || p.empty();
   if (!colour && !grey)
-    bad("photometric interpretation " + p + " is not read (MONOCHROME1/2, RGB, YBR_FULL(_422), "
+    bad("photometric interpretation " + p +
+        " is not read (MONOCHROME1/2, RGB, YBR_FULL(_422), "
         "YBR_RCT / YBR_ICT and YBR_PARTIAL_420 of compressed data are)");
   if ((colour ? 3 : 1) != f.samples_per_pixel)
     bad(p + " with " + std::to_string(f.samples_per_pixel) + " samples per pixel");
@@ -242,7 +259,6 @@ bool is_native(const std::string& transfer_syntax) {
   return transfer_syntax == "1.2.840.10008.1.2" || transfer_syntax == "1.2.840.10008.1.2.1" ||
          transfer_syntax == "1.2.840.10008.1.2.2" || transfer_syntax == "1.2.840.10008.1.2.1.99";
 }
-
 
 // Bytes of one frame of 8, 16 or 32 bits a sample; YBR_FULL_422 as stored has two samples a pixel.
 int64_t frame_bytes(const DicomPixelFormat& f, bool subsampled) {

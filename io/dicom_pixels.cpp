@@ -112,7 +112,9 @@ class ValueMap {
     if (f_.is_signed && (v & sign_bit_)) v -= sign_bit_ * 2;
     return v;
   }
-  bool padding(int64_t v) const { return padding_ && v >= padding_->first && v <= padding_->second; }
+  bool padding(int64_t v) const {
+    return padding_ && v >= padding_->first && v <= padding_->second;
+  }
   float value(int64_t v) const {
     if (padding(v)) return static_cast<float>(fill_);
     const double m = mapped(v);
@@ -239,8 +241,9 @@ DicomFrame to_frame(const std::string& path, StoredFrame stored, const ModalityL
   // Partial-range YCbCr comes only from compressed data whose decoder converts it; left as it is,
   // it would be silently wrong colours.
   if (photometric.rfind("YBR_PARTIAL", 0) == 0)
-    throw InputError(fail(path, photometric + (stored.subsampled ? " uncompressed" : " as decoded") +
-                                    " is not read"));
+    throw InputError(
+        fail(path,
+             photometric + (stored.subsampled ? " uncompressed" : " as decoded") + " is not read"));
   if (stored.subsampled) {
     stored.bytes = expand_422(stored.bytes, f.rows * f.columns, f.bits_allocated / 8);
     stored.planar = false;
@@ -290,15 +293,17 @@ void fix_big_endian_words(FrameBuffer& bytes, int64_t bits_allocated) {
 StoredFrame native_frame(const std::string& path, DcmDataset& ds, const DicomPixelFormat& f,
                          const std::string& transfer_syntax, int64_t frame) {
   DcmPixelData& pixels = pixel_data_of(path, ds);
-  StoredFrame stored{{}, f, f.photometric, integer(ds, DCM_PlanarConfiguration, 0) == 1,
+  StoredFrame stored{{},
+                     f,
+                     f.photometric,
+                     integer(ds, DCM_PlanarConfiguration, 0) == 1,
                      f.photometric == "YBR_FULL_422"};
   const int64_t first_bit = native_bits(f, frame), bits = native_bits(f, 1);
   const int64_t first_byte = first_bit / 8, end_byte = (first_bit + bits + 7) / 8;
   FrameBuffer bytes(static_cast<size_t>(end_byte - first_byte));
   DcmFileCache cache;
-  const OFCondition status =
-      pixels.getPartialValue(bytes.data(), static_cast<Uint32>(first_byte),
-                             static_cast<Uint32>(bytes.size()), &cache);
+  const OFCondition status = pixels.getPartialValue(bytes.data(), static_cast<Uint32>(first_byte),
+                                                    static_cast<Uint32>(bytes.size()), &cache);
   if (status.bad())
     throw InputError(fail(path, "frame " + std::to_string(frame) + ": " + parse_failure(status)));
   const bool big_endian = DcmXfer(transfer_syntax.c_str()).getByteOrder() == EBO_BigEndian;
@@ -312,9 +317,8 @@ StoredFrame native_frame(const std::string& path, DcmDataset& ds, const DicomPix
   stored.bytes = FrameBuffer(static_cast<size_t>(bits));
   for (int64_t i = 0; i < bits; ++i) {
     const int64_t bit = first_bit + i - first_byte * 8;
-    stored.bytes.data()[i] =
-        static_cast<char>((static_cast<unsigned char>(bytes[static_cast<size_t>(bit / 8)]) >>
-                           (bit % 8)) & 1);
+    stored.bytes.data()[i] = static_cast<char>(
+        (static_cast<unsigned char>(bytes[static_cast<size_t>(bit / 8)]) >> (bit % 8)) & 1);
   }
   stored.format.bits_allocated = 8;
   return stored;
@@ -396,24 +400,24 @@ std::vector<uint8_t> frame_bytes_encapsulated(const std::string& path, DcmPixelD
                                             sequence, item);
   };
   if (start_of(frame, first).bad() || (frame + 1 < frames && start_of(frame + 1, end).bad()))
-    throw InputError(fail(path, "cannot tell which fragments hold frame " +
-                                    std::to_string(frame) + " (no basic offset table)"));
+    throw InputError(fail(path, "cannot tell which fragments hold frame " + std::to_string(frame) +
+                                    " (no basic offset table)"));
   std::vector<uint8_t> bytes;
   for (Uint32 i = first; i < end; ++i) {
     DcmPixelItem* item = nullptr;
     Uint8* data = nullptr;
     if (sequence->getItem(item, i).bad() || item == nullptr) break;
     const OFCondition status = item->getUint8Array(data);
-    if (status.bad()) throw InputError(fail(path, "fragment " + std::to_string(i) + ": " +
-                                                      parse_failure(status)));
+    if (status.bad())
+      throw InputError(fail(path, "fragment " + std::to_string(i) + ": " + parse_failure(status)));
     if (data) bytes.insert(bytes.end(), data, data + item->getLength());
   }
   return bytes;
 }
 
 // JPEG 2000 through OpenJPEG, into the stored layout the rest of the conversion reads.
-StoredFrame jpeg2000_frame(const std::string& path, DcmPixelData& pixels,
-                           const DicomPixelFormat& f, int64_t frames, int64_t frame) {
+StoredFrame jpeg2000_frame(const std::string& path, DcmPixelData& pixels, const DicomPixelFormat& f,
+                           int64_t frames, int64_t frame) {
   const auto codestream = frame_bytes_encapsulated(path, pixels, f, frames, frame);
   Jpeg2000Image image;
   try {
@@ -430,8 +434,8 @@ StoredFrame jpeg2000_frame(const std::string& path, DcmPixelData& pixels,
                                     " x " + std::to_string(f.samples_per_pixel)));
   // Each sample as a word of BitsAllocated; sign and BitsStored are the value map's business
   // (an unsigned codestream under PixelRepresentation 1 is read as two's complement there).
-  StoredFrame stored{FrameBuffer(static_cast<size_t>(frame_bytes(f))), f, f.photometric,
-                     false, false};
+  StoredFrame stored{FrameBuffer(static_cast<size_t>(frame_bytes(f))), f, f.photometric, false,
+                     false};
   const int64_t n = static_cast<int64_t>(image.samples.size());
   for (int64_t i = 0; i < n; ++i) {
     const int32_t v = image.samples[static_cast<size_t>(i)];
@@ -454,7 +458,8 @@ StoredFrame jpeg2000_frame(const std::string& path, DcmPixelData& pixels,
 // The JPEG syntaxes of DCMTK's dcmjpeg, whose bit-depth scan loops forever on some broken marker
 // sequences (a start-of-frame marker turned into TEM, say) instead of failing.
 bool is_dcmjpeg(const std::string& transfer_syntax) {
-  return transfer_syntax == "1.2.840.10008.1.2.4.50" || transfer_syntax == "1.2.840.10008.1.2.4.51" ||
+  return transfer_syntax == "1.2.840.10008.1.2.4.50" ||
+         transfer_syntax == "1.2.840.10008.1.2.4.51" ||
          transfer_syntax == "1.2.840.10008.1.2.4.57" || transfer_syntax == "1.2.840.10008.1.2.4.70";
 }
 
@@ -471,8 +476,8 @@ bool jpeg_frame_header_found(const std::vector<uint8_t>& jpeg) {
       ++i;
       continue;
     }
-    const bool sof = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 &&
-                     marker != 0xcc;
+    const bool sof =
+        marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
     if (sof) return true;
     if (marker == 0xda || marker == 0xd9) return false;  // a scan or the end before any frame
     if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {  // standalone markers
@@ -553,8 +558,8 @@ DicomFrame decode_dicom_frame(const std::string& path, int64_t frame, torch::Ten
   DcmDataset& ds = *loaded.dataset;
   const auto f = pixel_format(ds, loaded.transfer_syntax);
   if (!ds.tagExists(DCM_PixelData))
-    throw InputError(fail(path, ds.tagExists(DCM_Rows) || is_image_class(ds) ? kNoPixels
-                                                                             : non_image_kind(ds)));
+    throw InputError(
+        fail(path, ds.tagExists(DCM_Rows) || is_image_class(ds) ? kNoPixels : non_image_kind(ds)));
   check_format(path, f);
   const int64_t frames = integer(ds, DCM_NumberOfFrames, 1);
   if (frame < 0 || frame >= frames)
@@ -578,9 +583,8 @@ DicomFrame decode_dicom_frame(const std::string& path, int64_t frame, torch::Ten
     if (is_jpeg2000(syntax)) {
       stored = jpeg2000_frame(path, pixel_data_of(path, ds), f, frames, frame);
     } else {
-      if (is_dcmjpeg(syntax) &&
-          !jpeg_frame_header_found(
-              frame_bytes_encapsulated(path, pixel_data_of(path, ds), f, frames, frame)))
+      if (is_dcmjpeg(syntax) && !jpeg_frame_header_found(frame_bytes_encapsulated(
+                                    path, pixel_data_of(path, ds), f, frames, frame)))
         dcmtk_words = "[DCMTK: not tried: the JPEG stream has no frame header before its scan]";
       else
         stored = dcmtk_frame(path, ds, f, frame, dcmtk_words);

@@ -108,14 +108,15 @@ torch::Tensor sincos_position_embedding(int64_t dim, int64_t grid) {
 
 ViTImpl::ViTImpl(const ViTOptions& options) : options_(options) {
   if (const auto bad = options_.mismatch())
-    throw ConfigError("model." + bad->first + ": " + bad->second);
+    throw ConfigError("model", bad->first, bad->second);
   const int64_t dim = options_.dim(), patch = options_.patch_size();
   groups_ = options_.groups();
   int64_t bands = 0;
   for (const auto size : groups_) bands += size;
   if (bands != options_.in_channels())
-    throw ConfigError("model.band_groups: the groups hold " + std::to_string(bands) +
-                      " bands, the data has " + std::to_string(options_.in_channels()));
+    throw ConfigError("model", "band_groups",
+                      "the groups hold " + std::to_string(bands) + " bands, the data has " +
+                          std::to_string(options_.in_channels()));
   torch::NoGradGuard no_grad;
   // timm's patch_embed.proj for one group; patch_embed.<g>.proj for band groups.
   auto patch_embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());

@@ -20,6 +20,7 @@
 #include "pipelines/export.h"
 #include "pipelines/plot.h"
 #include "pipelines/report.h"
+#include "pipelines/run_dir.h"
 #include "pipelines/system.h"
 
 namespace pretext::pipelines {
@@ -29,12 +30,6 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 
 void on_interrupt(int) { g_interrupted = 1; }
-
-void make_run_dir(const std::string& dir) {
-  std::error_code error;
-  fs::create_directories(dir, error);
-  if (error) throw InputError(dir + ": cannot create the run directory (" + error.message() + ")");
-}
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
@@ -77,7 +72,7 @@ std::shared_ptr<io::Dataset> open_slices(const RunConfig& config, const io::Cata
 std::shared_ptr<io::Dataset> open_tiles(const RunConfig& config, const io::Catalog& catalog,
                                         bool pretraining, RunLog& log) {
   auto tiles = std::make_shared<domains::TileDataset>(
-      catalog, config.data.tile_options(pretraining ? config.run.dir() + "/thumbnails" : ""));
+      catalog, config.data.tile_options(pretraining ? RunDir(config.run.dir()).thumbnails() : ""));
   for (const auto& bad : tiles->bad_slides()) log.warn("skipped " + bad.message);
   for (const auto& note : tiles->notes())
     if (note.find("fallback_microns_per_pixel") != std::string::npos)
@@ -85,7 +80,7 @@ std::shared_ptr<io::Dataset> open_tiles(const RunConfig& config, const io::Catal
     else
       log.file_only(note);
   log.info(config.data.root() + ": " + tiles->summary() +
-           (pretraining ? "; tissue thumbnails in " + config.run.dir() + "/thumbnails" : ""));
+           (pretraining ? "; tissue thumbnails in " + RunDir(config.run.dir()).thumbnails() : ""));
   return tiles;
 }
 
@@ -116,7 +111,7 @@ std::shared_ptr<io::Dataset> open_scenes(const RunConfig& config, const io::Cata
   for (const auto& bad : scenes->bad_files()) log.warn("skipped " + bad.message);
   for (const auto& note : scenes->notes()) log.file_only(note);
   log.info(config.data.root() + ": " + scenes->summary());
-  const std::string path = config.run.dir() + "/band_stats.json";
+  const std::string path = RunDir(config.run.dir()).band_statistics();
   const std::string key = statistics_key(config.data);
   auto statistics = domains::load_band_statistics(path, key);
   if (statistics) {
@@ -202,13 +197,14 @@ namespace {
 
 /// Opens the run directory and its log; every command starts here.
 void start_command(const RunConfig& config, RunLog& log) {
-  make_run_dir(config.run.dir());
-  log.open(config.run.dir() + "/run.log");
+  const RunDir run(config.run.dir());
+  run.create();
+  log.open(run.log());
   prepare_compute(config, log);
 }
 
 std::string checkpoint_path(const RunConfig& config, const EncoderSource& source) {
-  return source.checkpoint.empty() ? config.run.dir() + "/checkpoint.pt" : source.checkpoint;
+  return source.checkpoint.empty() ? RunDir(config.run.dir()).checkpoint() : source.checkpoint;
 }
 
 void init_encoder_from(const std::string& path, methods::BackboneImpl& encoder, RunLog& log) {
@@ -345,14 +341,14 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
                       std::to_string(method->view_count()) + " views (one per date)");
   if (!init_from.empty() && !resume) init_encoder_from(init_from, *method->encoder(), log);
   TrainerContext context;
-  context.run_dir = dir;
+  context.run_dir = RunDir(dir);
   context.seed = static_cast<uint64_t>(config.run.seed());
   context.device = torch::Device(config.run.device());
   context.config_text = resolved;
   context.log = &log;
   Trainer trainer(method, config.train, context);
   if (resume) trainer.resume();
-  write_text(dir + "/config.yaml", resolved);
+  write_text(RunDir(dir).config(), resolved);
   log.info(std::string(resume ? "resuming " : "pretraining ") + config.method_name + " on " +
            config.backbone_name + " in " + dir);
 
@@ -372,7 +368,7 @@ std::string extract(const RunConfig& config, const EncoderSource& source, const 
                     RunLog& log) {
   start_command(config, log);
   const auto set = feature_set(config, source, "", log);
-  const std::string path = out.empty() ? config.run.dir() + "/features.pt" : out;
+  const std::string path = out.empty() ? RunDir(config.run.dir()).features() : out;
   save_features(path, set);
   log.info("features of " + std::to_string(set.size()) + " images (" +
            std::to_string(set.features.size(1)) + " dimensions) from " + source.describe(config) +
@@ -422,7 +418,7 @@ std::vector<KnnScore> knn(const RunConfig& config, const EncoderSource& source,
       knn_of(config, set, features.empty() ? config.data.root() : features);
   const std::string dir = config.run.dir();
   const std::string encoder = features.empty() ? source.describe(config) : features;
-  std::ofstream csv(dir + "/knn.csv", std::ios::trunc);
+  std::ofstream csv(RunDir(dir).knn_csv(), std::ios::trunc);
   csv << "encoder,k," << metrics_csv_header() << '\n';
   nlohmann::ordered_json json;
   json["encoder"] = encoder;
@@ -436,7 +432,7 @@ std::vector<KnnScore> knn(const RunConfig& config, const EncoderSource& source,
     json["results"].push_back(entry);
     log.info("k-NN k=" + std::to_string(s.k) + ": " + metrics_line(s.metrics));
   }
-  write_json(dir + "/knn.json", json);
+  write_json(RunDir(dir).knn_json(), json);
   refresh_report(config, log);
   return scores;
 }
@@ -460,7 +456,7 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
                                    static_cast<uint64_t>(config.run.seed()));
 
   const std::string dir = config.run.dir();
-  std::ofstream csv(dir + "/probe.csv", std::ios::trunc);
+  std::ofstream csv(RunDir(dir).probe_csv(), std::ios::trunc);
   csv << "lr,weight_decay,val_top1," << metrics_csv_header("test_") << ",chosen\n";
   std::map<double, Series> by_decay;
   for (size_t h = 0; h < result.heads.size(); ++h) {
@@ -483,7 +479,7 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
     plot.log_x = true;
     plot.mark_x = chosen.lr;
     plot.mark_y = chosen.val_top1;
-    write_text(dir + "/probe.svg", svg_line_plot(lines, plot));
+    write_text(RunDir(dir).probe_svg(), svg_line_plot(lines, plot));
   }
   nlohmann::ordered_json json;
   json["encoder"] = features.empty() ? source.describe(config) : features;
@@ -493,7 +489,7 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
   json["weight_decay"] = chosen.weight_decay;
   json["val_top1"] = sweep ? nlohmann::ordered_json(chosen.val_top1) : nullptr;
   json["test"] = to_json(chosen.test);
-  write_json(dir + "/probe.json", json);
+  write_json(RunDir(dir).probe_json(), json);
   log.info("linear probe" +
            (sweep ? " (chose lr " + number(chosen.lr) + ", weight decay " +
                         number(chosen.weight_decay) + " on validation top-1 " +
@@ -526,7 +522,7 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
   context.device = torch::Device(config.run.device());
   context.workers = config.data.workers();
   context.eval_batch_size = config.eval.batch_size();
-  context.run_dir = config.run.dir();
+  context.run_dir = RunDir(config.run.dir());
   context.log = &log;
 
   std::vector<FinetuneSeedResult> results;
@@ -556,7 +552,7 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
     const double std = results.size() > 1 ? std::sqrt(square / (results.size() - 1)) : 0.0;
     return std::pair<double, double>(mean, std);
   };
-  std::ofstream csv(config.run.dir() + "/finetune.csv", std::ios::trunc);
+  std::ofstream csv(RunDir(config.run.dir()).finetune_csv(), std::ios::trunc);
   csv << "seed,labelled,epochs_run,best_epoch," << metrics_csv_header() << '\n';
   for (const auto& r : results)
     csv << r.seed << ',' << r.labelled << ',' << r.epochs_run << ',' << r.best_epoch << ','
@@ -571,7 +567,7 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
     json["mean"][name] = mean;
     json["std"][name] = std;
   }
-  write_json(config.run.dir() + "/finetune.json", json);
+  write_json(RunDir(config.run.dir()).finetune_json(), json);
   log.info("fine-tune over " + std::to_string(results.size()) + " seeds: test top-1 " +
            percent(json["mean"]["top1"].get<double>()) + " +- " +
            percent(json["std"]["top1"].get<double>()));
@@ -586,7 +582,7 @@ std::string export_encoder(const RunConfig& config, const EncoderSource& source,
   const auto dataset = open_dataset(config, false, log);
   const auto method = load_method(config, source, dataset->channels(), log);
   auto encoder = method->encoder();
-  const std::string path = out.empty() ? config.run.dir() + "/encoder.pt" : out;
+  const std::string path = out.empty() ? RunDir(config.run.dir()).encoder() : out;
   save_state_dict(path, *encoder);
 
   nlohmann::ordered_json json;

@@ -14,6 +14,7 @@
 #include "io/gdal_raster.h"
 #include "pipelines/checkpoint.h"
 #include "pipelines/commands.h"
+#include "pipelines/run_dir.h"
 
 namespace pretext::pipelines {
 namespace fs = std::filesystem;
@@ -138,7 +139,7 @@ std::pair<double, double> run_demo(const DemoOptions& options) {
   auto random_method = config.build_method(dataset->channels());
   const double random = evaluate_knn(config, *random_method->encoder(), dataset).at(0).metrics.top1;
   auto trained = config.build_method(dataset->channels());
-  load_checkpoint(config.run.dir() + "/checkpoint.pt", *trained, nullptr, torch::Device("cpu"));
+  load_checkpoint(RunDir(config.run.dir()).checkpoint(), *trained, nullptr, torch::Device("cpu"));
   const double pretrained = evaluate_knn(config, *trained->encoder(), dataset).at(0).metrics.top1;
 
   std::printf("\n%-34s %s\n", "encoder (ResNet-18, width 0.25)", "k-NN top-1 (k=20, 4 classes)");

@@ -16,6 +16,7 @@
 #include "methods/backbone.h"
 #include "pipelines/evaluation.h"
 #include "pipelines/metrics.h"
+#include "pipelines/run_dir.h"
 #include "pipelines/run_log.h"
 
 namespace pretext::pipelines {
@@ -86,7 +87,7 @@ struct FinetuneContext {
   int64_t workers = 2;
   int64_t eval_batch_size = 256;
   /// Where the best weights of each seed are kept (finetune_seed<S>.pt); empty keeps none.
-  std::string run_dir;
+  RunDir run_dir;
   RunLog* log = nullptr;
 };
 

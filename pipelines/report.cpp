@@ -15,6 +15,7 @@
 #include "methods/vit.h"
 #include "pipelines/commands.h"
 #include "pipelines/plot.h"
+#include "pipelines/run_dir.h"
 
 namespace pretext::pipelines {
 namespace fs = std::filesystem;
@@ -61,7 +62,7 @@ std::string not_run(const std::string& command) {
 
 /// Loss and learning rate against the step, from metrics.csv.
 std::string training_section(const std::string& dir) {
-  std::ifstream csv(dir + "/metrics.csv");
+  std::ifstream csv(RunDir(dir).metrics());
   std::string line;
   if (!std::getline(csv, line)) return not_run("pretrain");
   Series loss{"loss", {}, {}}, lr{"learning rate", {}, {}};
@@ -126,7 +127,7 @@ std::optional<nlohmann::json> read_json(const std::string& path) {
 }
 
 std::string knn_section(const std::string& dir) {
-  const auto json = read_json(dir + "/knn.json");
+  const auto json = read_json(RunDir(dir).knn_json());
   if (!json) return not_run("knn");
   std::ostringstream html;
   html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; "
@@ -139,7 +140,7 @@ std::string knn_section(const std::string& dir) {
 }
 
 std::string probe_section(const std::string& dir) {
-  const auto json = read_json(dir + "/probe.json");
+  const auto json = read_json(RunDir(dir).probe_json());
   if (!json) return not_run("probe");
   std::ostringstream html;
   html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; learning rate "
@@ -148,13 +149,13 @@ std::string probe_section(const std::string& dir) {
     html << ", chosen on validation top-1 " << percent((*json)["val_top1"]);
   html << ".</p>\n<table><tr>" << kMetricsHeader << "</tr><tr>" << metrics_cells((*json)["test"])
        << "</tr></table>\n";
-  if (fs::exists(dir + "/probe.svg")) html << read_text(dir + "/probe.svg");
+  if (fs::exists(RunDir(dir).probe_svg())) html << read_text(RunDir(dir).probe_svg());
   html << confusion_table((*json)["test"], (*json)["classes"]);
   return html.str();
 }
 
 std::string finetune_section(const std::string& dir) {
-  const auto json = read_json(dir + "/finetune.json");
+  const auto json = read_json(RunDir(dir).finetune_json());
   if (!json) return not_run("finetune");
   std::ostringstream html;
   html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; mean top-1 "
@@ -239,7 +240,7 @@ std::string views_section(const RunConfig& config, RunLog& log) {
 /// The trained ViT's last-block attention over the first images (from the class token, else
 /// averaged over queries), in red over the image: where the encoder looks without labels.
 std::string attention_section(const RunConfig& config, RunLog& log) {
-  if (!fs::exists(config.run.dir() + "/checkpoint.pt")) return not_run("pretrain");
+  if (!fs::exists(RunDir(config.run.dir()).checkpoint())) return not_run("pretrain");
   const auto dataset = open_dataset(config, true, log);
   const auto method =
       load_method(config, EncoderSource{}, dataset->channels() / config.augment.frames(), log);
@@ -268,7 +269,7 @@ std::string attention_section(const RunConfig& config, RunLog& log) {
   const auto red = torch::tensor({1.f, 0.f, 0.f}).view({1, 3, 1, 1});
   const auto overlay = base * 0.5 + heat * red * 0.5;
   // Also as PNG files, for a person to open one by one.
-  const std::string dir = config.run.dir() + "/attention";
+  const std::string dir = RunDir(config.run.dir()).attention();
   fs::create_directories(dir);
   for (int64_t i = 0; i < overlay.size(0); ++i) {
     const std::string path = dir + "/" + std::to_string(i) + ".png";
@@ -310,7 +311,7 @@ std::string write_report(const RunConfig& config, RunLog& log) {
        << finetune_section(dir) << "<h2>Config</h2>\n<pre>"
        << xml_escape(config.file->resolved_yaml()) << "</pre>\n"
        << "</body></html>\n";
-  const std::string path = dir + "/report.html";
+  const std::string path = RunDir(dir).report();
   std::ofstream out(path, std::ios::trunc);
   out << html.str();
   if (!out) throw InputError(path + ": cannot write");

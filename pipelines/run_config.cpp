@@ -181,15 +181,10 @@ std::shared_ptr<methods::MethodImpl> RunConfig::build_method(int64_t in_channels
   try {
     return method->build([&] { return backbone->build(in_channels); });
   } catch (const ConfigError& e) {
-    // What only the data decides (band_groups against its bands): "model.key: reason", told
-    // with the key's place in the config file.
-    const std::string text = e.what();
-    const auto dot = text.find('.'), colon = text.find(": ");
-    if (dot == std::string::npos || colon == std::string::npos || dot > colon) throw;
-    const std::string section = text.substr(0, dot);
-    if (section != "model" && section != "method") throw;
-    throw ConfigError(file->where(section, text.substr(dot + 1, colon - dot - 1)) +
-                      text.substr(colon));
+    // What only the data decides (band_groups against its bands), told with the key's place in
+    // the config file.
+    if (e.key().empty()) throw;
+    throw ConfigError(file->where(e.section(), e.key()) + ": " + e.reason());
   }
 }
 

@@ -86,8 +86,8 @@ void Trainer::save() {
   save_checkpoint(checkpoint_path(), *method_, optimizer_.get(), state_, context_.config_text);
 }
 
-void Trainer::open_metrics(bool resuming) {
-  const std::string path = context_.run_dir + "/metrics.csv";
+std::ofstream Trainer::open_metrics(bool resuming) {
+  const std::string path = context_.run_dir.metrics();
   std::vector<std::string> kept;
   if (resuming) {
     // Rows after the checkpoint belong to the interrupted tail; the resumed run writes them again.
@@ -104,16 +104,13 @@ void Trainer::open_metrics(bool resuming) {
   if (!out) throw InputError(path + ": cannot write metrics");
   out << "step,epoch,loss,lr,images_per_s\n";
   for (const auto& line : kept) out << line << '\n';
+  return out;
 }
 
 TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
                          const domains::ViewAugment& augment, io::LoaderOptions loader_options,
                          const std::function<bool(int64_t)>& should_stop) {
-  std::error_code error;
-  fs::create_directories(context_.run_dir, error);
-  if (error)
-    throw InputError(context_.run_dir + ": cannot create the run directory (" + error.message() +
-                     ")");
+  context_.run_dir.create();
   loader_options.batch_size(options_.batch_size()).drop_last(true);
   const domains::EpochSampler sampler(dataset->size(), context_.seed, context_.rank,
                                       context_.world_size);
@@ -125,8 +122,7 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
   int64_t total = options_.epochs() * steps_per_epoch;
   if (options_.max_steps() > 0) total = std::min(total, options_.max_steps());
 
-  open_metrics(resumed_);
-  std::ofstream metrics(context_.run_dir + "/metrics.csv", std::ios::app);
+  std::ofstream metrics = open_metrics(resumed_);
   method_->train();
   TrainResult result;
   Progress progress("train", total);

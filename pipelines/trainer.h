@@ -1,5 +1,6 @@
 #pragma once
 
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "io/loader.h"
 #include "methods/method.h"
 #include "pipelines/checkpoint.h"
+#include "pipelines/run_dir.h"
 #include "pipelines/run_log.h"
 
 namespace pretext::pipelines {
@@ -52,7 +54,7 @@ struct TrainerOptions {
 
 /// Where and as whom a trainer runs.
 struct TrainerContext {
-  std::string run_dir;
+  RunDir run_dir;
   uint64_t seed = 0;
   c10::Device device = c10::Device("cpu");
   /// This process's place among data-parallel ranks; each rank sees its share of every epoch.
@@ -90,11 +92,12 @@ class Trainer {
   double lr_at(int64_t step, int64_t total_steps) const;
   const TrainState& state() const { return state_; }
   const torch::optim::Optimizer& optimizer() const { return *optimizer_; }
-  std::string checkpoint_path() const { return context_.run_dir + "/checkpoint.pt"; }
+  std::string checkpoint_path() const { return context_.run_dir.checkpoint(); }
 
  private:
   void save();
-  void open_metrics(bool resuming);
+  /// metrics.csv, ready for rows: its header, and when resuming the rows up to the checkpoint.
+  std::ofstream open_metrics(bool resuming);
 
   std::shared_ptr<methods::MethodImpl> method_;
   TrainerOptions options_;

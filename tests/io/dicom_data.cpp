@@ -19,9 +19,9 @@
 #include <dcmtk/dcmjpls/djencode.h>
 #include <dcmtk/dcmjpls/djrparam.h>
 #include <gdcmImageChangeTransferSyntax.h>
-#include <gdcmJPEG2000Codec.h>
 #include <gdcmImageReader.h>
 #include <gdcmImageWriter.h>
+#include <gdcmJPEG2000Codec.h>
 #include <torch/types.h>
 
 namespace pretext::testing {

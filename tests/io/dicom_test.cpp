@@ -336,7 +336,8 @@ TEST(Dicom, BadFilesAreReportedWithFileAndReason) {
     scan_dicom({{dir / "truncated.dcm", "", ""}, {dir / "bare.dcm", "", ""}}, OnBadFile::kSkip);
   });
   EXPECT_NE(none.find("no readable DICOM image series among 2 files (0 non-image objects; 2 bad "
-                      "files, e.g. " + dir / "truncated.dcm"),
+                      "files, e.g. " +
+                      dir / "truncated.dcm"),
             std::string::npos)
       << none;
 }
@@ -402,8 +403,8 @@ TEST(Dicom, ThirtyTwoBitValuesAreTheSameInEitherByteOrder) {
   TempDir dir;
   // Values past 16 bits: a byte-swapped read is off by orders of magnitude. Float32 holds them
   // to 24 bits, so the expectation is rounded the same way.
-  const auto stored = torch::tensor(std::vector<int64_t>{0, 1, 70000, 0x00ABCDEF, 795000, 16777215})
-                          .view({2, 3});
+  const auto stored =
+      torch::tensor(std::vector<int64_t>{0, 1, 70000, 0x00ABCDEF, 795000, 16777215}).view({2, 3});
   for (const char* syntax : {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2"}) {
     DicomSpec spec;
     spec.stored = stored;
@@ -433,7 +434,8 @@ TEST(Dicom, OneBitMasksAreUnpackedFrameByFrame) {
   EXPECT_EQ(header.format.bits_allocated, 1);
   EXPECT_EQ(header.frames, 3);
   for (int64_t f = 0; f < 3; ++f)
-    EXPECT_TRUE(torch::equal(read_dicom_frame(dir / "liver.dcm", f)[0], mask[f].to(torch::kFloat32)))
+    EXPECT_TRUE(
+        torch::equal(read_dicom_frame(dir / "liver.dcm", f)[0], mask[f].to(torch::kFloat32)))
         << "frame " << f;
 }
 
@@ -445,8 +447,8 @@ torch::Tensor rgb_of(const torch::Tensor& ybr) {
     for (int64_t j = 0; j < ybr.size(2); ++j) {
       const double y = ybr[0][i][j].item<double>(), cb = ybr[1][i][j].item<double>() - 128,
                    cr = ybr[2][i][j].item<double>() - 128;
-      const double values[3] = {y + 1.402 * cr, y - 0.114 * 1.772 / 0.587 * cb -
-                                                    0.299 * 1.402 / 0.587 * cr,
+      const double values[3] = {y + 1.402 * cr,
+                                y - 0.114 * 1.772 / 0.587 * cb - 0.299 * 1.402 / 0.587 * cr,
                                 y + 1.772 * cb};
       for (int c = 0; c < 3; ++c)
         rgb[c][i][j] = static_cast<float>(std::clamp(std::floor(values[c] + 0.5), 0.0, 255.0));
@@ -486,8 +488,9 @@ int codestream_mct(const std::string& bytes) {
   return cod == std::string::npos ? -1 : static_cast<unsigned char>(bytes[cod + 8]);
 }
 
-// Rewrites `path`'s PhotometricInterpretation, keeping the pixel data as it is.
+// Rewrites `path`'s PhotometricInterpretation, or other tags, keeping the pixel data as it is.
 void set_photometric(const std::string& path, const char* photometric);
+void edit_tags(const std::string& path, const std::function<OFCondition(DcmDataset&)>& edit);
 
 TEST(Dicom, JpegTwoThousandColourIsRgbAfterTheMultiComponentTransform) {
   TempDir dir;
@@ -535,8 +538,9 @@ TEST(Dicom, AJpegTwoThousandFragmentHoldingDelimiterBytesIsDecoded) {
   // FFFE,E0DD is the sequence delimitation item: a parser that scans for it ends the pixel data
   // inside the fragment.
   add_codestream_comment(dir / "j2k.dcm", std::string("\xfe\xff\xdd\xe0", 4));
-  ASSERT_NE(read_bytes(dir / "j2k.dcm").find(std::string("\xff\x64\x00\x08\x00\x01\xfe\xff\xdd\xe0", 10)),
-            std::string::npos);
+  ASSERT_NE(
+      read_bytes(dir / "j2k.dcm").find(std::string("\xff\x64\x00\x08\x00\x01\xfe\xff\xdd\xe0", 10)),
+      std::string::npos);
   EXPECT_TRUE(torch::equal(read_dicom_frame(dir / "j2k.dcm")[0], testing::known_hu(1)[0]));
 }
 
@@ -575,10 +579,29 @@ TEST(Dicom, WhenBothToolkitsFailTheMessageSaysWhatEachSaid) {
   bytes[sof + 1] = '\x01';
   testing::write_text(dir / "jpeg.dcm", bytes);
   const auto message = testing::input_error_of([&] { read_dicom_frame(dir / "jpeg.dcm"); });
-  EXPECT_NE(message.find("jpeg.dcm: DICOM: cannot decode frame 0 (JPEG Baseline"), std::string::npos)
+  EXPECT_NE(message.find("jpeg.dcm: DICOM: cannot decode frame 0 (JPEG Baseline"),
+            std::string::npos)
       << message;
   EXPECT_NE(message.find("[DCMTK: "), std::string::npos) << message;
   EXPECT_NE(message.find("[GDCM: "), std::string::npos) << message;
+}
+
+TEST(Dicom, AHeaderClaimingAHugeFrameIsRefusedBeforeAnythingIsAllocated) {
+  TempDir dir;
+  DicomSpec spec;
+  spec.stored = torch::zeros({2, 2}, torch::kInt64);
+  spec.transfer_syntax = "1.2.840.10008.1.2.5";  // RLE: no length to check the claim against
+  write_dicom(dir / "huge.dcm", spec);
+  edit_tags(dir / "huge.dcm", [](DcmDataset& ds) -> OFCondition {
+    for (const auto& tag : {DCM_Rows, DCM_Columns})
+      if (ds.putAndInsertUint16(tag, 65535).bad()) return EC_IllegalCall;
+    return ds.putAndInsertUint16(DCM_BitsAllocated, 32);
+  });
+  const auto message = testing::input_error_of([&] { read_dicom_frame(dir / "huge.dcm"); });
+  EXPECT_NE(message.find("huge.dcm: DICOM: 65535 x 65535 x 1 samples of 32 bits: 16.0 GiB a "
+                         "frame (pretext reads up to 2)"),
+            std::string::npos)
+      << message;
 }
 
 TEST(Dicom, AModalityLutMapsStoredValuesInsteadOfRescale) {
@@ -591,8 +614,9 @@ TEST(Dicom, AModalityLutMapsStoredValuesInsteadOfRescale) {
   spec.slope = 100;  // ignored: the LUT wins (and the writer leaves rescale out)
   write_dicom(dir / "lut.dcm", spec);
   EXPECT_TRUE(read_dicom_header(dir / "lut.dcm").format.has_modality_lut);
-  EXPECT_TRUE(torch::equal(read_dicom_frame(dir / "lut.dcm")[0],
-                           torch::tensor({7.f, 7.f, 500.f, 1500.f, 65535.f, 65535.f}).view({2, 3})));
+  EXPECT_TRUE(
+      torch::equal(read_dicom_frame(dir / "lut.dcm")[0],
+                   torch::tensor({7.f, 7.f, 500.f, 1500.f, 65535.f, 65535.f}).view({2, 3})));
 }
 
 TEST(Dicom, PaddingIsAirAndMarkedInvalid) {
@@ -605,12 +629,13 @@ TEST(Dicom, PaddingIsAirAndMarkedInvalid) {
   spec.padding_value = -2000;
   write_dicom(dir / "ct.dcm", spec);
   auto frame = decode_dicom_frame(dir / "ct.dcm");
-  EXPECT_TRUE(torch::equal(frame.values[0],
-                           torch::tensor({-1000.f, -1000.f, 0.f, -3014.f, -3034.f, 1000.f}).view({2, 3})))
+  EXPECT_TRUE(
+      torch::equal(frame.values[0],
+                   torch::tensor({-1000.f, -1000.f, 0.f, -3014.f, -3034.f, 1000.f}).view({2, 3})))
       << frame.values;
   ASSERT_TRUE(frame.valid.defined());
-  EXPECT_TRUE(torch::equal(frame.valid,
-                           torch::tensor({false, true, true, true, true, true}).view({2, 3})));
+  EXPECT_TRUE(
+      torch::equal(frame.valid, torch::tensor({false, true, true, true, true, true}).view({2, 3})));
   // A range: every stored value between the two limits is padding.
   spec.padding_limit = -1990;
   write_dicom(dir / "range.dcm", spec);
@@ -640,19 +665,27 @@ TEST(Dicom, ObjectsWithoutPixelsSayWhatTheyAre) {
     spec.non_image_class = object.first;
     spec.modality = object.second;
     write_dicom(dir / name, spec);
-    const auto message =
-        testing::input_error_of([&] { scan_dicom({{dir / name, "", ""}}, OnBadFile::kSkip); });
+    const auto message = testing::input_error_of([&] {
+      scan_dicom({{dir / name, "", ""}}, OnBadFile::kSkip);
+    });
     EXPECT_EQ(message, dir / name + ": DICOM: " + said.at(name));
     EXPECT_EQ(testing::input_error_of([&] { read_dicom_frame(dir / name); }), message);
   }
 }
 
-void set_photometric(const std::string& path, const char* photometric) {
+// Rewrites tags of `path` in place, keeping the pixel data as it is.
+void edit_tags(const std::string& path, const std::function<OFCondition(DcmDataset&)>& edit) {
   DcmFileFormat file;
   // Everything in memory first: saving over the file would lose values still left in it.
   ASSERT_TRUE(file.loadFile(path.c_str()).good() && file.loadAllDataIntoMemory().good());
-  ASSERT_TRUE(file.getDataset()->putAndInsertString(DCM_PhotometricInterpretation, photometric).good());
+  ASSERT_TRUE(edit(*file.getDataset()).good());
   ASSERT_TRUE(file.saveFile(path.c_str(), file.getDataset()->getOriginalXfer()).good());
+}
+
+void set_photometric(const std::string& path, const char* photometric) {
+  edit_tags(path, [&](DcmDataset& ds) {
+    return ds.putAndInsertString(DCM_PhotometricInterpretation, photometric);
+  });
 }
 
 void add_codestream_comment(const std::string& path, const std::string& payload) {

@@ -69,7 +69,7 @@ void expect_refusal(const Inspected& got, const std::string& path, const std::st
   std::string line = got.output;
   while (!line.empty() && line.back() == '\n') line.pop_back();
   EXPECT_EQ(line.find('\n'), std::string::npos) << "more than one line for " << path << ":\n"
-                                                  << got.output;
+                                                << got.output;
   EXPECT_EQ(line.rfind("error: " + path + ": ", 0), 0u) << got.output;
 }
 
@@ -139,9 +139,9 @@ TEST(DicomCorpus, PydicomTestFilesAreReadAsPydicomReadsThemOrRefusedClearly) {
       } else {
         expect_refusal(got, copy, expected.value("pydicom", "no pixel data"));
         if (expected.contains("has_pixels") && !has_pixels) {
-          EXPECT_TRUE(contains_any(got.output, {"structured report", "RT plan", "waveform",
-                                                "RT structure set", "presentation state",
-                                                "no pixel data", "truncated"}))
+          EXPECT_TRUE(contains_any(got.output,
+                                   {"structured report", "RT plan", "waveform", "RT structure set",
+                                    "presentation state", "no pixel data", "truncated"}))
               << got.output;
         }
       }

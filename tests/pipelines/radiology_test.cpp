@@ -175,8 +175,8 @@ TEST(Radiology, AnUnsplitPacsExportWithTiffPreamblesAndPaddingPretrains) {
   const auto yy = torch::arange(16, torch::kFloat32).view({16, 1});
   const auto xx = torch::arange(16, torch::kFloat32).view({1, 16});
   const auto radius = ((yy - 7.5).pow(2) + (xx - 7.5).pow(2)).sqrt();
-  const auto hu = torch::where(radius < 4, torch::full({16, 16}, 40.f),
-                               torch::full({16, 16}, -1000.f));
+  const auto hu =
+      torch::where(radius < 4, torch::full({16, 16}, 40.f), torch::full({16, 16}, -1000.f));
   const auto stored = torch::where(radius > 8, torch::full({16, 16}, -2000.f), hu + 1024);
   const int64_t padded_per_slice = (radius > 8).sum().item<int64_t>();
   for (int64_t z = 0; z < 6; ++z) {

@@ -74,7 +74,7 @@ void TrainerTest::expect_resume_is_exact(const std::string& model,
   const auto loader = io::LoaderOptions().workers(2);
   const auto make = [&](const RunConfig& cfg) {
     TrainerContext context;
-    context.run_dir = cfg.run.dir();
+    context.run_dir = RunDir(cfg.run.dir());
     context.seed = 5;
     context.config_text = cfg.file->resolved_yaml();
     auto method = cfg.build_method(dataset->channels());
@@ -156,7 +156,7 @@ TEST_F(TrainerTest, LearningRateWarmsUpThenFollowsACosine) {
   const auto cfg =
       config(runs_ / "lr", {"train.lr=1.0", "train.min_lr=0.1", "train.warmup_steps=4"});
   TrainerContext context;
-  context.run_dir = runs_ / "lr";
+  context.run_dir = RunDir(runs_ / "lr");
   Trainer trainer(cfg.build_method(3), cfg.train, context);
   EXPECT_DOUBLE_EQ(trainer.lr_at(0, 104), 0.25);
   EXPECT_DOUBLE_EQ(trainer.lr_at(3, 104), 1.0);
