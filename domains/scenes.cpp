@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "base/errors.h"
 
@@ -52,18 +53,6 @@ std::string json_list(const std::vector<double>& values) {
   for (size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];
   out << "]";
   return out.str();
-}
-
-// The numbers of the list after "name": in our own JSON.
-std::vector<double> read_list(const std::string& text, const std::string& name) {
-  std::vector<double> values;
-  const auto at = text.find("\"" + name + "\": [");
-  if (at == std::string::npos) return values;
-  std::istringstream in(
-      text.substr(at + name.size() + 5, text.find(']', at) - at - name.size() - 5));
-  std::string item;
-  while (std::getline(in, item, ',')) values.push_back(std::stod(item));
-  return values;
 }
 
 }  // namespace
@@ -471,17 +460,19 @@ BandStatistics SceneDataset::measure_statistics(int64_t windows) const {
 
 void SceneDataset::set_statistics(const BandStatistics& statistics) { fill_ = statistics.mean; }
 
-void save_band_statistics(const std::string& path, const std::string& key,
+void save_band_statistics(const std::string& path, const nlohmann::json& key,
                           const BandStatistics& statistics) {
+  const nlohmann::ordered_json json = {{"key", key},
+                                       {"windows", statistics.windows},
+                                       {"pixels", statistics.pixels},
+                                       {"mean", statistics.mean},
+                                       {"std", statistics.std},
+                                       {"p2", statistics.p2},
+                                       {"p98", statistics.p98}};
   const std::string temporary = path + ".part";
   {
     std::ofstream out(temporary);
-    out << "{\n  \"key\": \"" << key << "\",\n  \"windows\": " << statistics.windows
-        << ",\n  \"pixels\": " << statistics.pixels
-        << ",\n  \"mean\": " << json_list(statistics.mean)
-        << ",\n  \"std\": " << json_list(statistics.std)
-        << ",\n  \"p2\": " << json_list(statistics.p2)
-        << ",\n  \"p98\": " << json_list(statistics.p98) << "\n}\n";
+    out << json.dump(2) << "\n";
     if (!out) throw InputError(path + ": cannot write band statistics");
   }
   std::error_code error;
@@ -490,19 +481,21 @@ void save_band_statistics(const std::string& path, const std::string& key,
 }
 
 std::optional<BandStatistics> load_band_statistics(const std::string& path,
-                                                   const std::string& key) {
+                                                   const nlohmann::json& key) {
   std::ifstream in(path);
   if (!in) return std::nullopt;
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.find("\"key\": \"" + key + "\"") == std::string::npos) return std::nullopt;
   BandStatistics statistics;
   try {
-    statistics.mean = read_list(text, "mean");
-    statistics.std = read_list(text, "std");
-    statistics.p2 = read_list(text, "p2");
-    statistics.p98 = read_list(text, "p98");
-  } catch (const std::exception&) {
-    return std::nullopt;  // damaged: measured again
+    const auto json = nlohmann::json::parse(in);
+    if (json.at("key") != key) return std::nullopt;
+    statistics.windows = json.at("windows").get<int64_t>();
+    statistics.pixels = json.at("pixels").get<int64_t>();
+    statistics.mean = json.at("mean").get<std::vector<double>>();
+    statistics.std = json.at("std").get<std::vector<double>>();
+    statistics.p2 = json.at("p2").get<std::vector<double>>();
+    statistics.p98 = json.at("p98").get<std::vector<double>>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;  // damaged or of another layout: measured again
   }
   if (statistics.mean.empty() || statistics.mean.size() != statistics.std.size())
     return std::nullopt;

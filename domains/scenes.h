@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <ATen/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
 #include <torch/arg.h>
 
 #include "io/acquisition_date.h"
@@ -143,10 +144,12 @@ class SceneDataset : public io::Dataset {
   uint64_t id_ = 0;  // tells this data set's handles apart in the per-thread cache
 };
 
-/// Writes statistics as JSON with `key` (what they were measured on); reads them back only when
-/// the key matches. Throws InputError naming the file when it cannot be written.
-void save_band_statistics(const std::string& path, const std::string& key,
+/// Writes statistics as JSON with `key` (what they were measured on, as a JSON value); reads them
+/// back only when the file's key equals it. Throws InputError naming the file when it cannot be
+/// written.
+void save_band_statistics(const std::string& path, const nlohmann::json& key,
                           const BandStatistics& statistics);
-std::optional<BandStatistics> load_band_statistics(const std::string& path, const std::string& key);
+std::optional<BandStatistics> load_band_statistics(const std::string& path,
+                                                   const nlohmann::json& key);
 
 }  // namespace pretext::domains

@@ -20,6 +20,7 @@
 #include "pipelines/export.h"
 #include "pipelines/plot.h"
 #include "pipelines/report.h"
+#include "pipelines/results.h"
 #include "pipelines/run_dir.h"
 #include "pipelines/system.h"
 
@@ -85,21 +86,18 @@ std::shared_ptr<io::Dataset> open_tiles(const RunConfig& config, const io::Catal
 }
 
 // What band statistics were measured on: the same key reads them back from the run directory.
-std::string statistics_key(const DataOptions& data) {
-  std::string key = data.root() + "; bands";
-  for (const int64_t b : data.bands()) key += " " + std::to_string(b);
-  for (const auto& name : data.band_names()) key += " " + name;
-  key += "; " + std::to_string(data.image_size()) + " px at " +
-         std::to_string(data.ground_sample_distance()) + "; valid " +
-         std::to_string(data.min_valid_fraction()) + "; windows " +
-         std::to_string(data.statistics_windows()) + "; " + data.window_placement();
-  for (const double v : data.fallback_nodata()) key += "; nodata " + std::to_string(v);
-  if (data.cloud_band() > 0) key += "; clouds in band " + std::to_string(data.cloud_band());
-  for (const double v : data.cloud_values()) key += " " + std::to_string(v);
-  // The key is written into JSON: keep it to characters that need no escaping.
-  for (char& c : key)
-    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = '_';
-  return key;
+nlohmann::json statistics_key(const DataOptions& data) {
+  return {{"root", data.root()},
+          {"bands", data.bands()},
+          {"band_names", data.band_names()},
+          {"image_size", data.image_size()},
+          {"ground_sample_distance", data.ground_sample_distance()},
+          {"min_valid_fraction", data.min_valid_fraction()},
+          {"statistics_windows", data.statistics_windows()},
+          {"window_placement", data.window_placement()},
+          {"fallback_nodata", data.fallback_nodata()},
+          {"cloud_band", data.cloud_band()},
+          {"cloud_values", data.cloud_values()}};
 }
 
 std::shared_ptr<io::Dataset> open_scenes(const RunConfig& config, const io::Catalog& catalog,
@@ -112,7 +110,7 @@ std::shared_ptr<io::Dataset> open_scenes(const RunConfig& config, const io::Cata
   for (const auto& note : scenes->notes()) log.file_only(note);
   log.info(config.data.root() + ": " + scenes->summary());
   const std::string path = RunDir(config.run.dir()).band_statistics();
-  const std::string key = statistics_key(config.data);
+  const auto key = statistics_key(config.data);
   auto statistics = domains::load_band_statistics(path, key);
   if (statistics) {
     log.info("band statistics from " + path);
@@ -259,8 +257,9 @@ std::string number(double value) {
   return buffer;
 }
 
-nlohmann::ordered_json counts(const EvalSplit& split) {
-  return {{"train", split.train.size()}, {"val", split.val.size()}, {"test", split.test.size()}};
+SplitCounts counts(const EvalSplit& split) {
+  return {static_cast<int64_t>(split.train.size()), static_cast<int64_t>(split.val.size()),
+          static_cast<int64_t>(split.test.size())};
 }
 
 std::string metrics_csv(const ClassificationMetrics& m) {
@@ -420,19 +419,13 @@ std::vector<KnnScore> knn(const RunConfig& config, const EncoderSource& source,
   const std::string encoder = features.empty() ? source.describe(config) : features;
   std::ofstream csv(RunDir(dir).knn_csv(), std::ios::trunc);
   csv << "encoder,k," << metrics_csv_header() << '\n';
-  nlohmann::ordered_json json;
-  json["encoder"] = encoder;
-  json["examples"] = counts(split);
-  json["temperature"] = config.eval.temperature();
-  json["classes"] = set.class_names;
   for (const auto& s : scores) {
     csv << encoder << ',' << s.k << ',' << metrics_csv(s.metrics) << '\n';
-    auto entry = to_json(s.metrics);
-    entry["k"] = s.k;
-    json["results"].push_back(entry);
     log.info("k-NN k=" + std::to_string(s.k) + ": " + metrics_line(s.metrics));
   }
-  write_json(RunDir(dir).knn_json(), json);
+  write_json(RunDir(dir).knn_json(),
+             to_json(KnnRecord{encoder, counts(split), config.eval.temperature(), set.class_names,
+                               scores}));
   refresh_report(config, log);
   return scores;
 }
@@ -481,15 +474,11 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
     plot.mark_y = chosen.val_top1;
     write_text(RunDir(dir).probe_svg(), svg_line_plot(lines, plot));
   }
-  nlohmann::ordered_json json;
-  json["encoder"] = features.empty() ? source.describe(config) : features;
-  json["examples"] = counts(split);
-  json["classes"] = set.class_names;
-  json["lr"] = chosen.lr;
-  json["weight_decay"] = chosen.weight_decay;
-  json["val_top1"] = sweep ? nlohmann::ordered_json(chosen.val_top1) : nullptr;
-  json["test"] = to_json(chosen.test);
-  write_json(RunDir(dir).probe_json(), json);
+  write_json(RunDir(dir).probe_json(),
+             to_json(ProbeRecord{features.empty() ? source.describe(config) : features,
+                                 counts(split), set.class_names, chosen.lr, chosen.weight_decay,
+                                 sweep ? std::optional<double>(chosen.val_top1) : std::nullopt,
+                                 chosen.test}));
   log.info("linear probe" +
            (sweep ? " (chose lr " + number(chosen.lr) + ", weight decay " +
                         number(chosen.weight_decay) + " on validation top-1 " +
@@ -525,54 +514,25 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
   context.run_dir = RunDir(config.run.dir());
   context.log = &log;
 
-  std::vector<FinetuneSeedResult> results;
-  nlohmann::ordered_json json;
-  json["encoder"] = source.describe(config);
-  json["examples"] = counts(split);
-  json["classes"] = dataset->class_names();
+  FinetuneRecord record{source.describe(config), counts(split), dataset->class_names(), {}, {}, {}};
   for (const int64_t seed : options.seeds()) {
-    results.push_back(finetune_seed(context, split, options, seed));
-    const auto& r = results.back();
+    record.seeds.push_back(finetune_seed(context, split, options, seed));
+    const auto& r = record.seeds.back();
     log.info("fine-tune seed " + std::to_string(seed) + " on " + std::to_string(r.labelled) +
              " labels, epoch " + std::to_string(r.best_epoch) + " of " +
              std::to_string(r.epochs_run) + ": test " + metrics_line(r.test));
-    auto entry = to_json(r.test);
-    entry["seed"] = seed;
-    entry["labelled"] = r.labelled;
-    entry["epochs_run"] = r.epochs_run;
-    entry["best_epoch"] = r.best_epoch;
-    json["seeds"].push_back(entry);
   }
-  const auto summary = [&](const std::function<double(const ClassificationMetrics&)>& get) {
-    double mean = 0, square = 0;
-    for (const auto& r : results) mean += get(r.test);
-    mean /= static_cast<double>(results.size());
-    for (const auto& r : results) square += (get(r.test) - mean) * (get(r.test) - mean);
-    // Sample standard deviation over seeds; 0 for a single seed.
-    const double std = results.size() > 1 ? std::sqrt(square / (results.size() - 1)) : 0.0;
-    return std::pair<double, double>(mean, std);
-  };
+  record.summarise();
   std::ofstream csv(RunDir(config.run.dir()).finetune_csv(), std::ios::trunc);
   csv << "seed,labelled,epochs_run,best_epoch," << metrics_csv_header() << '\n';
-  for (const auto& r : results)
+  for (const auto& r : record.seeds)
     csv << r.seed << ',' << r.labelled << ',' << r.epochs_run << ',' << r.best_epoch << ','
         << metrics_csv(r.test) << '\n';
-  for (const auto& [name, get] :
-       std::vector<std::pair<std::string, std::function<double(const ClassificationMetrics&)>>>{
-           {"top1", [](const ClassificationMetrics& m) { return m.top1; }},
-           {"balanced_accuracy",
-            [](const ClassificationMetrics& m) { return m.balanced_accuracy; }},
-           {"macro_f1", [](const ClassificationMetrics& m) { return m.macro_f1; }}}) {
-    const auto [mean, std] = summary(get);
-    json["mean"][name] = mean;
-    json["std"][name] = std;
-  }
-  write_json(RunDir(config.run.dir()).finetune_json(), json);
-  log.info("fine-tune over " + std::to_string(results.size()) + " seeds: test top-1 " +
-           percent(json["mean"]["top1"].get<double>()) + " +- " +
-           percent(json["std"]["top1"].get<double>()));
+  write_json(RunDir(config.run.dir()).finetune_json(), to_json(record));
+  log.info("fine-tune over " + std::to_string(record.seeds.size()) + " seeds: test top-1 " +
+           percent(record.mean.top1) + " +- " + percent(record.std.top1));
   refresh_report(config, log);
-  return results;
+  return record.seeds;
 }
 
 std::string export_encoder(const RunConfig& config, const EncoderSource& source,

@@ -87,4 +87,15 @@ nlohmann::ordered_json to_json(const ClassificationMetrics& metrics) {
   return json;
 }
 
+ClassificationMetrics metrics_from_json(const nlohmann::json& json) {
+  ClassificationMetrics metrics;
+  metrics.count = json.at("count").get<int64_t>();
+  metrics.top1 = json.at("top1").get<double>();
+  metrics.balanced_accuracy = json.at("balanced_accuracy").get<double>();
+  metrics.macro_f1 = json.at("macro_f1").get<double>();
+  if (!json.at("auroc").is_null()) metrics.auroc = json.at("auroc").get<double>();
+  metrics.confusion = json.at("confusion").get<std::vector<std::vector<int64_t>>>();
+  return metrics;
+}
+
 }  // namespace pretext::pipelines

@@ -34,5 +34,7 @@ std::optional<double> auroc(const at::Tensor& scores, const at::Tensor& positive
 
 /// {"count": ..., "top1": ..., ..., "confusion": [[...]]} for metric files and reports.
 nlohmann::ordered_json to_json(const ClassificationMetrics& metrics);
+/// Reads back what to_json wrote (other keys of `json` are ignored).
+ClassificationMetrics metrics_from_json(const nlohmann::json& json);
 
 }  // namespace pretext::pipelines

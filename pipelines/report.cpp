@@ -15,6 +15,7 @@
 #include "methods/vit.h"
 #include "pipelines/commands.h"
 #include "pipelines/plot.h"
+#include "pipelines/results.h"
 #include "pipelines/run_dir.h"
 
 namespace pretext::pipelines {
@@ -90,15 +91,15 @@ std::string training_section(const std::string& dir) {
   return html.str();
 }
 
-std::string confusion_table(const nlohmann::json& metrics, const nlohmann::json& classes) {
+std::string confusion_table(const ClassificationMetrics& metrics,
+                            const std::vector<std::string>& classes) {
   std::ostringstream html;
   html << "<table class=\"confusion\"><tr><th>true \\ predicted</th>";
-  for (const auto& name : classes) html << "<th>" << xml_escape(name.get<std::string>()) << "</th>";
+  for (const auto& name : classes) html << "<th>" << xml_escape(name) << "</th>";
   html << "</tr>\n";
-  const auto& rows = metrics["confusion"];
+  const auto& rows = metrics.confusion;
   for (size_t r = 0; r < rows.size(); ++r) {
-    html << "<tr><th>" << xml_escape(r < classes.size() ? classes[r].get<std::string>() : "")
-         << "</th>";
+    html << "<tr><th>" << xml_escape(r < classes.size() ? classes[r] : "") << "</th>";
     for (size_t c = 0; c < rows[r].size(); ++c)
       html << "<td" << (r == c ? " class=\"hit\"" : "") << ">" << rows[r][c] << "</td>";
     html << "</tr>\n";
@@ -107,66 +108,68 @@ std::string confusion_table(const nlohmann::json& metrics, const nlohmann::json&
   return html.str();
 }
 
-std::string metrics_cells(const nlohmann::json& m) {
-  return "<td>" + percent(m["top1"]) + "</td><td>" + percent(m["balanced_accuracy"]) + "</td><td>" +
-         percent(m["macro_f1"]) + "</td><td>" +
-         (m["auroc"].is_null() ? std::string("-") : percent(m["auroc"])) + "</td>";
+std::string metrics_cells(const ClassificationMetrics& m) {
+  return "<td>" + percent(m.top1) + "</td><td>" + percent(m.balanced_accuracy) + "</td><td>" +
+         percent(m.macro_f1) + "</td><td>" + (m.auroc ? percent(*m.auroc) : std::string("-")) +
+         "</td>";
 }
 
 const char* kMetricsHeader =
     "<th>top-1</th><th>balanced accuracy</th><th>macro-F1</th><th>AUROC</th>";
 
-std::optional<nlohmann::json> read_json(const std::string& path) {
+// A result file as its record; nullopt when it is missing, or being rewritten (the next report
+// picks it up).
+template <typename Record>
+std::optional<Record> read_record(const std::string& path,
+                                  Record (*from_json)(const nlohmann::json&)) {
   std::ifstream in(path);
   if (!in) return std::nullopt;
   try {
-    return nlohmann::json::parse(in);
+    return from_json(nlohmann::json::parse(in));
   } catch (const nlohmann::json::exception&) {
-    return std::nullopt;  // a result file being rewritten; the next report picks it up
+    return std::nullopt;
   }
 }
 
 std::string knn_section(const std::string& dir) {
-  const auto json = read_json(RunDir(dir).knn_json());
-  if (!json) return not_run("knn");
+  const auto record = read_record(RunDir(dir).knn_json(), knn_record);
+  if (!record || record->results.empty()) return not_run("knn");
   std::ostringstream html;
-  html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; "
-       << (*json)["examples"]["train"] << " training, " << (*json)["examples"]["test"]
-       << " test images.</p>\n<table><tr><th>k</th>" << kMetricsHeader << "</tr>\n";
-  for (const auto& r : (*json)["results"])
-    html << "<tr><td>" << r["k"] << "</td>" << metrics_cells(r) << "</tr>\n";
-  html << "</table>\n" << confusion_table((*json)["results"].back(), (*json)["classes"]);
+  html << "<p>Encoder " << xml_escape(record->encoder) << "; " << record->examples.train
+       << " training, " << record->examples.test << " test images.</p>\n<table><tr><th>k</th>"
+       << kMetricsHeader << "</tr>\n";
+  for (const auto& r : record->results)
+    html << "<tr><td>" << r.k << "</td>" << metrics_cells(r.metrics) << "</tr>\n";
+  html << "</table>\n" << confusion_table(record->results.back().metrics, record->classes);
   return html.str();
 }
 
 std::string probe_section(const std::string& dir) {
-  const auto json = read_json(RunDir(dir).probe_json());
-  if (!json) return not_run("probe");
+  const auto record = read_record(RunDir(dir).probe_json(), probe_record);
+  if (!record) return not_run("probe");
   std::ostringstream html;
-  html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; learning rate "
-       << (*json)["lr"] << ", weight decay " << (*json)["weight_decay"];
-  if (!(*json)["val_top1"].is_null())
-    html << ", chosen on validation top-1 " << percent((*json)["val_top1"]);
-  html << ".</p>\n<table><tr>" << kMetricsHeader << "</tr><tr>" << metrics_cells((*json)["test"])
+  html << "<p>Encoder " << xml_escape(record->encoder) << "; learning rate " << record->lr
+       << ", weight decay " << record->weight_decay;
+  if (record->val_top1) html << ", chosen on validation top-1 " << percent(*record->val_top1);
+  html << ".</p>\n<table><tr>" << kMetricsHeader << "</tr><tr>" << metrics_cells(record->test)
        << "</tr></table>\n";
   if (fs::exists(RunDir(dir).probe_svg())) html << read_text(RunDir(dir).probe_svg());
-  html << confusion_table((*json)["test"], (*json)["classes"]);
+  html << confusion_table(record->test, record->classes);
   return html.str();
 }
 
 std::string finetune_section(const std::string& dir) {
-  const auto json = read_json(RunDir(dir).finetune_json());
-  if (!json) return not_run("finetune");
+  const auto record = read_record(RunDir(dir).finetune_json(), finetune_record);
+  if (!record || record->seeds.empty()) return not_run("finetune");
   std::ostringstream html;
-  html << "<p>Encoder " << xml_escape((*json)["encoder"].get<std::string>()) << "; mean top-1 "
-       << percent((*json)["mean"]["top1"]) << " &plusmn; " << percent((*json)["std"]["top1"])
-       << " over " << (*json)["seeds"].size() << " seeds.</p>\n<table><tr><th>seed</th>"
+  html << "<p>Encoder " << xml_escape(record->encoder) << "; mean top-1 "
+       << percent(record->mean.top1) << " &plusmn; " << percent(record->std.top1) << " over "
+       << record->seeds.size() << " seeds.</p>\n<table><tr><th>seed</th>"
        << "<th>labels</th><th>epoch kept</th>" << kMetricsHeader << "</tr>\n";
-  for (const auto& s : (*json)["seeds"])
-    html << "<tr><td>" << s["seed"] << "</td><td>" << s["labelled"] << "</td><td>"
-         << s["best_epoch"] << " of " << s["epochs_run"] << "</td>" << metrics_cells(s)
-         << "</tr>\n";
-  html << "</table>\n" << confusion_table((*json)["seeds"][0], (*json)["classes"]);
+  for (const auto& s : record->seeds)
+    html << "<tr><td>" << s.seed << "</td><td>" << s.labelled << "</td><td>" << s.best_epoch
+         << " of " << s.epochs_run << "</td>" << metrics_cells(s.test) << "</tr>\n";
+  html << "</table>\n" << confusion_table(record->seeds[0].test, record->classes);
   return html.str();
 }
 

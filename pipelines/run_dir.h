@@ -21,7 +21,7 @@ class RunDir {
 
   std::string config() const { return file("config.yaml"); }  ///< the resolved config pretrained
   std::string log() const { return file("run.log"); }
-  std::string metrics() const { return file("metrics.csv"); }  ///< a row per logged step
+  std::string metrics() const { return file("metrics.csv"); }       ///< a row per logged step
   std::string checkpoint() const { return file("checkpoint.pt"); }  ///< the latest pretraining
   std::string band_statistics() const { return file("band_stats.json"); }
   std::string thumbnails() const { return file("thumbnails"); }  ///< folder: slides' tissue maps

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/types.h>
 
 #include "base/errors.h"
@@ -87,13 +88,18 @@ TEST(Scenes, BandStatisticsMatchADirectComputationAndFillInvalidPixels) {
     EXPECT_NEAR(pixels[1][5][8].item<double>(), scene.pixels[3][y + 5][40].item<double>() * 0.0001,
                 1e-6);
   }
-  // Cached beside a run: read back only for the same key.
-  save_band_statistics(dir / "band_stats.json", "bands 1,4", stats);
-  const auto loaded = load_band_statistics(dir / "band_stats.json", "bands 1,4");
+  // Cached beside a run: read back only for the same key, whatever characters it holds.
+  const nlohmann::json key = {{"root", "scenes/\"odd\" \\ name"}, {"bands", {1, 4}}};
+  save_band_statistics(dir / "band_stats.json", key, stats);
+  const auto loaded = load_band_statistics(dir / "band_stats.json", key);
   ASSERT_TRUE(loaded);
   EXPECT_NEAR(loaded->mean[1], stats.mean[1], 1e-12);
   EXPECT_NEAR(loaded->p98[0], stats.p98[0], 1e-12);
-  EXPECT_FALSE(load_band_statistics(dir / "band_stats.json", "bands 1,2"));
+  EXPECT_EQ(loaded->windows, stats.windows);
+  EXPECT_FALSE(load_band_statistics(dir / "band_stats.json",
+                                    {{"root", "scenes/\"odd\" \\ name"}, {"bands", {1, 2}}}));
+  testing::write_text(dir / "band_stats.json", "{\"key\": ");  // damaged: measured again
+  EXPECT_FALSE(load_band_statistics(dir / "band_stats.json", key));
 }
 
 // Three dates of one place: two on a UTM 32N grid, one in WGS 84 (warped onto the first).

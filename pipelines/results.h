@@ -1,0 +1,67 @@
+#pragma once
+
+// What knn, probe and finetune write (knn.json, probe.json, finetune.json) and the report reads
+// back: one struct each, with the JSON conversion both sides use.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "pipelines/finetune.h"
+#include "pipelines/knn.h"
+#include "pipelines/metrics.h"
+
+namespace pretext::pipelines {
+
+/// Examples in each part of an evaluation split.
+struct SplitCounts {
+  int64_t train = 0, val = 0, test = 0;
+};
+
+/// knn.json: every k's scores of one encoder on the test split.
+struct KnnRecord {
+  std::string encoder;  ///< what was scored: a checkpoint, "random init", a feature file
+  SplitCounts examples;
+  double temperature = 0.0;
+  std::vector<std::string> classes;
+  std::vector<KnnScore> results;
+};
+
+/// probe.json: the linear probe chosen (on validation when there was a sweep) and its test scores.
+struct ProbeRecord {
+  std::string encoder;
+  SplitCounts examples;
+  std::vector<std::string> classes;
+  double lr = 0.0, weight_decay = 0.0;
+  std::optional<double> val_top1;  ///< the choice's validation top-1; none without a sweep
+  ClassificationMetrics test;
+};
+
+/// finetune.json: every seed's test scores, their mean and sample standard deviation.
+struct FinetuneRecord {
+  /// Summary numbers over seeds.
+  struct Spread {
+    double top1 = 0.0, balanced_accuracy = 0.0, macro_f1 = 0.0;
+  };
+  std::string encoder;
+  SplitCounts examples;
+  std::vector<std::string> classes;
+  std::vector<FinetuneSeedResult> seeds;
+  Spread mean, std;  ///< std: sample standard deviation, 0 for a single seed
+
+  /// Fills mean and std from the seeds.
+  void summarise();
+};
+
+nlohmann::ordered_json to_json(const KnnRecord& record);
+nlohmann::ordered_json to_json(const ProbeRecord& record);
+nlohmann::ordered_json to_json(const FinetuneRecord& record);
+/// Read back what to_json wrote; throw nlohmann::json::exception on anything else.
+KnnRecord knn_record(const nlohmann::json& json);
+ProbeRecord probe_record(const nlohmann::json& json);
+FinetuneRecord finetune_record(const nlohmann::json& json);
+
+}  // namespace pretext::pipelines

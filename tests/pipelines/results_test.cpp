@@ -1,0 +1,89 @@
+// The result records: what knn, probe and finetune write is what the report reads back, under the
+// keys README and users' scripts rely on.
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "pipelines/results.h"
+
+namespace pretext::pipelines {
+namespace {
+
+ClassificationMetrics metrics(double top1, std::optional<double> auroc) {
+  ClassificationMetrics m;
+  m.count = 10;
+  m.top1 = top1;
+  m.balanced_accuracy = top1 - 0.1;
+  m.macro_f1 = top1 - 0.2;
+  m.auroc = auroc;
+  m.confusion = {{3, 1}, {2, 4}};
+  return m;
+}
+
+void expect_same(const ClassificationMetrics& a, const ClassificationMetrics& b) {
+  EXPECT_EQ(a.count, b.count);
+  EXPECT_DOUBLE_EQ(a.top1, b.top1);
+  EXPECT_DOUBLE_EQ(a.balanced_accuracy, b.balanced_accuracy);
+  EXPECT_DOUBLE_EQ(a.macro_f1, b.macro_f1);
+  EXPECT_EQ(a.auroc, b.auroc);
+  EXPECT_EQ(a.confusion, b.confusion);
+}
+
+TEST(Results, KnnAndProbeRecordsRoundTripUnderTheirKeys) {
+  const KnnRecord knn{"runs/x/checkpoint.pt",
+                      {80, 0, 20},
+                      0.07,
+                      {"dark", "light"},
+                      {{1, metrics(0.7, 0.8)}, {20, metrics(0.8, std::nullopt)}}};
+  const auto json = to_json(knn);
+  EXPECT_EQ(json.dump(), nlohmann::ordered_json::parse(json.dump()).dump());
+  EXPECT_EQ(json["examples"]["train"], 80);
+  EXPECT_EQ(json["results"][1]["k"], 20);
+  EXPECT_TRUE(json["results"][1]["auroc"].is_null());
+  const auto back = knn_record(nlohmann::json::parse(json.dump()));
+  EXPECT_EQ(back.encoder, knn.encoder);
+  EXPECT_EQ(back.examples.test, 20);
+  EXPECT_DOUBLE_EQ(back.temperature, 0.07);
+  EXPECT_EQ(back.classes, knn.classes);
+  ASSERT_EQ(back.results.size(), 2u);
+  EXPECT_EQ(back.results[1].k, 20);
+  for (size_t i = 0; i < 2; ++i) expect_same(back.results[i].metrics, knn.results[i].metrics);
+
+  const ProbeRecord probe{"random init", {60, 20, 20}, {"a", "b"},        1e-3,
+                          1e-4,          std::nullopt, metrics(0.75, 0.9)};
+  auto probe_json = to_json(probe);
+  EXPECT_TRUE(probe_json["val_top1"].is_null());
+  auto probe_back = probe_record(nlohmann::json::parse(probe_json.dump()));
+  EXPECT_FALSE(probe_back.val_top1.has_value());
+  EXPECT_DOUBLE_EQ(probe_back.weight_decay, 1e-4);
+  expect_same(probe_back.test, probe.test);
+  ProbeRecord swept = probe;
+  swept.val_top1 = 0.66;
+  probe_back = probe_record(nlohmann::json::parse(to_json(swept).dump()));
+  EXPECT_DOUBLE_EQ(probe_back.val_top1.value_or(-1), 0.66);
+}
+
+TEST(Results, FinetuneRecordSummarisesSeedsWithTheSampleDeviation) {
+  FinetuneRecord record{"runs/x/checkpoint.pt", {90, 10, 20}, {"a", "b"}, {}, {}, {}};
+  record.seeds.push_back({0, 9, 5, 3, metrics(0.6, 0.7)});
+  record.seeds.push_back({1, 9, 5, 4, metrics(0.8, 0.9)});
+  record.summarise();
+  EXPECT_DOUBLE_EQ(record.mean.top1, 0.7);
+  // Two seeds 0.1 from their mean: sample deviation sqrt(0.02 / 1).
+  EXPECT_NEAR(record.std.top1, std::sqrt(0.02), 1e-12);
+  const auto back = finetune_record(nlohmann::json::parse(to_json(record).dump()));
+  ASSERT_EQ(back.seeds.size(), 2u);
+  EXPECT_EQ(back.seeds[1].best_epoch, 4);
+  EXPECT_EQ(back.seeds[1].labelled, 9);
+  expect_same(back.seeds[1].test, record.seeds[1].test);
+  EXPECT_DOUBLE_EQ(back.mean.macro_f1, record.mean.macro_f1);
+  EXPECT_DOUBLE_EQ(back.std.top1, record.std.top1);
+  record.seeds.resize(1);
+  record.summarise();
+  EXPECT_EQ(record.std.top1, 0.0);
+}
+
+}  // namespace
+}  // namespace pretext::pipelines
