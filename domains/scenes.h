@@ -6,8 +6,8 @@
 #include <vector>
 
 #include <ATen/Tensor.h>
-#include <nlohmann/json_fwd.hpp>
 #include <torch/arg.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include "io/acquisition_date.h"
 #include "io/catalog.h"

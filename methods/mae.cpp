@@ -105,9 +105,9 @@ MaeImpl::MaeImpl(std::shared_ptr<BackboneImpl> backbone, const MaeOptions& optio
   register_module("backbone", vit_);
   const auto& v = vit_->options();
   if (options_.temporal_encoding() && v.dim() % 4 != 0)
-    throw ConfigError("model", "dim",
-                      std::to_string(v.dim()) +
-                          " is not a multiple of 4, as the temporal encoding needs");
+    throw ConfigError(
+        "model", "dim",
+        std::to_string(v.dim()) + " is not a multiple of 4, as the temporal encoding needs");
   groups_ = v.groups();
   const int64_t width = options_.decoder_dim(), prefix = vit_->prefix_count();
   decoder_embed_ = register_module("decoder_embed", torch::nn::Linear(v.dim(), width));

@@ -107,8 +107,7 @@ torch::Tensor sincos_position_embedding(int64_t dim, int64_t grid) {
 }
 
 ViTImpl::ViTImpl(const ViTOptions& options) : options_(options) {
-  if (const auto bad = options_.mismatch())
-    throw ConfigError("model", bad->first, bad->second);
+  if (const auto bad = options_.mismatch()) throw ConfigError("model", bad->first, bad->second);
   const int64_t dim = options_.dim(), patch = options_.patch_size();
   groups_ = options_.groups();
   int64_t bands = 0;

@@ -182,8 +182,8 @@ FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit
       best = snapshot(*model);
       result.best_epoch = epoch;
       if (!context.run_dir.empty())
-        save_checkpoint(context.run_dir.finetune_checkpoint(seed), *model,
-                        nullptr, TrainState{step, epoch, 0}, "");
+        save_checkpoint(context.run_dir.finetune_checkpoint(seed), *model, nullptr,
+                        TrainState{step, epoch, 0}, "");
     } else if (options.patience() > 0 && epoch - result.best_epoch >= options.patience()) {
       break;
     }
@@ -191,8 +191,8 @@ FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit
   if (validate)
     restore(*model, best);
   else if (!context.run_dir.empty())
-    save_checkpoint(context.run_dir.finetune_checkpoint(seed), *model,
-                    nullptr, TrainState{step, result.epochs_run, 0}, "");
+    save_checkpoint(context.run_dir.finetune_checkpoint(seed), *model, nullptr,
+                    TrainState{step, result.epochs_run, 0}, "");
   result.test = classification_metrics(scores_of(split.test), labels_of(split.test));
   return result;
 }

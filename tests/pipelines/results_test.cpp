@@ -38,7 +38,6 @@ TEST(Results, KnnAndProbeRecordsRoundTripUnderTheirKeys) {
                       {"dark", "light"},
                       {{1, metrics(0.7, 0.8)}, {20, metrics(0.8, std::nullopt)}}};
   const auto json = to_json(knn);
-  EXPECT_EQ(json.dump(), nlohmann::ordered_json::parse(json.dump()).dump());
   EXPECT_EQ(json["examples"]["train"], 80);
   EXPECT_EQ(json["results"][1]["k"], 20);
   EXPECT_TRUE(json["results"][1]["auroc"].is_null());
