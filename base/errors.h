@@ -12,6 +12,17 @@ namespace pretext {
 class InputError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  /// When an option of the reader would change the outcome: `option` is its field name in the
+  /// Options the thrower was given (as their visit_fields names it, e.g.
+  /// "fallback_microns_per_pixel"), and whoever knows the config adds where it is set, parsing
+  /// no message.
+  InputError(const std::string& message, std::string option)
+      : std::runtime_error(message), option_(std::move(option)) {}
+  /// Empty unless an option would change the outcome.
+  const std::string& option() const { return option_; }
+
+ private:
+  std::string option_;
 };
 
 /// A config we cannot run. what(): "configs/demo.yaml:12: method.temprature: unknown key"

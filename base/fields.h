@@ -8,6 +8,8 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace pretext {
@@ -83,6 +85,21 @@ struct Check {
   }
 };
 
+/// The config names of an enum's values, in the order they are documented. An enum that is a
+/// config field declares, in its own namespace (found by argument-dependent lookup),
+///   const EnumNames<OnBadFile>& field_names(OnBadFile);
+/// and every visitor then reads, writes and checks it by these names.
+template <typename E>
+using EnumNames = std::vector<std::pair<const char*, E>>;
+
+/// The config name of `value`.
+template <typename E, typename = std::enable_if_t<std::is_enum_v<E>>>
+std::string name_of(E value) {
+  for (const auto& [name, v] : field_names(value))
+    if (v == value) return name;
+  return {};
+}
+
 /// Visits the fields of an Options struct by name. Implemented by the config reader (fills from
 /// YAML), the config writer, and tests.
 class FieldVisitor {
@@ -96,9 +113,27 @@ class FieldVisitor {
   virtual void field(const char* name, std::vector<double>& value, const Check& check) = 0;
   virtual void field(const char* name, std::vector<std::string>& value, const Check& check) = 0;
 
+  /// Any field; an enum is visited as a string of its names (those of `check.choices` when
+  /// given: the values this field allows).
   template <typename T>
   void operator()(const char* name, T& value, const Check& check = Check::any()) {
-    field(name, value, check);
+    if constexpr (std::is_enum_v<T>)
+      enum_field(name, value, check);
+    else
+      field(name, value, check);
+  }
+
+ private:
+  template <typename E>
+  void enum_field(const char* name, E& value, const Check& check) {
+    Check names = check;
+    if (names.choices.empty())
+      for (const auto& entry : field_names(value)) names.choices.push_back(entry.first);
+    std::string text = name_of(value);
+    field(name, text, names);
+    // The visitor checked `text` against the names (a reader refuses others).
+    for (const auto& [known, v] : field_names(value))
+      if (text == known) value = v;
   }
 };
 

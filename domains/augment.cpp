@@ -30,7 +30,7 @@ void AugmentOptions::visit_fields(FieldVisitor& visit) {
   visit("hed_p", hed_p_, Check::between(0, 1));
   visit("hed_scale", hed_scale_, Check::from_below(0, 1));
   visit("hed_shift", hed_shift_, Check::between(0, 1));
-  visit("window", window_, Check::one_of({"none", "presets", "percentile"}));
+  visit("window", window_);
   visit("window_levels", window_levels_, Check::any().non_empty());
   visit("window_widths", window_widths_, Check::above(0).non_empty());
   visit("window_percentiles", window_percentiles_, Check::between(0, 100));
@@ -291,10 +291,10 @@ torch::Tensor normalise(const torch::Tensor& batch, const std::vector<double>& m
 torch::Tensor apply_window(const torch::Tensor& batch, const AugmentOptions& options,
                            const torch::Tensor& preset, const torch::Tensor& shift,
                            const torch::Tensor& scale) {
-  if (options.window() == "none") return batch;
+  if (options.window() == WindowMode::kNone) return batch;
   const auto x = batch.to(torch::kFloat32);
   torch::Tensor level, width;  // float64 [B]
-  if (options.window() == "presets") {
+  if (options.window() == WindowMode::kPresets) {
     const auto levels = torch::tensor(options.window_levels(), torch::kFloat64);
     const auto widths = torch::tensor(options.window_widths(), torch::kFloat64);
     level = levels.index_select(0, preset);

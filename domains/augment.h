@@ -15,6 +15,15 @@ class Generator;
 
 namespace pretext::domains {
 
+/// How stored radiology values become [0, 1] before the jitter (AugmentOptions::window).
+enum class WindowMode { kNone, kPresets, kPercentile };
+inline const EnumNames<WindowMode>& field_names(WindowMode) {
+  static const EnumNames<WindowMode> names = {{"none", WindowMode::kNone},
+                                              {"presets", WindowMode::kPresets},
+                                              {"percentile", WindowMode::kPercentile}};
+  return names;
+}
+
 /// One view's augmentation, for any number of bands. Values are expected in [0, 1]-like ranges
 /// (after the loader's value scaling); normalisation comes last.
 ///   Augment augment(AugmentOptions().size(32).blur_p(0.5));
@@ -59,7 +68,7 @@ struct AugmentOptions {
   ///                 modalities without absolute units).
   /// Then the level moves by up to window_level_jitter x width and the width scales by a factor
   /// in [1 - window_width_jitter, 1 + window_width_jitter].
-  TORCH_ARG(std::string, window) = "none";
+  TORCH_ARG(WindowMode, window) = WindowMode::kNone;
   TORCH_ARG(std::vector<double>, window_levels) = std::vector<double>{40, -600, 400};
   TORCH_ARG(std::vector<double>, window_widths) = std::vector<double>{400, 1500, 1800};
   TORCH_ARG(std::vector<double>, window_percentiles) = std::vector<double>{0.5, 99.5};

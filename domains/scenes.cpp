@@ -61,70 +61,10 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
     : options_(std::move(options)) {
   static std::atomic<uint64_t> next_id{1};
   id_ = next_id++;
-  const bool temporal = options_.frames() > 1;
-  const std::string wgs84 = io::crs_wkt_from_epsg(4326);
-  std::vector<io::Bounds> footprints;
-  std::vector<io::Grid> grids;
-  std::vector<double> sample_distances;
-  int64_t first_band_count = 0;
-  std::string first_path;
+  std::vector<Geometry> geometry;
   for (const auto& item : catalog.items()) {
     try {
-      io::GdalRaster raster(item.path);
-      const int64_t band_count = static_cast<int64_t>(raster.info().bands.size());
-      std::vector<int64_t> bands = options_.bands();
-      for (const auto& name : options_.band_names()) bands.push_back(raster.band_named(name));
-      if (bands.empty())
-        for (int64_t b = 1; b <= band_count; ++b) bands.push_back(b);
-      for (const int64_t b : bands)
-        if (b < 1 || b > band_count)
-          throw InputError(item.path + ": band " + std::to_string(b) + " requested, the file has " +
-                           std::to_string(band_count));
-      if (first_path.empty()) {
-        first_path = item.path;
-        first_band_count = band_count;
-        for (const int64_t b : bands) {
-          const auto& description = raster.info().bands[static_cast<size_t>(b - 1)].description;
-          band_names_.push_back(description.empty() ? "band " + std::to_string(b) : description);
-        }
-        band_indices_ = std::move(bands);
-      } else if (band_count != first_band_count || bands != band_indices_) {
-        throw InputError(item.path + ": has " + std::to_string(band_count) + " bands, chosen as [" +
-                         json_list({bands.begin(), bands.end()}) + "]; " + first_path + " has " +
-                         std::to_string(first_band_count) +
-                         " (a series needs the same bands on every date)");
-      }
-      Scene scene;
-      scene.item = item;
-      scene.dated = true;
-      if (!item.date.empty()) {
-        scene.date = *io::parse_date(item.date);  // checked when the manifest was read
-      } else if (!options_.date_pattern().empty()) {
-        scene.date = io::date_from_name(item.path, options_.date_pattern());
-      } else if (const auto found = raster.acquisition_date()) {
-        scene.date = found->first;
-      } else if (!temporal) {
-        scene.dated = false;
-      } else {
-        throw InputError(
-            item.path +
-            ": no acquisition date in its metadata (ACQUISITION_DATE, "
-            "TIFFTAG_DATETIME, ...); set data.date_pattern to read it from file names");
-      }
-      io::Grid grid;
-      io::Bounds footprint;
-      if (raster.georeference() && !raster.georeference()->crs_wkt.empty()) {
-        grid = raster.grid();
-        footprint = raster.footprint_in(wgs84);
-      } else if (temporal) {
-        throw InputError(item.path +
-                         ": no georeference (CRS and transform), needed to pair it with other "
-                         "dates of the same place");
-      }
-      scenes_.push_back(scene);
-      grids.push_back(grid);
-      footprints.push_back(footprint);
-      sample_distances.push_back(raster.ground_sample_distance());
+      geometry.push_back(add_scene(item));
     } catch (const InputError& e) {
       if (options_.on_bad_file() == io::OnBadFile::kFail) throw;
       bad_files_.push_back({e.what()});
@@ -137,7 +77,85 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
       .cloud_values(std::vector<double>(options_.cloud_values()));
   if (!options_.fallback_nodata().empty())
     read_options_.fallback_nodata(options_.fallback_nodata()[0]);
+  group_places(geometry);
+  std::set<std::string> labels;
+  for (const auto& scene : scenes_)
+    if (!scene.item.label.empty()) labels.insert(scene.item.label);
+  class_names_.assign(labels.begin(), labels.end());
+  for (size_t p = 0; p < places_.size(); ++p) map_place(static_cast<int64_t>(p), geometry);
+  if (examples_.empty())
+    throw InputError("no window of " + std::to_string(options_.window_size()) +
+                     " pixels has at least " + std::to_string(options_.min_valid_fraction()) +
+                     " valid pixels" + (options_.frames() > 1 ? " on enough dates" : "") + " (" +
+                     std::to_string(rejected_) + " rejected)");
+}
 
+std::vector<int64_t> SceneDataset::bands_of(const io::GdalRaster& raster, const std::string& path) {
+  const int64_t band_count = static_cast<int64_t>(raster.info().bands.size());
+  std::vector<int64_t> bands = options_.bands();
+  for (const auto& name : options_.band_names()) bands.push_back(raster.band_named(name));
+  if (bands.empty())
+    for (int64_t b = 1; b <= band_count; ++b) bands.push_back(b);
+  for (const int64_t b : bands)
+    if (b < 1 || b > band_count)
+      throw InputError(path + ": band " + std::to_string(b) + " requested, the file has " +
+                       std::to_string(band_count));
+  if (first_path_.empty()) {
+    // The first scene names the bands; every other must have the same.
+    first_path_ = path;
+    first_band_count_ = band_count;
+    for (const int64_t b : bands) {
+      const auto& description = raster.info().bands[static_cast<size_t>(b - 1)].description;
+      band_names_.push_back(description.empty() ? "band " + std::to_string(b) : description);
+    }
+    band_indices_ = bands;
+  } else if (band_count != first_band_count_ || bands != band_indices_) {
+    throw InputError(path + ": has " + std::to_string(band_count) + " bands, chosen as [" +
+                     json_list({bands.begin(), bands.end()}) + "]; " + first_path_ + " has " +
+                     std::to_string(first_band_count_) +
+                     " (a series needs the same bands on every date)");
+  }
+  return bands;
+}
+
+SceneDataset::Geometry SceneDataset::add_scene(const io::CatalogItem& item) {
+  const bool temporal = options_.frames() > 1;
+  io::GdalRaster raster(item.path);
+  bands_of(raster, item.path);
+  Scene scene;
+  scene.item = item;
+  scene.dated = true;
+  if (!item.date.empty()) {
+    scene.date = *io::parse_date(item.date);  // checked when the manifest was read
+  } else if (!options_.date_pattern().empty()) {
+    scene.date = io::date_from_name(item.path, options_.date_pattern());
+  } else if (const auto found = raster.acquisition_date()) {
+    scene.date = found->first;
+  } else if (!temporal) {
+    scene.dated = false;
+  } else {
+    throw InputError(item.path +
+                         ": no acquisition date in its metadata (ACQUISITION_DATE, "
+                         "TIFFTAG_DATETIME, ...); give a date pattern to read it from file "
+                         "names",
+                     "date_pattern");
+  }
+  Geometry geometry;
+  if (raster.georeference() && !raster.georeference()->crs_wkt.empty()) {
+    static const std::string wgs84 = io::crs_wkt_from_epsg(4326);
+    geometry.grid = raster.grid();
+    geometry.footprint = raster.footprint_in(wgs84);
+  } else if (temporal) {
+    throw InputError(item.path +
+                     ": no georeference (CRS and transform), needed to pair it with other "
+                     "dates of the same place");
+  }
+  geometry.sample_distance = raster.ground_sample_distance();
+  scenes_.push_back(scene);
+  return geometry;
+}
+
+void SceneDataset::group_places(const std::vector<Geometry>& geometry) {
   // Places: connected groups of overlapping footprints (every scene its own without frames).
   std::vector<int64_t> parent(scenes_.size());
   std::iota(parent.begin(), parent.end(), 0);
@@ -147,15 +165,16 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
                : parent[static_cast<size_t>(i)] = root(parent[static_cast<size_t>(i)]);
   };
   // A manifest's place column decides where it is given; footprints decide the rest.
-  if (temporal)
+  if (options_.frames() > 1)
     for (size_t i = 0; i < scenes_.size(); ++i)
       for (size_t j = i + 1; j < scenes_.size(); ++j) {
         const auto& a = scenes_[i].item.place;
         const auto& b = scenes_[j].item.place;
-        const bool same = a.empty() || b.empty() ? a.empty() && b.empty() &&
-                                                       overlap(footprints[i], footprints[j]) >=
-                                                           options_.place_overlap()
-                                                 : a == b;
+        const bool same = a.empty() || b.empty()
+                              ? a.empty() && b.empty() &&
+                                    overlap(geometry[i].footprint, geometry[j].footprint) >=
+                                        options_.place_overlap()
+                              : a == b;
         if (same)
           parent[static_cast<size_t>(root(static_cast<int64_t>(j)))] =
               root(static_cast<int64_t>(i));
@@ -170,59 +189,50 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
     scenes_[i].place = place_of_root[r];
     places_[static_cast<size_t>(scenes_[i].place)].scenes.push_back(static_cast<int64_t>(i));
   }
-  std::set<std::string> labels;
-  for (const auto& scene : scenes_)
-    if (!scene.item.label.empty()) labels.insert(scene.item.label);
-  class_names_.assign(labels.begin(), labels.end());
+}
 
-  for (size_t p = 0; p < places_.size(); ++p) {
-    auto& place = places_[p];
-    std::stable_sort(place.scenes.begin(), place.scenes.end(), [&](int64_t a, int64_t b) {
-      return scenes_[static_cast<size_t>(a)].date.days() <
-             scenes_[static_cast<size_t>(b)].date.days();
-    });
-    const auto first = static_cast<size_t>(place.scenes.front());
-    place.grid = grids[first];
-    place.georeferenced = !place.grid.crs_wkt.empty();
-    for (const int64_t s : place.scenes)
-      scenes_[static_cast<size_t>(s)].warped =
-          temporal && !same_grid(grids[static_cast<size_t>(s)], place.grid);
-    // The window side in the files' own pixels; the first place's decides for all.
-    if (native_window_ == 0) {
-      const double native = sample_distances[first];
-      native_window_ =
-          options_.ground_sample_distance() > 0 && native > 0
-              ? std::max<int64_t>(1, std::llround(static_cast<double>(options_.window_size()) *
-                                                  options_.ground_sample_distance() / native))
-              : options_.window_size();
-    }
-    const int64_t cell = std::max<int64_t>(1, native_window_ / kCellsPerWindow);
-    std::vector<at::Tensor> valid_maps;
-    for (const int64_t s : place.scenes) {
-      try {
-        auto raster = open(s);
-        const auto& info = raster->info();
-        io::Region whole{0,
-                         0,
-                         info.width,
-                         info.height,
-                         std::max<int64_t>(1, info.width / cell),
-                         std::max<int64_t>(1, info.height / cell)};
-        const auto patch = raster->read_window(whole, read_options_);
-        valid_maps.push_back(patch.valid.to(torch::kFloat32));
-      } catch (const InputError& e) {
-        if (options_.on_bad_file() == io::OnBadFile::kFail) throw;
-        bad_files_.push_back({e.what()});
-        valid_maps.push_back(at::Tensor());
-      }
-    }
-    add_place(static_cast<int64_t>(p), valid_maps, cell);
+void SceneDataset::map_place(int64_t index, const std::vector<Geometry>& geometry) {
+  auto& place = places_[static_cast<size_t>(index)];
+  std::stable_sort(place.scenes.begin(), place.scenes.end(), [&](int64_t a, int64_t b) {
+    return scenes_[static_cast<size_t>(a)].date.days() <
+           scenes_[static_cast<size_t>(b)].date.days();
+  });
+  const auto first = static_cast<size_t>(place.scenes.front());
+  place.grid = geometry[first].grid;
+  place.georeferenced = !place.grid.crs_wkt.empty();
+  for (const int64_t s : place.scenes)
+    scenes_[static_cast<size_t>(s)].warped =
+        options_.frames() > 1 && !same_grid(geometry[static_cast<size_t>(s)].grid, place.grid);
+  // The window side in the files' own pixels; the first place's decides for all.
+  if (native_window_ == 0) {
+    const double native = geometry[first].sample_distance;
+    native_window_ =
+        options_.ground_sample_distance() > 0 && native > 0
+            ? std::max<int64_t>(1, std::llround(static_cast<double>(options_.window_size()) *
+                                                options_.ground_sample_distance() / native))
+            : options_.window_size();
   }
-  if (examples_.empty())
-    throw InputError("no window of " + std::to_string(options_.window_size()) +
-                     " pixels has at least " + std::to_string(options_.min_valid_fraction()) +
-                     " valid pixels" + (temporal ? " on enough dates" : "") + " (" +
-                     std::to_string(rejected_) + " rejected)");
+  // Validity of every date at a coarse resolution: kCellsPerWindow cells per window side.
+  const int64_t cell = std::max<int64_t>(1, native_window_ / kCellsPerWindow);
+  std::vector<at::Tensor> valid_maps;
+  for (const int64_t s : place.scenes) {
+    try {
+      auto raster = open(s);
+      const auto& info = raster->info();
+      io::Region whole{0,
+                       0,
+                       info.width,
+                       info.height,
+                       std::max<int64_t>(1, info.width / cell),
+                       std::max<int64_t>(1, info.height / cell)};
+      valid_maps.push_back(raster->read_window(whole, read_options_).valid.to(torch::kFloat32));
+    } catch (const InputError& e) {
+      if (options_.on_bad_file() == io::OnBadFile::kFail) throw;
+      bad_files_.push_back({e.what()});
+      valid_maps.push_back(at::Tensor());
+    }
+  }
+  add_place(index, valid_maps, cell);
 }
 
 std::vector<std::pair<int64_t, int64_t>> SceneDataset::window_origins(int64_t place, int64_t width,
@@ -230,7 +240,7 @@ std::vector<std::pair<int64_t, int64_t>> SceneDataset::window_origins(int64_t pl
   const int64_t side = native_window_;
   std::vector<std::pair<int64_t, int64_t>> origins;
   if (width < side || height < side) return origins;
-  if (options_.placement() == "grid") {
+  if (options_.placement() == WindowPlacement::kGrid) {
     for (int64_t y = 0; y + side <= height; y += side)
       for (int64_t x = 0; x + side <= width; x += side) origins.emplace_back(x, y);
     return origins;
@@ -324,7 +334,7 @@ void SceneDataset::add_place(int64_t p, const std::vector<at::Tensor>& valid_map
             " to " + scenes_[static_cast<size_t>(place.scenes.back())].date.iso() + ", " +
             std::to_string(warped) + " warped onto the first one's grid";
   }
-  notes_.push_back(line);
+  notes_.push_back({io::DatasetNote::Severity::kDetail, line});
 }
 
 std::shared_ptr<io::GdalRaster> SceneDataset::open(int64_t scene) const {
@@ -399,6 +409,23 @@ std::array<double, 2> SceneDataset::map_origin(int64_t index) const {
           .grid.geo_transform;
   return {t[0] + static_cast<double>(example.x) * t[1],
           t[3] + static_cast<double>(example.y) * t[5]};
+}
+
+void SceneOptions::visit_fields(FieldVisitor& visit) {
+  visit("ground_sample_distance", ground_sample_distance_, Check::at_least(0));
+  visit("band_names", band_names_);
+  visit("fallback_nodata", fallback_nodata_);
+  visit("cloud_band", cloud_band_, Check::at_least(0));
+  visit("cloud_values", cloud_values_);
+  visit("min_valid_fraction", min_valid_fraction_, Check::between(0, 1));
+  visit("window_placement", placement_);
+  visit("date_pattern", date_pattern_);
+  visit("frames", frames_, Check::between(1, 64));
+  visit("min_gap_days", min_gap_days_, Check::at_least(0));
+  visit("max_gap_days", max_gap_days_, Check::at_least(0));
+  visit("min_season_days", min_season_days_, Check::between(0, 182));
+  visit("max_season_days", max_season_days_, Check::between(0, 182));
+  visit("place_overlap", place_overlap_, Check::between(0.01, 1));
 }
 
 std::string SceneDataset::summary() const {

@@ -17,6 +17,14 @@
 
 namespace pretext::domains {
 
+/// Where a place's windows lie (SceneOptions::placement).
+enum class WindowPlacement { kGrid, kRandom };
+inline const EnumNames<WindowPlacement>& field_names(WindowPlacement) {
+  static const EnumNames<WindowPlacement> names = {{"grid", WindowPlacement::kGrid},
+                                                   {"random", WindowPlacement::kRandom}};
+  return names;
+}
+
 /// How multispectral scenes (GeoTIFF, COG, any GDAL raster) become training windows.
 ///   SceneDataset scenes(catalog, SceneOptions().window_size(128).band_names({"B04", "B03"}));
 struct SceneOptions {
@@ -29,7 +37,7 @@ struct SceneOptions {
   /// "grid" (above) or "random": as many windows per place as the grid holds, at uniformly
   /// random pixel offsets drawn once from `seed` (reads then straddle blocks, decoding up to
   /// four times as much).
-  TORCH_ARG(std::string, placement) = "grid";
+  TORCH_ARG(WindowPlacement, placement) = WindowPlacement::kGrid;
   TORCH_ARG(uint64_t, seed) = 0;
   /// 1-based bands, or band descriptions (e.g. B02, B03, B04, B08); both empty: all bands.
   TORCH_ARG(std::vector<int64_t>, bands) = {};
@@ -64,6 +72,11 @@ struct SceneOptions {
   TORCH_ARG(double, place_overlap) = 0.5;
   /// A scene that cannot be used: stop, or skip and list it.
   TORCH_ARG(io::OnBadFile, on_bad_file) = io::OnBadFile::kFail;
+
+ public:
+  /// What a config sets, placement as "window_placement" (window size, bands and on_bad_file
+  /// are shared by every kind of data; the seed is the run's).
+  void visit_fields(FieldVisitor& visit);
 };
 
 /// Per-band statistics of valid pixels (physical values, after scale and offset).
@@ -97,10 +110,11 @@ class SceneDataset : public io::Dataset {
   BandStatistics measure_statistics(int64_t windows) const;
   /// Sets the fill values for invalid pixels (the means).
   void set_statistics(const BandStatistics& statistics);
-  /// One line per scene or place for the run log: windows kept and rejected, date, alignment.
-  const std::vector<std::string>& notes() const { return notes_; }
-  const std::vector<io::BadFile>& bad_files() const { return bad_files_; }
-  std::string summary() const;
+  /// One line per scene or place: windows kept and rejected, date, alignment.
+  std::vector<io::DatasetNote> notes() const override { return notes_; }
+  std::vector<io::BadFile> bad_files() const override { return bad_files_; }
+  std::string summary() const override;
+  const SceneOptions& options() const { return options_; }
   /// The band names of an example, in order (descriptions, or "band N").
   const std::vector<std::string>& band_names() const { return band_names_; }
   /// Map coordinates (x, y) of the top-left corner of example `index` (its reference grid).
@@ -123,6 +137,20 @@ class SceneDataset : public io::Dataset {
     int64_t x = 0, y = 0;         // window origin on the place's grid, native pixels
     std::vector<int64_t> scenes;  // one per frame
   };
+  /// Where a scene lies, known while the data set is opened.
+  struct Geometry {
+    io::Grid grid;         // empty CRS: no georeference
+    io::Bounds footprint;  // WGS 84
+    double sample_distance = 0.0;
+  };
+  /// The bands to read of `raster`, checked against the first scene's.
+  std::vector<int64_t> bands_of(const io::GdalRaster& raster, const std::string& path);
+  /// Opens one scene (bands, date, georeference) and appends it; throws InputError naming it.
+  Geometry add_scene(const io::CatalogItem& item);
+  /// Groups the scenes into places (dates of one footprint).
+  void group_places(const std::vector<Geometry>& geometry);
+  /// Orders a place's dates, picks its reference grid and adds its valid windows.
+  void map_place(int64_t place, const std::vector<Geometry>& geometry);
   std::shared_ptr<io::GdalRaster> open(int64_t scene) const;
   void add_place(int64_t place, const std::vector<at::Tensor>& valid_maps, int64_t cell);
   io::Region window(const Example& example) const;
@@ -136,10 +164,13 @@ class SceneDataset : public io::Dataset {
   std::vector<Example> examples_;
   std::vector<int64_t> band_indices_;   // 1-based, in the order read
   io::RasterReadOptions read_options_;  // those bands, the fallback nodata
-  std::vector<std::string> band_names_, class_names_, notes_;
+  std::vector<std::string> band_names_, class_names_;
+  std::vector<io::DatasetNote> notes_;
   std::vector<io::BadFile> bad_files_;
   std::vector<double> fill_;
   int64_t native_window_ = 0;  // window side in the files' own pixels
+  std::string first_path_;     // the scene whose bands every other must have
+  int64_t first_band_count_ = 0;
   int64_t rejected_ = 0;
   uint64_t id_ = 0;  // tells this data set's handles apart in the per-thread cache
 };

@@ -217,6 +217,24 @@ std::string SliceDataset::skipped_note() const {
   return note;
 }
 
+void SliceDatasetOptions::visit_fields(FieldVisitor& visit) {
+  visit("slab", slab_, Check::between(1, 63));
+  visit("axis", axis_, Check::between(0, 2));
+  visit("body_threshold", body_threshold_);
+  visit("min_body_fraction", min_body_fraction_, Check::between(0, 1));
+}
+
+std::vector<io::DatasetNote> SliceDataset::notes() const {
+  std::vector<io::DatasetNote> notes;
+  for (const auto& series : dicom_.series)
+    if (series.missing_slices > 0)
+      notes.push_back({io::DatasetNote::Severity::kWarning,
+                       series.slices.front().path + ": its series seems to miss " +
+                           plural(series.missing_slices, "slice") +
+                           " (gaps along the slice normal)"});
+  return notes;
+}
+
 std::string SliceDataset::summary() const {
   const int64_t volumes = static_cast<int64_t>(stacks_.size() - dicom_.series.size());
   std::string text = std::to_string(dicom_.series.size()) + " DICOM series (" +

@@ -45,6 +45,11 @@ struct SliceDatasetOptions {
   TORCH_ARG(bool, replace_undecodable) = false;
   /// Decoded volumes kept in memory (NIfTI/NRRD/MetaImage files are read whole).
   TORCH_ARG(int64_t, volume_cache) = 4;
+
+ public:
+  /// slab, axis, body_threshold, min_body_fraction: what a config sets (image size and
+  /// on_bad_file are shared by every kind of data; the rest is the pipeline's).
+  void visit_fields(FieldVisitor& visit);
 };
 
 /// The slices of a catalog's DICOM series (grouped and ordered by io::scan_dicom) and volumes,
@@ -75,7 +80,11 @@ class SliceDataset : public io::Dataset {
     return read_slab_valid(stack, slice).values;
   }
   /// "2 DICOM series (1 patient), 1 volume, 84 slices", then what the scan skipped.
-  std::string summary() const;
+  std::string summary() const override;
+  /// The DICOM files the scan skipped under kSkip.
+  std::vector<io::BadFile> bad_files() const override { return dicom_.bad_files; }
+  /// A warning per series with gaps along the slice normal.
+  std::vector<io::DatasetNote> notes() const override;
   const io::DicomScan& dicom() const { return dicom_; }
 
  private:

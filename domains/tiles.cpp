@@ -64,16 +64,16 @@ TileDataset::TileDataset(const io::Catalog& catalog, TileDatasetOptions options)
       for (const auto& tile : map.tiles) tiles_.push_back({index, tile.x, tile.y});
       if (!item.label.empty()) labels.insert(item.label);
       const auto& info = slide.info();
-      notes_.push_back(item.path + ": " + std::to_string(map.tiles.size()) + " of " +
-                       std::to_string(map.grid_tiles) + " tiles kept as tissue (" +
-                       percent(static_cast<int64_t>(map.tiles.size()), map.grid_tiles) + "; " +
-                       std::to_string(map.grid_tiles - static_cast<int64_t>(map.tiles.size())) +
-                       " rejected as background), detected on level " + std::to_string(map.level) +
-                       ", " + std::to_string(info.microns_per_pixel_x) + " µm/px at level 0" +
-                       (info.microns_per_pixel_from_config
-                            ? " (from data.fallback_microns_per_pixel: the "
-                              "slide states none)"
-                            : ""));
+      const bool assumed = info.microns_per_pixel_from_config;
+      notes_.push_back(
+          {assumed ? io::DatasetNote::Severity::kWarning : io::DatasetNote::Severity::kDetail,
+           item.path + ": " + std::to_string(map.tiles.size()) + " of " +
+               std::to_string(map.grid_tiles) + " tiles kept as tissue (" +
+               percent(static_cast<int64_t>(map.tiles.size()), map.grid_tiles) + "; " +
+               std::to_string(map.grid_tiles - static_cast<int64_t>(map.tiles.size())) +
+               " rejected as background), detected on level " + std::to_string(map.level) + ", " +
+               std::to_string(info.microns_per_pixel_x) + " µm/px at level 0" +
+               (assumed ? " (the fallback resolution: the slide states none)" : "")});
       if (!options_.thumbnail_dir().empty())
         save_thumbnail(options_.thumbnail_dir(), index, item.path, tissue_thumbnail(slide, map));
     } catch (const InputError& error) {
@@ -84,9 +84,20 @@ TileDataset::TileDataset(const io::Catalog& catalog, TileDatasetOptions options)
   class_names_.assign(labels.begin(), labels.end());
   if (tiles_.empty())
     throw InputError("no tissue tiles in " + std::to_string(catalog.size()) + " slides (" +
-                     std::to_string(bad_slides_.size()) + " bad" +
-                     (bad_slides_.empty() ? "" : ", e.g. " + bad_slides_.front().message) +
-                     "); lower data.min_tissue_fraction or check data.microns_per_pixel");
+                         std::to_string(bad_slides_.size()) + " bad" +
+                         (bad_slides_.empty() ? "" : ", e.g. " + bad_slides_.front().message) +
+                         "); lower the minimum tissue fraction (" +
+                         std::to_string(options_.tissue().min_tissue_fraction()) +
+                         ") or check the resolution (" +
+                         std::to_string(options_.tissue().microns_per_pixel()) + " µm/px)",
+                     "min_tissue_fraction");
+}
+
+void TileDatasetOptions::visit_fields(FieldVisitor& visit) {
+  tissue_.visit_fields(visit);
+  visit("fallback_microns_per_pixel", fallback_microns_per_pixel_, Check::at_least(0));
+  visit("open_slides", open_slides_, Check::between(1, 4096));
+  visit("stain_reference", stain_reference_);
 }
 
 std::shared_ptr<io::Slide> TileDataset::slide(int64_t index) const {

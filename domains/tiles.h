@@ -36,6 +36,11 @@ struct TileDatasetOptions {
   /// stains ("" leaves tiles as scanned). Tiles with too little stain to estimate are kept as
   /// they are.
   TORCH_ARG(std::string, stain_reference) = "";
+
+ public:
+  /// The tissue fields, fallback_microns_per_pixel, open_slides, stain_reference (on_bad_file is
+  /// shared by every kind of data; the thumbnail folder is the pipeline's).
+  void visit_fields(FieldVisitor& visit);
 };
 
 /// The tissue tiles of a catalog's slides, one example per tile of the grid at the target
@@ -54,10 +59,11 @@ class TileDataset : public io::Dataset {
   /// "slide.svs#x=1024,y=2048" (level-0 pixels).
   io::CatalogItem item(int64_t index) const override;
 
-  /// One line per slide for the run log: tiles kept of the grid, detection level, mpp source.
-  const std::vector<std::string>& notes() const { return notes_; }
-  const std::vector<io::BadFile>& bad_slides() const { return bad_slides_; }
-  std::string summary() const;
+  /// One line per slide: tiles kept of the grid, detection level, where the resolution came
+  /// from (a warning where the fallback was assumed).
+  std::vector<io::DatasetNote> notes() const override { return notes_; }
+  std::vector<io::BadFile> bad_files() const override { return bad_slides_; }
+  std::string summary() const override;
 
  private:
   struct SlideEntry {
@@ -73,7 +79,8 @@ class TileDataset : public io::Dataset {
   TileDatasetOptions options_;
   std::vector<SlideEntry> slides_;
   std::vector<Tile> tiles_;
-  std::vector<std::string> class_names_, notes_;
+  std::vector<std::string> class_names_;
+  std::vector<io::DatasetNote> notes_;
   std::vector<io::BadFile> bad_slides_;
   at::Tensor reference_stains_, reference_max_;  // undefined without a stain reference
   mutable std::mutex open_mutex_;

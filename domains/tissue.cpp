@@ -7,6 +7,11 @@
 
 namespace pretext::domains {
 
+void TissueOptions::visit_fields(FieldVisitor& visit) {
+  visit("microns_per_pixel", microns_per_pixel_, Check::above(0));
+  visit("min_tissue_fraction", min_tissue_fraction_, Check::between(0, 1));
+}
+
 torch::Tensor saturation(const torch::Tensor& rgb) {
   const auto x = rgb.to(torch::kFloat32);
   const auto high = std::get<0>(x.max(0));

@@ -7,6 +7,7 @@
 #include <ATen/Tensor.h>
 #include <torch/arg.h>
 
+#include "base/fields.h"
 #include "io/slide.h"
 
 namespace pretext::domains {
@@ -28,6 +29,11 @@ struct TissueOptions {
   /// Tissue is detected on the coarsest level at least this wide (pixels), or level 0, reduced
   /// by the whole factor that brings it closest to this width from above.
   TORCH_ARG(int64_t, detection_width) = 1024;
+
+ public:
+  /// microns_per_pixel and min_tissue_fraction (the tile size is the data's image size; the
+  /// detection thresholds keep their defaults).
+  void visit_fields(FieldVisitor& visit);
 };
 
 /// A tile in level-0 pixels: top-left corner and side.

@@ -79,19 +79,22 @@ Date date_from_name(const std::string& path, const std::string& pattern) {
   try {
     expression = std::regex(pattern, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {
-    throw ConfigError("data.date_pattern: '" + pattern + "' is not a regular expression (" +
-                      e.what() + ")");
+    throw InputError(path + ": the date pattern '" + pattern + "' is not a regular expression (" +
+                         e.what() + ")",
+                     "date_pattern");
   }
   const std::string name = std::filesystem::path(path).filename().string();
   std::smatch match;
   if (!std::regex_search(name, match, expression))
-    throw InputError(path + ": no date in the file name (data.date_pattern '" + pattern +
-                     "' does not match)");
+    throw InputError(
+        path + ": no date in the file name (the date pattern '" + pattern + "' does not match)",
+        "date_pattern");
   const std::string found = match.size() > 1 ? match[1].str() : match[0].str();
   const auto date = parse_date(found);
   if (!date)
-    throw InputError(path + ": '" + found +
-                     "' in the file name is not a date (data.date_pattern '" + pattern + "')");
+    throw InputError(path + ": '" + found + "' in the file name is not a date (the date pattern '" +
+                         pattern + "')",
+                     "date_pattern");
   return *date;
 }
 

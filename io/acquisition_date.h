@@ -26,8 +26,8 @@ std::optional<Date> parse_date(const std::string& text);
 
 /// The date found in the file name of `path` by `pattern` (ECMAScript regular expression; its
 /// first capture group, or the whole match, read by parse_date), e.g. "_(\d{8})T" for
-/// Sentinel-2 product names. Throws ConfigError for an invalid pattern and InputError naming the
-/// file when the pattern finds nothing or what it finds is not a date.
+/// Sentinel-2 product names. Throws InputError naming the file (and the option "date_pattern")
+/// for an invalid pattern, when it finds nothing, or when what it finds is not a date.
 Date date_from_name(const std::string& path, const std::string& pattern);
 
 }  // namespace pretext::io

@@ -43,8 +43,9 @@ Example ImageDataset::decode(int64_t index) const {
   const auto& bands = options_.bands();
   if (bands.empty() && static_cast<int64_t>(info.bands.size()) != channels_)
     throw InputError(item.path + ": " + info.format + ": has " + std::to_string(info.bands.size()) +
-                     " bands, the data set's first image has " + std::to_string(channels_) +
-                     " (choose bands with data.bands)");
+                         " bands, the data set's first image has " + std::to_string(channels_) +
+                         " (choose the bands to read)",
+                     "bands");
   Region region{0, 0, info.width, info.height, options_.image_size(), options_.image_size()};
   Example example;
   example.pixels = source->read(region, bands).pixels;
@@ -58,6 +59,16 @@ Example ImageDataset::decode(int64_t index) const {
 
 CatalogItem ImageDataset::item(int64_t index) const {
   return catalog_.items().at(static_cast<size_t>(index));
+}
+
+void ImageDatasetOptions::visit_fields(FieldVisitor& visit) {
+  visit("value_scale", value_scale_, Check::at_least(0));
+  visit("cache_mb", cache_mb_, Check::at_least(0));
+}
+
+std::string ImageDataset::summary() const {
+  return std::to_string(size()) + " images, " + std::to_string(channels_) + " bands, " +
+         std::to_string(class_names_.size()) + " labels";
 }
 
 int64_t Dataset::get_into(int64_t index, at::Tensor out) const {

@@ -8,6 +8,8 @@
 #include <ATen/Tensor.h>
 #include <torch/arg.h>
 
+#include "base/fields.h"
+#include "io/bad_file.h"
 #include "io/catalog.h"
 
 namespace pretext::io {
@@ -16,6 +18,15 @@ namespace pretext::io {
 struct Example {
   at::Tensor pixels;
   int64_t label = -1;
+};
+
+/// Something a data set noticed while opening it, for the run log.
+struct DatasetNote {
+  /// kDetail: the run log only (a line per file, say); kWarning: the console too (something the
+  /// user should know changed what is read, such as a resolution assumed for a slide).
+  enum class Severity { kDetail, kWarning };
+  Severity severity = Severity::kDetail;
+  std::string text;
 };
 
 /// An indexable data set; `get` is called from several loader threads at once.
@@ -39,6 +50,12 @@ class Dataset {
   virtual std::vector<int64_t> acquired_at(int64_t /*index*/) const { return {}; }
   /// Class index of example `index`, -1 when it has no label.
   int64_t label_of(int64_t index) const;
+  /// What opening found, told the same way by every data set: one line of what it holds
+  /// ("3 slides, 412 tissue tiles of 960 ..."), the files it left out under OnBadFile::kSkip, and
+  /// notes.
+  virtual std::string summary() const = 0;
+  virtual std::vector<BadFile> bad_files() const { return {}; }
+  virtual std::vector<DatasetNote> notes() const { return {}; }
   /// What reading has skipped so far, for the run log ("" when nothing).
   virtual std::string skipped_note() const { return ""; }
 };
@@ -57,6 +74,11 @@ struct ImageDatasetOptions {
   /// later epochs then skip opening and decoding files. A data set of N single-band 28x28 images
   /// takes N * 3 KiB.
   TORCH_ARG(int64_t, cache_mb) = 0;
+
+ public:
+  /// value_scale and cache_mb (image size and bands are shared by every kind of data and set by
+  /// whoever reads all of them).
+  void visit_fields(FieldVisitor& visit);
 };
 
 /// Each catalog item read whole through `io::open` and resampled to `image_size`, in one RasterIO
@@ -72,6 +94,8 @@ class ImageDataset : public Dataset {
   int64_t channels() const override { return channels_; }
   const std::vector<std::string>& class_names() const override { return class_names_; }
   CatalogItem item(int64_t index) const override;
+  /// "N images, C bands, L labels".
+  std::string summary() const override;
 
  private:
   Catalog catalog_;

@@ -8,6 +8,7 @@
 
 #include <ATen/Tensor.h>
 
+#include "io/bad_file.h"
 #include "io/catalog.h"
 #include "io/source.h"
 
@@ -123,14 +124,6 @@ struct DicomSeries {
   std::vector<std::string> transfer_syntaxes;
   std::string label;  ///< from the catalog; every file of a series must agree
   std::string split;
-};
-
-/// What to do with a file that cannot be used.
-enum class OnBadFile { kFail, kSkip };
-
-/// A file skipped (under OnBadFile::kSkip) and why; the message names the file.
-struct BadFile {
-  std::string message;
 };
 
 /// The DICOM series found among a catalog's files.

@@ -14,6 +14,7 @@
 #include <torch/types.h>
 
 #include "base/errors.h"
+#include "io/gdal_raster.h"
 #include "io/source.h"
 
 namespace pretext::io {
@@ -87,17 +88,26 @@ struct Slide::DirectTiles {
   }
 };
 
-bool is_slide(const std::string& path) { return !slide_vendor(path).empty(); }
-
-std::string slide_vendor(const std::string& path) {
-  // A DICOM file whose preamble holds a TIFF header is DICOM, whatever OpenSlide makes of it.
+bool is_slide(const std::string& path) {
   try {
-    if (detect_format(path) == Format::kDicom) return "";
+    return detect_format(path) == Format::kSlide;
   } catch (const InputError&) {
-    return "";  // unreadable: not a slide either
+    return false;  // unreadable: not a slide either
   }
+}
+
+bool is_whole_slide(const std::string& path) {
   const char* vendor = openslide_detect_vendor(path.c_str());
-  return vendor ? vendor : "";
+  if (!vendor) return false;
+  if (std::string(vendor) != "generic-tiff") return true;
+  try {
+    GdalRaster raster(path);
+    const auto bands = raster.info().bands.size();
+    if (raster.georeference() || (bands != 3 && bands != 4)) return false;
+    return Slide(path, 1.0).info().levels.size() > 1;
+  } catch (const InputError&) {
+    return false;  // the raster reader says what is wrong when the file is opened
+  }
 }
 
 Slide::Slide(const std::string& path, double fallback_microns_per_pixel, bool direct_tiles) {
@@ -144,8 +154,9 @@ Slide::Slide(const std::string& path, double fallback_microns_per_pixel, bool di
   }
   if (info_.microns_per_pixel_x <= 0 || info_.microns_per_pixel_y <= 0) {
     if (fallback_microns_per_pixel <= 0)
-      throw InputError(where(path) +
-                       "the slide states no microns per pixel (set data.microns_per_pixel)");
+      throw InputError(
+          where(path) + "the slide states no microns per pixel (give a fallback resolution)",
+          "fallback_microns_per_pixel");
     info_.microns_per_pixel_x = info_.microns_per_pixel_y = fallback_microns_per_pixel;
     info_.microns_per_pixel_from_config = true;
   }

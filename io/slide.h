@@ -95,9 +95,11 @@ class Slide {
   std::string error_;  // guarded by error_mutex_
 };
 
-/// Whether OpenSlide recognises `path` as a slide (vendor detection, no full open).
+/// detect_format(path) == Format::kSlide.
 bool is_slide(const std::string& path);
-/// OpenSlide's vendor for `path` ("aperio", "generic-tiff", ...), "" when it is no slide.
-std::string slide_vendor(const std::string& path);
+/// detect_format's test for a file that is not DICOM, PNG or a volume: OpenSlide names a vendor
+/// other than "generic-tiff", or a generic tiled TIFF is a pyramid of RGB(A) without a
+/// georeference. Call detect_format instead.
+bool is_whole_slide(const std::string& path);
 
 }  // namespace pretext::io

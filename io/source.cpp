@@ -8,6 +8,7 @@
 #include "base/errors.h"
 #include "io/dicom.h"
 #include "io/gdal_raster.h"
+#include "io/slide.h"
 #include "io/volume.h"
 
 namespace pretext::io {
@@ -47,7 +48,10 @@ double full_scale(DataType type) {
   }
 }
 
-Format detect_format(const std::string& path) {
+namespace {
+
+/// The container by its first bytes.
+Format stored_format(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw InputError(path + ": cannot open (" + std::strerror(errno) + ")");
   unsigned char head[132] = {};
@@ -70,8 +74,22 @@ Format detect_format(const std::string& path) {
   return Format::kUnknown;
 }
 
+}  // namespace
+
+Format detect_format(const std::string& path) {
+  const Format stored = stored_format(path);
+  // Slides are TIFF (Aperio, Philips, Ventana, generic), or formats of their own (MIRAX's and
+  // Hamamatsu VMS's index files); DICOM, PNG, JPEG and volumes are not.
+  const bool may_be_slide = stored == Format::kTiff || stored == Format::kUnknown;
+  return may_be_slide && is_whole_slide(path) ? Format::kSlide : stored;
+}
+
 std::unique_ptr<Source> open(const std::string& path) {
   switch (detect_format(path)) {
+    case Format::kSlide:
+      if (stored_format(path) != Format::kTiff)
+        throw InputError(path + ": a whole-slide image, read tile by tile as a slide");
+      return std::make_unique<GdalRaster>(path);
     case Format::kTiff:
     case Format::kPng:
     case Format::kJpeg:

@@ -84,15 +84,23 @@ class Source {
   virtual bool shareable_between_threads() const = 0;
 };
 
-/// The formats `open` recognises, from the file's first bytes.
-enum class Format { kTiff, kPng, kJpeg, kDicom, kVolume, kUnknown };
+/// What a file is, from its content (not its name).
+///   kDicom   DICOM Part 10 ("DICM" after the preamble, whatever the preamble holds);
+///   kSlide   a whole-slide image: OpenSlide names a vendor for it, or reads it only as a generic
+///            tiled TIFF and it is a pyramid of RGB without a georeference (a GeoTIFF or a plain
+///            tiled image is a raster);
+///   kTiff, kPng, kJpeg   2D images and rasters (GDAL);
+///   kVolume  NIfTI / NRRD / MetaImage.
+enum class Format { kTiff, kPng, kJpeg, kDicom, kVolume, kSlide, kUnknown };
 
-/// Looks at the file's content (not its name). Throws InputError when the file cannot be read.
+/// The one place that decides what a file is, and so which reader opens it. Throws InputError
+/// when the file cannot be read.
 Format detect_format(const std::string& path);
 
-/// Opens `path` with the reader its content calls for. Throws InputError for a missing file, a
-/// format no reader knows, a 3D volume (read those with io::read_volume), or a file its reader
-/// rejects.
+/// Opens `path` as a 2D image with the reader its format calls for: GDAL for TIFF, PNG and JPEG
+/// (and for a TIFF-based slide read whole), DCMTK for DICOM. Throws InputError for a missing
+/// file, a format no reader knows, a 3D volume (read those with io::read_volume), a slide that is
+/// not TIFF (read those with io::Slide), or a file its reader rejects.
 std::unique_ptr<Source> open(const std::string& path);
 
 }  // namespace pretext::io

@@ -46,13 +46,17 @@ void replace_file(const std::string& path, const std::function<void(const std::s
   sync_path(folder.empty() ? "." : folder.string(), O_RDONLY | O_DIRECTORY);
 }
 
-void save_pickle(const std::string& path, const c10::IValue& value) {
-  const auto bytes = torch::pickle_save(value);
+void write_file(const std::string& path, std::string_view bytes) {
   replace_file(path, [&](const std::string& temporary) {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!out.flush()) throw InputError(temporary + ": cannot write");
   });
+}
+
+void save_pickle(const std::string& path, const c10::IValue& value) {
+  const auto bytes = torch::pickle_save(value);
+  write_file(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 c10::IValue load_pickle(const std::string& path, const std::string& what) {

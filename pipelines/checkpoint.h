@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <ATen/core/ivalue.h>
 #include <c10/core/Device.h>
@@ -28,6 +29,8 @@ struct TrainState {
 /// `path`, so a crash leaves either the old or the new file, never half of one. Throws InputError
 /// naming the file.
 void replace_file(const std::string& path, const std::function<void(const std::string&)>& write);
+/// `bytes` written to `path` with replace_file.
+void write_file(const std::string& path, std::string_view bytes);
 
 /// `value` pickled the way Python's torch.save does (a zip archive torch.load opens), written with
 /// replace_file.

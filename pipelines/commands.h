@@ -1,12 +1,17 @@
 #pragma once
 
+// The commands of the pretext binary, one function each. Every command opens its run directory
+// and log (start_command), opens the data once (open_data), writes its results through RunDir and
+// the result records, and refreshes the report from the run directory.
+
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "io/dataset.h"
 #include "methods/backbone.h"
-#include "methods/method.h"
+#include "pipelines/data.h"
+#include "pipelines/encoder_source.h"
 #include "pipelines/finetune.h"
 #include "pipelines/knn.h"
 #include "pipelines/probe.h"
@@ -16,20 +21,14 @@
 
 namespace pretext::pipelines {
 
-/// Where an evaluated or exported encoder's weights come from: a pretext checkpoint (default: the
-/// run directory's), a state dict in torchvision / timm layout (`init_from`, e.g. saved from
-/// Python), or a fresh seeded initialisation (`random_init`).
-struct EncoderSource {
-  std::string checkpoint;
-  std::string init_from;
-  bool random_init = false;
-  /// "random-init", or the weights file, for result files.
-  std::string describe(const RunConfig& config) const;
-};
+/// Creates the run directory, opens its run.log, and sets up threads and the device (logging
+/// them and the BLAS check). Every command starts here.
+void start_command(const RunConfig& config, RunLog& log);
 
 /// `pretext pretrain`: trains the config's method on its data in its run directory (resolved
-/// config, run.log, metrics.csv, checkpoint.pt). Ctrl-C stops after the current step with a
-/// checkpoint that `resume` continues from. `init_from` starts the encoder from a state dict.
+/// config, run.log, metrics.csv, checkpoint.pt, the report's figures). Ctrl-C stops after the
+/// current step with a checkpoint that `resume` continues from. `init_from` starts the encoder
+/// (and every network that starts as its copy) from a state dict.
 TrainResult pretrain(const RunConfig& config, bool resume, const std::string& init_from,
                      RunLog& log);
 
@@ -57,22 +56,8 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
 std::string export_encoder(const RunConfig& config, const EncoderSource& source,
                            const std::string& out, RunLog& log);
 
-/// k-NN of `encoder` on the config's labelled data (the part shared by `knn` and the demo).
+/// k-NN of `encoder` on opened labelled data (the part shared by `knn` and the demo).
 std::vector<KnnScore> evaluate_knn(const RunConfig& config, methods::BackboneImpl& encoder,
-                                   std::shared_ptr<const io::Dataset> dataset);
-
-/// The config's data set, bands checked against the normalisation: whole 2D images, or the slices
-/// of DICOM series and volumes. `pretraining` applies data.split and background rejection.
-/// Throws InputError / ConfigError.
-std::shared_ptr<io::Dataset> open_dataset(const RunConfig& config, bool pretraining, RunLog& log);
-
-/// The config's method on the run device with the source's encoder weights. Throws InputError
-/// naming the checkpoint or state dict that is missing or does not fit.
-std::shared_ptr<methods::MethodImpl> load_method(const RunConfig& config,
-                                                 const EncoderSource& source, int64_t channels,
-                                                 RunLog& log);
-
-/// Threads, the BLAS check and the device, logged once per command.
-void prepare_compute(const RunConfig& config, RunLog& log);
+                                   const PreparedData& data);
 
 }  // namespace pretext::pipelines

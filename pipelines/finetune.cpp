@@ -20,7 +20,7 @@ void FinetuneOptions::visit_fields(FieldVisitor& visit) {
   visit("seeds", seeds_, Check::at_least(0).non_empty());
   visit("epochs", epochs_, Check::at_least(1));
   visit("batch_size", batch_size_, Check::at_least(1));
-  visit("optimizer", optimizer_, Check::one_of({"adam", "adamw", "sgd"}));
+  visit("optimizer", optimizer_);
   visit("lr", lr_, Check::above(0));
   visit("weight_decay", weight_decay_, Check::at_least(0));
   visit("layer_decay", layer_decay_, Check::between(1e-6, 1.0));

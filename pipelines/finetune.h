@@ -16,6 +16,7 @@
 #include "methods/backbone.h"
 #include "pipelines/evaluation.h"
 #include "pipelines/metrics.h"
+#include "pipelines/optimizer_kind.h"
 #include "pipelines/run_dir.h"
 #include "pipelines/run_log.h"
 
@@ -34,7 +35,7 @@ struct FinetuneOptions {
   TORCH_ARG(int64_t, epochs) = 50;
   TORCH_ARG(int64_t, batch_size) = 64;
   /// "adam", "adamw" or "sgd" (momentum 0.9), at a constant learning rate.
-  TORCH_ARG(std::string, optimizer) = "adam";
+  TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::kAdam;
   TORCH_ARG(double, lr) = 1e-3;
   /// Never applied to biases and normalisation weights.
   TORCH_ARG(double, weight_decay) = 0.0;

@@ -191,29 +191,12 @@ std::string inspect_slide(const std::string& path) {
   return out.str();
 }
 
-// A file is a slide when OpenSlide names a vendor for it. A TIFF OpenSlide would read only as
-// "generic-tiff" is a slide when it is a pyramid of RGB without a georeference; a GeoTIFF or a
-// plain tiled image is a raster.
-bool read_as_slide(const std::string& path) {
-  const auto vendor = io::slide_vendor(path);
-  if (vendor.empty()) return false;
-  if (vendor != "generic-tiff") return true;
-  const auto raster = io::open(path);
-  const auto bands = raster->info().bands.size();
-  if (raster->georeference() || (bands != 3 && bands != 4)) return false;
-  try {
-    return io::Slide(path, 1.0).info().levels.size() > 1;
-  } catch (const InputError&) {
-    return false;  // the raster reader then says what is wrong with the file
-  }
-}
-
 }  // namespace
 
 std::string inspect(const std::string& path, bool stats) {
   if (fs::is_directory(path)) return inspect_dicom(path, stats);
-  if (read_as_slide(path)) return inspect_slide(path);
   const auto format = io::detect_format(path);
+  if (format == io::Format::kSlide) return inspect_slide(path);
   if (format == io::Format::kDicom) return inspect_dicom(path, stats);
   if (format == io::Format::kVolume) return inspect_volume(path, stats);
   auto source = io::open(path);

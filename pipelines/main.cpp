@@ -1,7 +1,11 @@
 // The pretext command line. Only this file catches: it prints the message and exits 2 for bad
 // input or config, 1 for anything else.
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include <c10/util/Exception.h>
 #include <CLI/CLI.hpp>
@@ -111,39 +115,80 @@ int run(int argc, char** argv) {
   }
 
   RunLog log;
-  const auto config = [&] { return load_run_config(config_path, overrides); };
-  if (*pretrain_cmd) {
-    // 130: the shell's status for a program stopped by Ctrl-C (here, after a checkpoint).
-    if (pretrain(config(), resume, source.init_from, log).interrupted) return 130;
-  } else if (*extract_cmd) {
-    extract(config(), source, out, log);
-  } else if (*knn_cmd) {
-    const auto scores = knn(config(), source, features, log);
-    std::printf("%-6s %s\n", "k", "top-1");
-    for (const auto& s : scores)
-      std::printf("%-6ld %.2f%%\n", static_cast<long>(s.k), 100 * s.metrics.top1);
-  } else if (*probe_cmd) {
-    const auto result = probe(config(), source, features, log);
-    std::printf("linear probe test top-1 %.2f%%\n", 100 * result.heads[result.chosen].test.top1);
-  } else if (*finetune_cmd) {
-    for (const auto& r : finetune(config(), source, log))
-      std::printf("seed %ld: %ld labels, test top-1 %.2f%%\n", static_cast<long>(r.seed),
-                  static_cast<long>(r.labelled), 100 * r.test.top1);
-  } else if (*export_cmd) {
-    export_encoder(config(), source, out, log);
-  } else if (*report_cmd) {
-    std::printf("%s\n", write_report(config(), log).c_str());
-  } else if (*inspect_cmd) {
-    std::cout << inspect(file, stats);
-  } else if (*demo_cmd) {
-    const auto [random, pretrained] = run_demo(demo);
-    if (pretrained <= random) {
-      std::cerr << "demo: the pretrained encoder did not beat the random one\n";
-      return 1;
+  std::optional<RunConfig> loaded;
+  const auto config = [&]() -> const RunConfig& {
+    loaded = load_run_config(config_path, overrides);
+    return *loaded;
+  };
+  // Each subcommand and what it does; the exit status is its return value.
+  const std::vector<std::pair<CLI::App*, std::function<int()>>> commands = {
+      {pretrain_cmd,
+       [&] {
+         // 130: the shell's status for a program stopped by Ctrl-C (here, after a checkpoint).
+         return pretrain(config(), resume, source.init_from, log).interrupted ? 130 : 0;
+       }},
+      {extract_cmd,
+       [&] {
+         extract(config(), source, out, log);
+         return 0;
+       }},
+      {knn_cmd,
+       [&] {
+         const auto scores = knn(config(), source, features, log);
+         std::printf("%-6s %s\n", "k", "top-1");
+         for (const auto& s : scores)
+           std::printf("%-6ld %.2f%%\n", static_cast<long>(s.k), 100 * s.metrics.top1);
+         return 0;
+       }},
+      {probe_cmd,
+       [&] {
+         const auto result = probe(config(), source, features, log);
+         std::printf("linear probe test top-1 %.2f%%\n",
+                     100 * result.heads[result.chosen].test.top1);
+         return 0;
+       }},
+      {finetune_cmd,
+       [&] {
+         for (const auto& r : finetune(config(), source, log))
+           std::printf("seed %ld: %ld labels, test top-1 %.2f%%\n", static_cast<long>(r.seed),
+                       static_cast<long>(r.labelled), 100 * r.test.top1);
+         return 0;
+       }},
+      {export_cmd,
+       [&] {
+         export_encoder(config(), source, out, log);
+         return 0;
+       }},
+      {report_cmd,
+       [&] {
+         std::printf("%s\n", write_report(config()).c_str());
+         return 0;
+       }},
+      {inspect_cmd,
+       [&] {
+         std::cout << inspect(file, stats);
+         return 0;
+       }},
+      {demo_cmd,
+       [&] {
+         const auto [random, pretrained] = run_demo(demo);
+         if (pretrained > random) return 0;
+         std::cerr << "demo: the pretrained encoder did not beat the random one\n";
+         return 1;
+       }},
+  };
+  for (const auto& [command, action] : commands) {
+    if (!*command) continue;
+    try {
+      return action();
+    } catch (const InputError& e) {
+      // An option of the data would change the outcome: say where the config sets it.
+      if (e.option().empty() || !loaded) throw;
+      throw InputError(std::string(e.what()) + " (" + loaded->file->where("data", e.option()) +
+                       ")");
     }
-  } else {
-    std::cout << app.help();
   }
+  std::cout << app.help();
   return 0;
 }
 

@@ -1,5 +1,8 @@
 #include "pipelines/metrics.h"
 
+#include <cstdio>
+#include <sstream>
+
 #include <torch/types.h>
 #include <nlohmann/json.hpp>
 
@@ -96,6 +99,28 @@ ClassificationMetrics metrics_from_json(const nlohmann::json& json) {
   if (!json.at("auroc").is_null()) metrics.auroc = json.at("auroc").get<double>();
   metrics.confusion = json.at("confusion").get<std::vector<std::vector<int64_t>>>();
   return metrics;
+}
+
+std::string percent(double fraction) {
+  char buffer[16];
+  std::snprintf(buffer, sizeof buffer, "%.2f%%", 100.0 * fraction);
+  return buffer;
+}
+
+std::string metrics_line(const ClassificationMetrics& m) {
+  return "top-1 " + percent(m.top1) + ", balanced accuracy " + percent(m.balanced_accuracy) +
+         ", macro-F1 " + percent(m.macro_f1) + (m.auroc ? ", AUROC " + percent(*m.auroc) : "");
+}
+
+std::string metrics_csv_header(const std::string& prefix) {
+  return prefix + "top1," + prefix + "balanced_accuracy," + prefix + "macro_f1," + prefix + "auroc";
+}
+
+std::string metrics_csv(const ClassificationMetrics& m) {
+  std::ostringstream row;
+  row << m.top1 << ',' << m.balanced_accuracy << ',' << m.macro_f1 << ',';
+  if (m.auroc) row << *m.auroc;
+  return row.str();
 }
 
 }  // namespace pretext::pipelines

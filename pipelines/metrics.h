@@ -32,6 +32,15 @@ ClassificationMetrics classification_metrics(const at::Tensor& scores, const at:
 /// class is absent or a score is NaN.
 std::optional<double> auroc(const at::Tensor& scores, const at::Tensor& positive);
 
+/// "81.25%": a fraction as a percentage with two decimals, for logs and reports.
+std::string percent(double fraction);
+/// "top-1 81.25%, balanced accuracy ..., macro-F1 ..., AUROC ...", for the run log.
+std::string metrics_line(const ClassificationMetrics& metrics);
+/// The CSV columns of metrics_csv, each name after `prefix`: "top1,balanced_accuracy,...".
+std::string metrics_csv_header(const std::string& prefix = "");
+/// "0.8125,0.8,0.79,0.9" (AUROC empty when there is none).
+std::string metrics_csv(const ClassificationMetrics& metrics);
+
 /// {"count": ..., "top1": ..., ..., "confusion": [[...]]} for metric files and reports.
 nlohmann::ordered_json to_json(const ClassificationMetrics& metrics);
 /// Reads back what to_json wrote (other keys of `json` are ignored).

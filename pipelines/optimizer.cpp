@@ -41,14 +41,14 @@ std::unique_ptr<torch::optim::Optimizer> build(const std::vector<ParameterGroup>
 
 }  // namespace
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,
                                                         const std::vector<ParameterGroup>& groups,
                                                         double momentum) {
   using namespace torch::optim;
-  if (name == "adamw")
+  if (kind == OptimizerKind::kAdamw)
     return build<AdamW, AdamWOptions>(
         groups, [](double lr, double wd) { return AdamWOptions(lr).weight_decay(wd); });
-  if (name == "adam")
+  if (kind == OptimizerKind::kAdam)
     return build<Adam, AdamOptions>(
         groups, [](double lr, double wd) { return AdamOptions(lr).weight_decay(wd); });
   return build<SGD, SGDOptions>(groups, [momentum](double lr, double wd) {

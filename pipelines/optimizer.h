@@ -7,6 +7,8 @@
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
+#include "pipelines/optimizer_kind.h"
+
 namespace pretext::pipelines {
 
 /// Parameters that share a learning rate and a weight decay.
@@ -25,8 +27,8 @@ bool decays(const std::string& name, const torch::Tensor& parameter);
 /// `weight_decay`, the others without.
 std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr, double weight_decay);
 
-/// "sgd" (with `momentum`), "adam" (L2 penalty in the gradient) or "adamw" (decoupled decay).
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name,
+/// The optimiser `kind` over `groups`; SGD with `momentum`.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,
                                                         const std::vector<ParameterGroup>& groups,
                                                         double momentum);
 

@@ -16,6 +16,7 @@ void ProbeOptions::visit_fields(FieldVisitor& visit) {
   visit("weight_decay", weight_decay_, Check::at_least(0).non_empty());
   visit("epochs", epochs_, Check::at_least(1));
   visit("batch_size", batch_size_, Check::at_least(1));
+  // The sweep trains every head at once with its own update: Adam or SGD only.
   visit("optimizer", optimizer_, Check::one_of({"adam", "sgd"}));
   visit("standardize", standardize_);
 }
@@ -73,7 +74,7 @@ class HeadBatch {
  private:
   void update(torch::Tensor& param, const torch::Tensor& grad, size_t slot) {
     auto& m = first_[slot];
-    if (options_.optimizer() == "sgd") {
+    if (options_.optimizer() == OptimizerKind::kSgd) {
       m.mul_(0.9).add_(grad);  // torch.optim.SGD with momentum 0.9, no dampening
       param.sub_(lr_ * m);
       return;

@@ -9,6 +9,7 @@
 
 #include "base/fields.h"
 #include "pipelines/metrics.h"
+#include "pipelines/optimizer_kind.h"
 
 namespace pretext::pipelines {
 
@@ -23,7 +24,7 @@ struct ProbeOptions {
   TORCH_ARG(int64_t, epochs) = 30;
   TORCH_ARG(int64_t, batch_size) = 512;
   /// "adam" (betas 0.9, 0.999) or "sgd" (momentum 0.9).
-  TORCH_ARG(std::string, optimizer) = "adam";
+  TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::kAdam;
   /// Standardise features with the training set's per-dimension mean and standard deviation.
   TORCH_ARG(bool, standardize) = true;
 

@@ -5,18 +5,14 @@
 #include <fstream>
 #include <sstream>
 
-#include <torch/nn/functional.h>
-#include <torch/types.h>
 #include <nlohmann/json.hpp>
 
 #include "base/errors.h"
-#include "domains/augment.h"
-#include "io/gdal_raster.h"
-#include "methods/vit.h"
-#include "pipelines/commands.h"
+#include "pipelines/checkpoint.h"
 #include "pipelines/plot.h"
 #include "pipelines/results.h"
 #include "pipelines/run_dir.h"
+#include "pipelines/training_metrics.h"
 
 namespace pretext::pipelines {
 namespace fs = std::filesystem;
@@ -44,16 +40,10 @@ std::string base64(const std::string& bytes) {
 }
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-std::string percent(double fraction) {
-  char buffer[16];
-  std::snprintf(buffer, sizeof buffer, "%.2f%%", 100.0 * fraction);
-  return buffer;
 }
 
 std::string not_run(const std::string& command) {
@@ -63,22 +53,15 @@ std::string not_run(const std::string& command) {
 
 /// Loss and learning rate against the step, from metrics.csv.
 std::string training_section(const std::string& dir) {
-  std::ifstream csv(RunDir(dir).metrics());
-  std::string line;
-  if (!std::getline(csv, line)) return not_run("pretrain");
   Series loss{"loss", {}, {}}, lr{"learning rate", {}, {}};
   std::vector<double> rates;
-  while (std::getline(csv, line)) {
-    std::vector<double> cells;
-    std::istringstream row(line);
-    std::string cell;
-    while (std::getline(row, cell, ',')) cells.push_back(std::strtod(cell.c_str(), nullptr));
-    if (cells.size() < 5) continue;
-    loss.x.push_back(cells[0]);
-    loss.y.push_back(cells[2]);
-    lr.x.push_back(cells[0]);
-    lr.y.push_back(cells[3]);
-    rates.push_back(cells[4]);
+  for (const auto& row : read_training_rows(RunDir(dir).metrics())) {
+    const auto step = static_cast<double>(row.step);
+    loss.x.push_back(step);
+    loss.y.push_back(row.loss);
+    lr.x.push_back(step);
+    lr.y.push_back(row.lr);
+    rates.push_back(row.images_per_s);
   }
   if (loss.x.empty()) return not_run("pretrain");
   std::sort(rates.begin(), rates.end());
@@ -173,123 +156,27 @@ std::string finetune_section(const std::string& dir) {
   return html.str();
 }
 
-/// Rows of `count` images [count, bands, size, size] in [0, 1] tiled with 2-pixel gaps into one
-/// PNG <img>; small images are drawn larger.
-std::string image_grid(const std::vector<torch::Tensor>& rows, const std::string& alt) {
-  const int64_t count = rows[0].size(0), bands = rows[0].size(1), size = rows[0].size(2);
-  const int64_t gap = 2, rows_n = static_cast<int64_t>(rows.size());
-  auto grid =
-      torch::ones({bands, rows_n * size + (rows_n - 1) * gap, count * size + (count - 1) * gap});
-  for (int64_t r = 0; r < rows_n; ++r)
-    for (int64_t i = 0; i < count; ++i)
-      grid.slice(1, r * (size + gap), r * (size + gap) + size)
-          .slice(2, i * (size + gap), i * (size + gap) + size)
-          .copy_(rows[r][i].clamp(0, 1));
-  const int64_t scale = std::max<int64_t>(1, 96 / size);
-  return "<img class=\"pixels\" width=\"" + std::to_string(grid.size(2) * scale) +
-         "\" src=\"data:image/png;base64," + base64(io::encode_png(grid * 255)) + "\" alt=\"" +
-         alt + "\">\n";
+/// A PNG of the run directory inline, under its caption.
+std::string figure_html(const std::string& png, const Figure& figure, const std::string& alt) {
+  return "<p>" + xml_escape(figure.caption) + "</p>\n<img class=\"pixels\" width=\"" +
+         std::to_string(figure.width) + "\" src=\"data:image/png;base64," + base64(read_text(png)) +
+         "\" alt=\"" + alt + "\">\n";
 }
 
-/// The first images of the data set [count, bands, size, size] as read, resampled to the
-/// augmentation's size.
-torch::Tensor first_images(const RunConfig& config, const io::Dataset& dataset) {
-  const int64_t count = std::min<int64_t>(8, dataset.size());
-  std::vector<torch::Tensor> images;
-  for (int64_t i = 0; i < count; ++i) images.push_back(dataset.get(i).pixels);
-  namespace F = torch::nn::functional;
-  const int64_t size = config.augment.size();
-  return F::interpolate(torch::stack(images), F::InterpolateFuncOptions()
-                                                  .size(std::vector<int64_t>{size, size})
-                                                  .mode(torch::kBilinear)
-                                                  .align_corners(false));
-}
-
-/// The first date of each image (a temporal run stacks augment.frames dates along the bands).
-torch::Tensor first_frame(const RunConfig& config, const torch::Tensor& images) {
-  return images.narrow(1, 0, images.size(1) / config.augment.frames());
-}
-
-/// Rows: the first images as read, then two augmented views of each (of two dates in a temporal
-/// run).
-std::string views_section(const RunConfig& config, RunLog& log) {
-  const auto dataset = open_dataset(config, true, log);
-  const auto stacks = first_images(config, *dataset);
-  const auto views = domains::ViewAugment(config.augment)(stacks, config.run.seed(), 0);
-  const auto originals = first_frame(config, stacks);
-  const auto shown = [&](const torch::Tensor& normalised) {
-    // Back to [0, 1]: x * std + mean per band.
-    const auto& mean = config.augment.mean();
-    const auto& std = config.augment.std();
-    std::vector<torch::Tensor> bands;
-    for (int64_t b = 0; b < normalised.size(1); ++b) {
-      const double m = mean[mean.size() == 1 ? 0 : b], s = std[std.size() == 1 ? 0 : b];
-      bands.push_back(normalised.select(1, b) * s + m);
-    }
-    return torch::stack(bands, 1);
-  };
-  const int64_t bands = originals.size(1) >= 3 ? 3 : 1;
-  std::ostringstream html;
-  html << "<p>Top row: the first images as read (resampled to " << config.augment.size() << " px"
-       << (config.augment.window() == "none" ? "" : ", first window")
-       << "); below: two augmented views of each, as pretraining sees them (first " << bands
-       << (bands == 1 ? " band" : " bands") << ").</p>\n"
-       << image_grid({shown(domains::evaluation_view(originals, config.augment)).slice(1, 0, bands),
-                      shown(views[0]).slice(1, 0, bands), shown(views[1]).slice(1, 0, bands)},
-                     "augmented views");
-  return html.str();
-}
-
-/// The trained ViT's last-block attention over the first images (from the class token, else
-/// averaged over queries), in red over the image: where the encoder looks without labels.
-std::string attention_section(const RunConfig& config, RunLog& log) {
-  if (!fs::exists(RunDir(config.run.dir()).checkpoint())) return not_run("pretrain");
-  const auto dataset = open_dataset(config, true, log);
-  const auto method =
-      load_method(config, EncoderSource{}, dataset->channels() / config.augment.frames(), log);
-  auto* vit = dynamic_cast<methods::ViTImpl*>(method->encoder().get());
-  if (!vit) return "<p class=\"missing\">The encoder has no attention to show.</p>\n";
-  const auto originals = first_frame(config, first_images(config, *dataset));
-  torch::NoGradGuard no_grad;
-  vit->eval();
-  const auto device = torch::Device(config.run.device());
-  const auto images = domains::evaluation_view(originals.to(device), config.augment);
-  namespace F = torch::nn::functional;
-  const int64_t size = config.augment.size();
-  auto heat = F::interpolate(vit->attention_map(images).cpu().unsqueeze(1),
-                             F::InterpolateFuncOptions()
-                                 .size(std::vector<int64_t>{size, size})
-                                 .mode(torch::kBilinear)
-                                 .align_corners(false));
-  // Each map stretched to [0, 1] on its own: the pattern matters, not the scale.
-  const auto low = heat.amin({1, 2, 3}, true), high = heat.amax({1, 2, 3}, true);
-  heat = (heat - low) / (high - low).clamp_min(1e-12);
-  // The images as evaluation sees them (first window) in [0, 1]: RGB as is, other bands as gray.
-  auto plain = config.augment;
-  const auto visible =
-      domains::evaluation_view(originals, plain.mean({0.0}).std({1.0})).clamp(0, 1);
-  const auto base = visible.size(1) == 3 ? visible : visible.mean(1, true).expand({-1, 3, -1, -1});
-  const auto red = torch::tensor({1.f, 0.f, 0.f}).view({1, 3, 1, 1});
-  const auto overlay = base * 0.5 + heat * red * 0.5;
-  // Also as PNG files, for a person to open one by one.
-  const std::string dir = RunDir(config.run.dir()).attention();
-  fs::create_directories(dir);
-  for (int64_t i = 0; i < overlay.size(0); ++i) {
-    const std::string path = dir + "/" + std::to_string(i) + ".png";
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << io::encode_png(torch::cat({base[i], overlay[i]}, 2) * 255);
-    if (!out) throw InputError(path + ": cannot write");
-  }
-  return "<p>Top row: the first images; below: the last block's attention " +
-         std::string(vit->options().class_token() ? "from the class token"
-                                                  : "averaged over tokens") +
-         " (red, each map scaled to its own range; also in " + dir + "/).</p>\n" +
-         image_grid({base, overlay}, "attention maps");
+/// What pretraining drew (figures.json and its PNGs): the augmented views, and a ViT's attention
+/// when `attention`.
+std::string figures_section(const std::string& dir, bool attention) {
+  const RunDir run(dir);
+  const auto record = read_record(run.figures_json(), figures_record);
+  if (!record) return not_run("pretrain");
+  if (!attention) return figure_html(run.views_png(), record->views, "augmented views");
+  if (!record->attention) return not_run("pretrain");
+  return figure_html(run.attention_png(), *record->attention, "attention maps");
 }
 
 }  // namespace
 
-std::string write_report(const RunConfig& config, RunLog& log) {
+std::string write_report(const RunConfig& config) {
   const std::string dir = config.run.dir();
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pretext run "
@@ -305,9 +192,8 @@ std::string write_report(const RunConfig& config, RunLog& log) {
        << " on " << xml_escape(config.backbone_name) << ", seed " << config.run.seed() << ".</p>\n"
        << "<h2>Pretraining</h2>\n"
        << training_section(dir) << "<h2>Augmented views</h2>\n"
-       << views_section(config, log)
-       << (config.backbone_name == "vit" ? "<h2>Attention</h2>\n" + attention_section(config, log)
-                                         : "")
+       << figures_section(dir, false)
+       << (config.backbone_name == "vit" ? "<h2>Attention</h2>\n" + figures_section(dir, true) : "")
        << "<h2>k-NN</h2>\n"
        << knn_section(dir) << "<h2>Linear probe</h2>\n"
        << probe_section(dir) << "<h2>Few-label fine-tuning</h2>\n"
@@ -315,10 +201,16 @@ std::string write_report(const RunConfig& config, RunLog& log) {
        << xml_escape(config.file->resolved_yaml()) << "</pre>\n"
        << "</body></html>\n";
   const std::string path = RunDir(dir).report();
-  std::ofstream out(path, std::ios::trunc);
-  out << html.str();
-  if (!out) throw InputError(path + ": cannot write");
+  write_file(path, html.str());
   return path;
+}
+
+void refresh_report(const RunConfig& config, RunLog& log) {
+  try {
+    log.file_only("report: " + write_report(config));
+  } catch (const InputError& e) {
+    log.warn(std::string("report.html not updated: ") + e.what());
+  }
 }
 
 }  // namespace pretext::pipelines

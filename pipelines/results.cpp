@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pipelines/checkpoint.h"
+
 namespace pretext::pipelines {
 namespace {
 
@@ -44,6 +46,14 @@ void read_header(const nlohmann::json& json, Record& record) {
   record.encoder = json.at("encoder").get<std::string>();
   record.examples = split_counts(json.at("examples"));
   record.classes = json.at("classes").get<std::vector<std::string>>();
+}
+
+Json to_json(const Figure& figure) {
+  return {{"caption", figure.caption}, {"width", figure.width}};
+}
+
+Figure figure(const nlohmann::json& json) {
+  return {json.at("caption").get<std::string>(), json.at("width").get<int64_t>()};
 }
 
 }  // namespace
@@ -133,6 +143,24 @@ FinetuneRecord finetune_record(const nlohmann::json& json) {
   record.mean = spread(json.at("mean"));
   record.std = spread(json.at("std"));
   return record;
+}
+
+nlohmann::ordered_json to_json(const FiguresRecord& record) {
+  Json json;
+  json["views"] = to_json(record.views);
+  json["attention"] = record.attention ? to_json(*record.attention) : Json(nullptr);
+  return json;
+}
+
+FiguresRecord figures_record(const nlohmann::json& json) {
+  FiguresRecord record;
+  record.views = figure(json.at("views"));
+  if (!json.at("attention").is_null()) record.attention = figure(json.at("attention"));
+  return record;
+}
+
+void save_json(const std::string& path, const nlohmann::ordered_json& json) {
+  write_file(path, json.dump(2) + "\n");
 }
 
 }  // namespace pretext::pipelines

@@ -1,7 +1,8 @@
 #pragma once
 
-// What knn, probe and finetune write (knn.json, probe.json, finetune.json) and the report reads
-// back: one struct each, with the JSON conversion both sides use.
+// What knn, probe and finetune write (knn.json, probe.json, finetune.json), and pretraining's
+// figures (figures.json), that the report reads back: one struct each, with the JSON conversion
+// both sides use.
 
 #include <cstdint>
 #include <optional>
@@ -56,6 +57,19 @@ struct FinetuneRecord {
   void summarise();
 };
 
+/// What one PNG of the run directory (RunDir names it) shows.
+struct Figure {
+  std::string caption;  ///< plain text
+  int64_t width = 0;    ///< display width in CSS pixels (small images drawn larger)
+};
+
+/// figures.json: what pretraining drew from its own data and encoder, for the report to show
+/// without opening the data again.
+struct FiguresRecord {
+  Figure views;
+  std::optional<Figure> attention;  ///< a ViT's attention maps; none for other encoders
+};
+
 nlohmann::ordered_json to_json(const KnnRecord& record);
 nlohmann::ordered_json to_json(const ProbeRecord& record);
 nlohmann::ordered_json to_json(const FinetuneRecord& record);
@@ -63,5 +77,10 @@ nlohmann::ordered_json to_json(const FinetuneRecord& record);
 KnnRecord knn_record(const nlohmann::json& json);
 ProbeRecord probe_record(const nlohmann::json& json);
 FinetuneRecord finetune_record(const nlohmann::json& json);
+nlohmann::ordered_json to_json(const FiguresRecord& record);
+FiguresRecord figures_record(const nlohmann::json& json);
+
+/// Writes `json` (indented) to `path` atomically. Throws InputError naming the file.
+void save_json(const std::string& path, const nlohmann::ordered_json& json);
 
 }  // namespace pretext::pipelines

@@ -1,5 +1,7 @@
 #include "pipelines/run_config.h"
 
+#include <regex>
+
 #include <torch/utils.h>
 
 #include "base/errors.h"
@@ -15,93 +17,46 @@ void RunOptions::visit_fields(FieldVisitor& visit) {
 
 void DataOptions::visit_fields(FieldVisitor& visit) {
   visit("root", root_);
+  visit("kind", kind_);
   visit("image_size", image_size_, Check::between(4, 4096));
   visit("bands", bands_, Check::at_least(1));
-  visit("value_scale", value_scale_, Check::at_least(0));
   visit("split", split_, Check::one_of({"", "train", "val", "test"}));
   visit("workers", workers_, Check::between(1, 256));
   visit("prefetch", prefetch_, Check::between(1, 1024));
-  visit("cache_mb", cache_mb_, Check::at_least(0));
-  visit("slab", slab_, Check::between(1, 63));
-  visit("axis", axis_, Check::between(0, 2));
-  visit("body_threshold", body_threshold_);
-  visit("min_body_fraction", min_body_fraction_, Check::between(0, 1));
-  visit("on_bad_file", on_bad_file_, Check::one_of({"fail", "skip"}));
-  visit("kind", kind_, Check::one_of({"images", "slides", "rasters"}));
-  visit("microns_per_pixel", microns_per_pixel_, Check::above(0));
-  visit("min_tissue_fraction", min_tissue_fraction_, Check::between(0, 1));
-  visit("fallback_microns_per_pixel", fallback_microns_per_pixel_, Check::at_least(0));
-  visit("open_slides", open_slides_, Check::between(1, 4096));
-  visit("stain_reference", stain_reference_);
-  visit("ground_sample_distance", ground_sample_distance_, Check::at_least(0));
-  visit("band_names", band_names_);
-  visit("fallback_nodata", fallback_nodata_);
-  visit("cloud_band", cloud_band_, Check::at_least(0));
-  visit("cloud_values", cloud_values_);
-  visit("min_valid_fraction", min_valid_fraction_, Check::between(0, 1));
-  visit("window_placement", window_placement_, Check::one_of({"grid", "random"}));
+  visit("on_bad_file", on_bad_file_);
+  images_.visit_fields(visit);
+  slices_.visit_fields(visit);
+  tiles_.visit_fields(visit);
+  scenes_.visit_fields(visit);
   visit("statistics_windows", statistics_windows_, Check::between(1, 1 << 20));
-  visit("date_pattern", date_pattern_);
-  visit("frames", frames_, Check::between(1, 64));
-  visit("min_gap_days", min_gap_days_, Check::at_least(0));
-  visit("max_gap_days", max_gap_days_, Check::at_least(0));
-  visit("min_season_days", min_season_days_, Check::between(0, 182));
-  visit("max_season_days", max_season_days_, Check::between(0, 182));
-  visit("place_overlap", place_overlap_, Check::between(0.01, 1));
   visit("gdal_cache_mb", gdal_cache_mb_, Check::between(1, 1 << 20));
 }
 
-domains::SceneOptions DataOptions::scene_options(bool pretraining) const {
-  return domains::SceneOptions()
-      .window_size(image_size_)
-      .ground_sample_distance(ground_sample_distance_)
-      .bands(bands_)
-      .band_names(band_names_)
-      .fallback_nodata(fallback_nodata_)
-      .cloud_band(cloud_band_)
-      .cloud_values(cloud_values_)
-      .min_valid_fraction(min_valid_fraction_)
-      .placement(window_placement_)
-      .date_pattern(date_pattern_)
-      .frames(pretraining ? frames_ : 1)
-      .min_gap_days(min_gap_days_)
-      .max_gap_days(max_gap_days_)
-      .min_season_days(min_season_days_)
-      .max_season_days(max_season_days_)
-      .place_overlap(place_overlap_)
-      .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail);
-}
-
-domains::TileDatasetOptions DataOptions::tile_options(const std::string& thumbnail_dir) const {
-  return domains::TileDatasetOptions()
-      .tissue(domains::TissueOptions()
-                  .microns_per_pixel(microns_per_pixel_)
-                  .tile_size(image_size_)
-                  .min_tissue_fraction(min_tissue_fraction_))
-      .fallback_microns_per_pixel(fallback_microns_per_pixel_)
-      .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail)
-      .open_slides(open_slides_)
-      .thumbnail_dir(thumbnail_dir)
-      .stain_reference(stain_reference_);
+io::ImageDatasetOptions DataOptions::image_options() const {
+  return io::ImageDatasetOptions(images_).image_size(image_size_).bands(bands_);
 }
 
 domains::SliceDatasetOptions DataOptions::slice_options(bool pretraining) const {
-  return domains::SliceDatasetOptions()
+  return domains::SliceDatasetOptions(slices_)
       .image_size(image_size_)
-      .slab(slab_)
-      .axis(axis_)
-      .body_threshold(body_threshold_)
-      .min_body_fraction(pretraining ? min_body_fraction_ : 0.0)
-      .on_bad_file(on_bad_file_ == "skip" ? io::OnBadFile::kSkip : io::OnBadFile::kFail)
-      .replace_undecodable(pretraining && on_bad_file_ == "skip");
+      .min_body_fraction(pretraining ? slices_.min_body_fraction() : 0.0)
+      .on_bad_file(on_bad_file_)
+      .replace_undecodable(pretraining && on_bad_file_ == io::OnBadFile::kSkip);
 }
 
-io::ImageDatasetOptions DataOptions::dataset_options() const {
-  return io::ImageDatasetOptions()
-      .image_size(image_size_)
+domains::TileDatasetOptions DataOptions::tile_options(const std::string& thumbnail_dir) const {
+  return domains::TileDatasetOptions(tiles_)
+      .tissue(domains::TissueOptions(tiles_.tissue()).tile_size(image_size_))
+      .on_bad_file(on_bad_file_)
+      .thumbnail_dir(thumbnail_dir);
+}
+
+domains::SceneOptions DataOptions::scene_options(bool pretraining) const {
+  return domains::SceneOptions(scenes_)
+      .window_size(image_size_)
       .bands(bands_)
-      .value_scale(value_scale_)
-      .cache_mb(cache_mb_);
+      .frames(pretraining ? scenes_.frames() : 1)
+      .on_bad_file(on_bad_file_);
 }
 
 namespace {
@@ -169,8 +124,16 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
   require(config.augment.window_percentiles().size() == 2 &&
               config.augment.window_percentiles()[0] < config.augment.window_percentiles()[1],
           *file, "augment", "window_percentiles", "must be two percentiles, low then high");
-  require(config.data.slab() % 2 == 1, *file, "data", "slab",
-          std::to_string(config.data.slab()) + " (must be odd: slices centred on the sampled one)");
+  try {
+    std::regex(config.data.scenes().date_pattern(), std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    require(false, *file, "data", "date_pattern",
+            "'" + config.data.scenes().date_pattern() + "' is not a regular expression (" +
+                e.what() + ")");
+  }
+  const int64_t slab = config.data.slices().slab();
+  require(slab % 2 == 1, *file, "data", "slab",
+          std::to_string(slab) + " (must be odd: slices centred on the sampled one)");
   return config;
 }
 

@@ -25,7 +25,10 @@ class RunDir {
   std::string checkpoint() const { return file("checkpoint.pt"); }  ///< the latest pretraining
   std::string band_statistics() const { return file("band_stats.json"); }
   std::string thumbnails() const { return file("thumbnails"); }  ///< folder: slides' tissue maps
-  std::string attention() const { return file("attention"); }    ///< folder: the report's overlays
+  std::string figures_json() const { return file("figures.json"); }    ///< what pretraining drew
+  std::string views_png() const { return file("views.png"); }          ///< augmented views
+  std::string attention_png() const { return file("attention.png"); }  ///< a ViT's attention
+  std::string attention() const { return file("attention"); }  ///< folder: one overlay per image
   std::string features() const { return file("features.pt"); }
   std::string knn_json() const { return file("knn.json"); }
   std::string knn_csv() const { return file("knn.csv"); }

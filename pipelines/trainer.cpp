@@ -13,6 +13,7 @@
 #include "domains/sampler.h"
 #include "pipelines/optimizer.h"
 #include "pipelines/progress.h"
+#include "pipelines/training_metrics.h"
 
 namespace pretext::pipelines {
 namespace fs = std::filesystem;
@@ -21,7 +22,7 @@ void TrainerOptions::visit_fields(FieldVisitor& visit) {
   visit("epochs", epochs_, Check::at_least(1));
   visit("max_steps", max_steps_, Check::at_least(0));
   visit("batch_size", batch_size_, Check::at_least(2));
-  visit("optimizer", optimizer_, Check::one_of({"sgd", "adam", "adamw"}));
+  visit("optimizer", optimizer_);
   visit("lr", lr_, Check::above(0));
   visit("min_lr", min_lr_, Check::at_least(0));
   visit("warmup_steps", warmup_steps_, Check::at_least(0));
@@ -88,22 +89,15 @@ void Trainer::save() {
 
 std::ofstream Trainer::open_metrics(bool resuming) {
   const std::string path = context_.run_dir.metrics();
-  std::vector<std::string> kept;
-  if (resuming) {
-    // Rows after the checkpoint belong to the interrupted tail; the resumed run writes them again.
-    std::ifstream old(path);
-    std::string line;
-    std::getline(old, line);
-    while (std::getline(old, line)) {
-      char* end = nullptr;
-      const long long step = std::strtoll(line.c_str(), &end, 10);
-      if (end != line.c_str() && *end == ',' && step <= state_.step) kept.push_back(line);
-    }
-  }
+  std::vector<TrainingRow> kept;
+  // Rows after the checkpoint belong to the interrupted tail; the resumed run writes them again.
+  if (resuming)
+    for (const auto& row : read_training_rows(path))
+      if (row.step <= state_.step) kept.push_back(row);
   std::ofstream out(path, std::ios::trunc);
   if (!out) throw InputError(path + ": cannot write metrics");
-  out << "step,epoch,loss,lr,images_per_s\n";
-  for (const auto& line : kept) out << line << '\n';
+  out << training_csv_header() << '\n';
+  for (const auto& row : kept) out << to_csv(row) << '\n';
   return out;
 }
 
@@ -160,8 +154,7 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
       const double rate = options_.batch_size() / std::max(seconds, 1e-9);
       images_per_s = images_per_s == 0.0 ? rate : 0.9 * images_per_s + 0.1 * rate;
       if (state_.step % options_.log_every() == 0 || state_.step == total) {
-        metrics << state_.step << ',' << state_.epoch << ',' << result.last_loss << ',' << lr << ','
-                << images_per_s << '\n';
+        metrics << to_csv({state_.step, state_.epoch, result.last_loss, lr, images_per_s}) << '\n';
         metrics.flush();
         if (!out.logs.empty() && context_.log) {
           std::ostringstream line;

@@ -14,13 +14,15 @@
 #include "io/loader.h"
 #include "methods/method.h"
 #include "pipelines/checkpoint.h"
+#include "pipelines/optimizer_kind.h"
 #include "pipelines/run_dir.h"
 #include "pipelines/run_log.h"
 
 namespace pretext::pipelines {
 
 /// The `train` section.
-///   Trainer trainer(method, TrainerOptions().epochs(10).optimizer("adamw").lr(1e-3), context);
+///   Trainer trainer(method, TrainerOptions().epochs(10).optimizer(OptimizerKind::kAdamw).lr(1e-3),
+///   context);
 struct TrainerOptions {
   /// Passes over the data.
   TORCH_ARG(int64_t, epochs) = 100;
@@ -30,7 +32,7 @@ struct TrainerOptions {
   /// Images per step (per rank).
   TORCH_ARG(int64_t, batch_size) = 256;
   /// "sgd" (with momentum), "adam" or "adamw".
-  TORCH_ARG(std::string, optimizer) = "sgd";
+  TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::kSgd;
   /// Peak learning rate, reached after the warm-up, then cosine decay to `min_lr`.
   TORCH_ARG(double, lr) = 0.3;
   TORCH_ARG(double, min_lr) = 0.0;

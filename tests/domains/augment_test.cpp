@@ -147,7 +147,8 @@ TEST(ViewAugment, ViewsDependOnSeedAndStepOnly) {
 
 TEST(Augment, WindowPresetsMapHounsfieldUnitsToTheUnitRange) {
   // Soft tissue 40/400: -160 HU -> 0, 40 -> 0.5, 240 -> 1, beyond clipped; lung -600/1500.
-  auto options = plain(4).window("presets").window_levels({40, -600}).window_widths({400, 1500});
+  auto options =
+      plain(4).window(WindowMode::kPresets).window_levels({40, -600}).window_widths({400, 1500});
   const auto hu = torch::tensor({-1000.f, -160.f, 40.f, 240.f, 1000.f}).view({1, 1, 1, 5});
   const auto batch = torch::cat({hu, hu});
   const auto zeros = torch::zeros({2}, torch::kFloat64), ones = torch::ones({2}, torch::kFloat64);
@@ -167,7 +168,7 @@ TEST(Augment, WindowPresetsMapHounsfieldUnitsToTheUnitRange) {
 }
 
 TEST(Augment, PercentileWindowFollowsEachSample) {
-  const auto options = plain(4).window("percentile").window_percentiles({0, 100});
+  const auto options = plain(4).window(WindowMode::kPercentile).window_percentiles({0, 100});
   auto batch =
       torch::stack({torch::linspace(0, 10, 16), torch::linspace(100, 400, 16)}).view({2, 1, 4, 4});
   const auto mapped = evaluation_view(batch, options);
@@ -184,7 +185,8 @@ TEST(Augment, RadiologyDrawsAreReproducibleAndOffByDefault) {
           1));
   auto g = seeded(3);
   EXPECT_TRUE(torch::allclose(off(batch, g), batch));  // no window, bias or noise by default
-  const auto options = plain(8).window("presets").bias_field_p(1).noise_p(1).jitter_p(0).blur_p(0);
+  const auto options =
+      plain(8).window(WindowMode::kPresets).bias_field_p(1).noise_p(1).jitter_p(0).blur_p(0);
   const Augment on(options);
   auto g1 = seeded(7), g2 = seeded(7);
   const auto a = on(batch, g1), b = on(batch, g2);

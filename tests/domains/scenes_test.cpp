@@ -41,8 +41,8 @@ TEST(Scenes, WindowsWithTooLittleValidDataAreRejected) {
   EXPECT_EQ(data.channels(), 2);
   EXPECT_EQ(data.band_names(), (std::vector<std::string>{"B08", "B04"}));
   ASSERT_EQ(data.notes().size(), 1u);
-  EXPECT_NE(data.notes()[0].find("8 windows, 8 window-dates rejected"), std::string::npos)
-      << data.notes()[0];
+  EXPECT_NE(data.notes()[0].text.find("8 windows, 8 window-dates rejected"), std::string::npos)
+      << data.notes()[0].text;
   for (int64_t i = 0; i < data.size(); ++i) {
     const auto where = data.item(i).path;
     const int64_t x = std::stoll(where.substr(where.find("#x=") + 3));
@@ -125,8 +125,8 @@ TEST(Scenes, TemporalPairsAreTheSameGroundOnDatesWithinTheGaps) {
   SceneDataset pairs(io::Catalog::from_path(dir.path()),
                      SceneOptions().window_size(16).frames(2).min_gap_days(30).max_gap_days(150));
   EXPECT_NE(pairs.summary().find("3 scenes in 1 places"), std::string::npos) << pairs.summary();
-  EXPECT_NE(pairs.notes()[0].find("1 warped onto the first one's grid"), std::string::npos)
-      << pairs.notes()[0];
+  EXPECT_NE(pairs.notes()[0].text.find("1 warped onto the first one's grid"), std::string::npos)
+      << pairs.notes()[0].text;
   EXPECT_EQ(pairs.channels(), 2);
   ASSERT_EQ(pairs.size(), 2 * 16);  // 16 windows of 16 px on a 64 px grid, 2 pairs each
   int64_t with_c = 0;
@@ -170,7 +170,7 @@ TEST(Scenes, RandomWindowsAreAnywhereValidAndReproducible) {
   TempDir dir;
   const auto scene = bordered_scene();
   write_scene(dir / "s.tif", scene);
-  const auto options = SceneOptions().window_size(32).placement("random").seed(5);
+  const auto options = SceneOptions().window_size(32).placement(WindowPlacement::kRandom).seed(5);
   SceneDataset data(io::Catalog::from_path(dir.path()), options);
   // 16 windows drawn (as many as the grid holds); those reaching far into the nodata border
   // (columns 0-39) rejected, and none kept starts left of column 36 (0.9 of 32 valid).
@@ -229,8 +229,8 @@ TEST(Scenes, AManifestGivesDatesAndPlaces) {
   SceneDataset data(io::Catalog::from_path(dir / "series.csv"),
                     SceneOptions().window_size(16).frames(2).max_gap_days(60));
   EXPECT_NE(data.summary().find("3 scenes in 2 places"), std::string::npos) << data.summary();
-  EXPECT_NE(data.notes()[0].find("2 dates from 2022-01-10 to 2022-02-20"), std::string::npos)
-      << data.notes()[0];
+  EXPECT_NE(data.notes()[0].text.find("2 dates from 2022-01-10 to 2022-02-20"), std::string::npos)
+      << data.notes()[0].text;
   EXPECT_EQ(data.size(), 16);  // a-b on every window; c has no second date
 }
 
@@ -269,7 +269,10 @@ TEST(Scenes, BadSeriesAreNamedAndSkippedOrFatal) {
   const auto undated =
       input_error_of([&] { SceneDataset data(io::Catalog::from_path(other.path()), options); });
   EXPECT_NE(undated.find("no acquisition date"), std::string::npos) << undated;
-  EXPECT_NE(undated.find("data.date_pattern"), std::string::npos) << undated;
+  EXPECT_NE(undated.find("give a date pattern"), std::string::npos) << undated;
+  EXPECT_EQ(testing::input_error_option(
+                [&] { SceneDataset data(io::Catalog::from_path(other.path()), options); }),
+            "date_pattern");
 }
 
 }  // namespace

@@ -136,12 +136,12 @@ TEST(TileDataset, TissueTilesOnlyWithTheSlidesLabels) {
   const TileDataset tiles(catalog, options);
   // a.svs: 64-pixel level-0 tiles, 8 x 8 grid, the top 4 rows tissue; b.tif skipped (no mpp).
   EXPECT_EQ(tiles.size(), 32);
-  ASSERT_EQ(tiles.bad_slides().size(), 1u);
-  EXPECT_NE(tiles.bad_slides()[0].message.find("b.tif: OpenSlide: the slide states no microns"),
+  ASSERT_EQ(tiles.bad_files().size(), 1u);
+  EXPECT_NE(tiles.bad_files()[0].message.find("b.tif: OpenSlide: the slide states no microns"),
             std::string::npos);
-  EXPECT_NE(tiles.notes()[0].find("32 of 64 tiles kept as tissue (50%; 32 rejected"),
+  EXPECT_NE(tiles.notes()[0].text.find("32 of 64 tiles kept as tissue (50%; 32 rejected"),
             std::string::npos)
-      << tiles.notes()[0];
+      << tiles.notes()[0].text;
   EXPECT_TRUE(std::filesystem::exists(dir / "thumbnails/0000_a.png"));
   io::Slide slide(dir / "train/tumour/a.svs");
   for (int64_t i = 0; i < tiles.size(); i += 7) {
@@ -158,7 +158,12 @@ TEST(TileDataset, TissueTilesOnlyWithTheSlidesLabels) {
   // With a fallback mpp the second slide is read too, and kFail stops at a bad slide.
   const TileDataset both(catalog, TileDatasetOptions(options).fallback_microns_per_pixel(0.5));
   EXPECT_EQ(both.size(), 64);
-  EXPECT_NE(both.notes()[1].find("from data.fallback_microns_per_pixel"), std::string::npos);
+  // The resolution assumed for b.tif is a warning; a.svs's note is a detail of the run log.
+  EXPECT_EQ(both.notes()[0].severity, io::DatasetNote::Severity::kDetail);
+  EXPECT_EQ(both.notes()[1].severity, io::DatasetNote::Severity::kWarning);
+  EXPECT_NE(both.notes()[1].text.find("the fallback resolution: the slide states none"),
+            std::string::npos)
+      << both.notes()[1].text;
   EXPECT_NE(testing::input_error_of([&] {
               TileDataset(catalog, TileDatasetOptions(options).on_bad_file(io::OnBadFile::kFail));
             }).find("b.tif"),

@@ -29,6 +29,7 @@ class CountingDataset : public Dataset {
   int64_t channels() const override { return 1; }
   const std::vector<std::string>& class_names() const override { return names_; }
   CatalogItem item(int64_t index) const override { return {std::to_string(index), "", ""}; }
+  std::string summary() const override { return std::to_string(size_) + " counted examples"; }
   /// With `dated`, two frames acquired on days 1000 + i and 2000 + i, except example undated_at.
   std::vector<int64_t> acquired_at(int64_t index) const override {
     if (!dated || index == undated_at) return {};

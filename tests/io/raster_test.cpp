@@ -53,7 +53,11 @@ TEST(AcquisitionDate, FromTheFileNameByAPattern) {
   EXPECT_NE(missing.find("no date"), std::string::npos) << missing;
   const auto wrong = input_error_of([&] { date_from_name("/x/t_20231345.tif", R"(_(\d{8}))"); });
   EXPECT_NE(wrong.find("'20231345'"), std::string::npos) << wrong;
-  EXPECT_THROW(date_from_name(s2, "(unclosed"), ConfigError);
+  EXPECT_NE(input_error_of([&] {
+              date_from_name(s2, "(unclosed");
+            }).find("the date pattern '(unclosed' is not a regular expression"),
+            std::string::npos);
+  EXPECT_EQ(testing::input_error_option([&] { date_from_name(s2, "(unclosed"); }), "date_pattern");
 }
 
 TEST(Raster, BandsByDescriptionWithScaleOffsetAndNodataMask) {

@@ -102,8 +102,11 @@ TEST(Slide, GenericTiffMppFromResolutionOrFromConfig) {
   write_slide(dir / "without.tif", spec);
   EXPECT_NE(testing::input_error_of([&] {
               Slide s(dir / "without.tif");
-            }).find("states no microns per pixel"),
+            }).find("states no microns per pixel (give a fallback resolution)"),
             std::string::npos);
+  // The option that fixes it, for the config reader to name its key.
+  EXPECT_EQ(testing::input_error_option([&] { Slide s(dir / "without.tif"); }),
+            "fallback_microns_per_pixel");
   Slide fallback(dir / "without.tif", 0.5);
   EXPECT_TRUE(fallback.info().microns_per_pixel_from_config);
   EXPECT_DOUBLE_EQ(fallback.info().microns_per_pixel_x, 0.5);

@@ -182,4 +182,13 @@ std::string input_error_of(const std::function<void()>& action) {
   return "no error";
 }
 
+std::string input_error_option(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const InputError& e) {
+    return e.option();
+  }
+  return "no error";
+}
+
 }  // namespace pretext::testing

@@ -68,6 +68,9 @@ void truncate_file(const std::string& path, double fraction);
 void write_text(const std::string& path, const std::string& text);
 /// The message of the InputError `action` throws, or "no error".
 std::string input_error_of(const std::function<void()>& action);
+/// The option an InputError of `action` names (InputError::option), "no error" when none is
+/// thrown.
+std::string input_error_option(const std::function<void()>& action);
 /// Runs a shell command; returns its exit status and fills `output` with stdout + stderr.
 int run_command(const std::string& command, std::string* output);
 

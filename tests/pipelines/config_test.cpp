@@ -43,7 +43,7 @@ TEST(RunConfig, ReadsEveryKeyAndKeepsDefaults) {
   EXPECT_EQ(config.data.bands(), (std::vector<int64_t>{3, 2, 1}));
   EXPECT_EQ(config.backbone_name, "resnet34");
   EXPECT_DOUBLE_EQ(config.train.lr(), 0.05);
-  EXPECT_EQ(config.train.optimizer(), "adamw");
+  EXPECT_EQ(config.train.optimizer(), OptimizerKind::kAdamw);
   EXPECT_EQ(config.train.batch_size(), 256);  // default
   EXPECT_EQ(config.eval.k(), (std::vector<int64_t>{10, 20}));
   EXPECT_EQ(config.build_method(3)->encoder()->feature_dim(), 256);
@@ -136,11 +136,11 @@ TEST(Config, EveryShippedConfigBuildsItsModel) {
   for (const auto& entry : std::filesystem::directory_iterator(PRETEXT_SOURCE_DIR "/configs")) {
     const auto config = load_run_config(entry.path().string(), {});
     const auto& data = config.data;
-    const auto channels = !data.band_names().empty()
-                              ? static_cast<int64_t>(data.band_names().size())
-                          : !data.bands().empty()   ? static_cast<int64_t>(data.bands().size())
-                          : data.kind() == "slides" ? 3
-                                                    : data.slab();
+    const auto channels = !data.scenes().band_names().empty()
+                              ? static_cast<int64_t>(data.scenes().band_names().size())
+                          : !data.bands().empty() ? static_cast<int64_t>(data.bands().size())
+                          : data.kind() == DataKind::kSlides ? 3
+                                                             : data.slices().slab();
     EXPECT_NO_THROW(config.build_method(channels)) << entry.path();
   }
 }
@@ -163,6 +163,39 @@ TEST(Config, WindowsAndSlabsAreChecked) {
             std::string::npos);
   EXPECT_NE(error_of("data:\n  on_bad_file: ignore\n").find("data.on_bad_file"), std::string::npos);
   EXPECT_NE(error_of("augment:\n  window: auto\n").find("augment.window"), std::string::npos);
+}
+
+TEST(Config, EnumFieldsAreReadWrittenAndCheckedByName) {
+  const auto config = parse_run_config(
+      "data:\n  root: x\n  kind: rasters\n  on_bad_file: skip\n  window_placement: random\n"
+      "augment:\n  window: percentile\ntrain:\n  optimizer: adamw\nprobe:\n  optimizer: sgd\n",
+      "run.yaml");
+  EXPECT_EQ(config.data.kind(), DataKind::kRasters);
+  EXPECT_EQ(config.data.on_bad_file(), io::OnBadFile::kSkip);
+  EXPECT_EQ(config.data.scenes().placement(), domains::WindowPlacement::kRandom);
+  EXPECT_EQ(config.augment.window(), domains::WindowMode::kPercentile);
+  EXPECT_EQ(config.train.optimizer(), OptimizerKind::kAdamw);
+  EXPECT_EQ(config.probe.optimizer(), OptimizerKind::kSgd);
+  // The options of each kind of data get the shared fields.
+  EXPECT_EQ(config.data.scene_options(true).on_bad_file(), io::OnBadFile::kSkip);
+  EXPECT_EQ(config.data.slice_options(true).on_bad_file(), io::OnBadFile::kSkip);
+  EXPECT_TRUE(config.data.slice_options(true).replace_undecodable());
+  EXPECT_FALSE(config.data.slice_options(false).replace_undecodable());
+  // The resolved config names every value as the YAML does.
+  const auto yaml = config.file->resolved_yaml();
+  for (const char* line : {"kind: rasters", "on_bad_file: skip", "window_placement: random",
+                           "window: percentile", "optimizer: adamw", "optimizer: sgd"})
+    EXPECT_NE(yaml.find(line), std::string::npos) << line << "\n" << yaml;
+  // Unknown names list the known ones; a field may allow fewer than its enum has.
+  EXPECT_NE(error_of("data:\n  root: x\n  kind: volumes\n")
+                .find("run.yaml:3: data.kind: must be one of: images, slides, rasters"),
+            std::string::npos);
+  EXPECT_NE(error_of("data:\n  root: x\nprobe:\n  optimizer: adamw\n")
+                .find("probe.optimizer: must be one of: adam, sgd"),
+            std::string::npos);
+  EXPECT_NE(error_of("data:\n  root: x\n  date_pattern: '(unclosed'\n")
+                .find("run.yaml:3: data.date_pattern: '(unclosed' is not a regular expression"),
+            std::string::npos);
 }
 
 }  // namespace

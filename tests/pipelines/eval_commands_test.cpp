@@ -94,7 +94,7 @@ TEST_F(EvalCommandsTest, FinetuneIsReproducibleAndKeepsTheBestWeights) {
 TEST_F(EvalCommandsTest, AFrozenEncoderIsNotChanged) {
   const auto cfg = config(runs_ / "z");
   auto dataset = std::make_shared<io::ImageDataset>(io::Catalog::from_path(data_->path()),
-                                                    cfg.data.dataset_options());
+                                                    cfg.data.image_options());
   auto encoder = cfg.build_method(3)->encoder();
   std::vector<torch::Tensor> before;
   for (const auto& t : encoder->parameters()) before.push_back(t.clone());
@@ -175,7 +175,7 @@ TEST_F(EvalCommandsTest, TheReportIsOneSelfContainedPageOfTheRun) {
   pretrain(cfg, false, "", log_);
   knn(cfg, EncoderSource{}, "", log_);
   probe(cfg, EncoderSource{}, "", log_);
-  const auto path = write_report(cfg, log_);
+  const auto path = write_report(cfg);
   EXPECT_EQ(path, runs_ / "r/report.html");
   std::ifstream in(path);
   const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

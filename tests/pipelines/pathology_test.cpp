@@ -21,6 +21,12 @@ std::string read_text(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
 // Two classes told apart by stain colour, tissue on the left half of each slide.
 void write_slides(const std::string& root) {
   int index = 0;
@@ -91,6 +97,22 @@ eval:
     EXPECT_NE(inspected.find(expected), std::string::npos) << inspected;
 }
 
+TEST(Pathology, ASlideWithoutAResolutionNamesTheConfigKeyThatFixesIt) {
+  TempDir dir;
+  write_run(dir, "model:\n  backbone: resnet18\n  width_multiplier: 0.125\n");
+  testing::SlideSpec spec;
+  spec.level0 = testing::tissue_image(256, 256, 0, 0, 256, 128);
+  spec.vendor = "generic";
+  spec.microns_per_pixel = 0;
+  write_slide(dir / "slides/train/pink/unscaled.tif", spec);
+  const auto printed = run_pretext("pretrain --config " + (dir / "run.yaml"), 2);
+  EXPECT_NE(printed.find("unscaled.tif: OpenSlide: the slide states no microns per pixel (give a "
+                         "fallback resolution) (" +
+                         (dir / "run.yaml") + ": data.fallback_microns_per_pixel)"),
+            std::string::npos)
+      << printed;
+}
+
 TEST(Pathology, DinoMultiCropOnTilesRunsAndLogsCollapseMonitors) {
   TempDir dir;
   write_run(dir, R"(augment:
@@ -130,8 +152,16 @@ eval:
   for (const char* monitor : {"teacher_entropy", "teacher_mean_entropy", "teacher_embedding_std",
                               "teacher_temp 0.0475"})  // step 2 of a 4-step warm-up
     EXPECT_NE(log.find(monitor), std::string::npos) << monitor << "\n" << log;
+  // Each command maps the tissue of each slide once: the report and its figures never open the
+  // data again (run.log gets a line per slide per detection, a summary per opening).
+  EXPECT_EQ(count_of(log, "s0.svs: 32 of 64 tiles kept as tissue"), 1u) << log;
+  EXPECT_EQ(count_of(log, "tissue tiles of"), 1u) << log;
   // Evaluation and export use the teacher.
   EXPECT_NE(run_pretext("knn --config " + (dir / "run.yaml")).find("k-NN k=1"), std::string::npos);
+  const auto knn_log = read_text(dir / "run/run.log");
+  EXPECT_EQ(count_of(knn_log, "s0.svs: 32 of 64 tiles kept as tissue"), 2u) << knn_log;
+  EXPECT_EQ(count_of(knn_log, "6 slides, 192 tissue tiles of 384"), 1u) << knn_log;
+  EXPECT_EQ(count_of(knn_log, "tissue tiles of"), 2u) << knn_log;
   run_pretext("export --config " + (dir / "run.yaml"));
   EXPECT_TRUE(fs::exists(dir / "run/encoder.pt"));
   // The teacher's last-block attention over the first tiles, as PNG overlays.

@@ -22,8 +22,12 @@ LabelledFeatures two_classes(int64_t n, uint64_t seed) {
 
 TEST(Probe, OneHeadIsTorchAdamOnALinearLayer) {
   const auto train = two_classes(300, 1), test = two_classes(100, 2);
-  const auto options =
-      ProbeOptions().lr({0.01}).epochs(3).batch_size(64).optimizer("adam").standardize(false);
+  const auto options = ProbeOptions()
+                           .lr({0.01})
+                           .epochs(3)
+                           .batch_size(64)
+                           .optimizer(OptimizerKind::kAdam)
+                           .standardize(false);
   const auto result = train_probes(train, {}, test, 2, options, 7);
 
   // The same start and batch order, drawn as train_probes draws them, through torch::optim::Adam.
@@ -60,7 +64,7 @@ TEST(Probe, SweepPicksTheKnownBestLearningRate) {
                            .weight_decay({0.05})
                            .epochs(2)
                            .batch_size(50)
-                           .optimizer("sgd")
+                           .optimizer(OptimizerKind::kSgd)
                            .standardize(false);
   const auto sweep = train_probes(train, val, test, 2, options, 11);
   ASSERT_EQ(sweep.heads.size(), 3u);

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
+#include "pipelines/training_metrics.h"
 #include "tests/io/dicom_data.h"
 #include "tests/io/test_data.h"
 #include "tests/pipelines/run_cli.h"
@@ -99,16 +100,8 @@ std::string read_bytes(const fs::path& path) {
 }
 
 std::vector<double> losses(const std::string& metrics_csv) {
-  std::ifstream csv(metrics_csv);
-  std::string line;
-  std::getline(csv, line);
   std::vector<double> out;
-  while (std::getline(csv, line)) {
-    std::stringstream fields(line);
-    std::string field;
-    for (int i = 0; i < 3; ++i) std::getline(fields, field, ',');
-    out.push_back(std::stod(field));
-  }
+  for (const auto& row : read_training_rows(metrics_csv)) out.push_back(row.loss);
   return out;
 }
 

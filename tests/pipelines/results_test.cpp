@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "pipelines/results.h"
+#include "pipelines/training_metrics.h"
+#include "tests/io/test_data.h"
 
 namespace pretext::pipelines {
 namespace {
@@ -82,6 +84,55 @@ TEST(Results, FinetuneRecordSummarisesSeedsWithTheSampleDeviation) {
   record.seeds.resize(1);
   record.summarise();
   EXPECT_EQ(record.std.top1, 0.0);
+}
+
+TEST(Results, FiguresRecordRoundTrips) {
+  FiguresRecord with;
+  with.views.caption = "views of 8 images";
+  with.views.width = 420;
+  with.attention = Figure();
+  with.attention->caption = "attention";
+  with.attention->width = 210;
+  const auto back = figures_record(nlohmann::json::parse(to_json(with).dump()));
+  EXPECT_EQ(back.views.caption, "views of 8 images");
+  EXPECT_EQ(back.views.width, 420);
+  ASSERT_TRUE(back.attention);
+  EXPECT_EQ(back.attention->width, 210);
+  EXPECT_FALSE(figures_record(nlohmann::json::parse(to_json(FiguresRecord{}).dump())).attention);
+}
+
+TEST(Results, MetricsCsvIsReadByColumnName) {
+  testing::TempDir dir;
+  const std::string path = dir / "metrics.csv";
+  testing::write_text(path, training_csv_header() + "\n" + to_csv({1, 0, 2.5, 0.1, 300}) + "\n" +
+                                to_csv({2, 1, 2.25, 0.05, 310.5}) + "\n");
+  EXPECT_EQ(training_csv_header(), "step,epoch,loss,lr,images_per_s");
+  auto rows = read_training_rows(path);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].step, 2);
+  EXPECT_EQ(rows[1].epoch, 1);
+  EXPECT_DOUBLE_EQ(rows[1].loss, 2.25);
+  EXPECT_DOUBLE_EQ(rows[1].lr, 0.05);
+  EXPECT_DOUBLE_EQ(rows[1].images_per_s, 310.5);
+  // Columns in another order (a file a script rewrote) are found by their names.
+  testing::write_text(path, "loss,step,images_per_s,lr,epoch\n1.5,7,100,0.2,3\n");
+  rows = read_training_rows(path);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].step, 7);
+  EXPECT_DOUBLE_EQ(rows[0].loss, 1.5);
+  EXPECT_EQ(rows[0].epoch, 3);
+  // A missing column or a cell that is no number names the file.
+  testing::write_text(path, "step,epoch,loss,lr\n1,0,2,0.1\n");
+  EXPECT_NE(testing::input_error_of([&] {
+              read_training_rows(path);
+            }).find("metrics.csv: no column 'images_per_s'"),
+            std::string::npos);
+  testing::write_text(path, training_csv_header() + "\n1,0,nan?,0.1,3\n");
+  EXPECT_NE(testing::input_error_of([&] {
+              read_training_rows(path);
+            }).find("metrics.csv:2: loss is not a number"),
+            std::string::npos);
+  EXPECT_TRUE(read_training_rows(dir / "missing.csv").empty());
 }
 
 }  // namespace

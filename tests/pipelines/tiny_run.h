@@ -8,7 +8,9 @@
 
 #include "pipelines/demo.h"
 #include "pipelines/run_config.h"
+#include "pipelines/run_dir.h"
 #include "pipelines/run_log.h"
+#include "pipelines/training_metrics.h"
 #include "tests/io/test_data.h"
 
 namespace pretext::pipelines {
@@ -53,16 +55,8 @@ eval:
   }
 
   static std::vector<double> losses(const std::string& run_dir) {
-    std::ifstream csv(run_dir + "/metrics.csv");
-    std::string line;
-    std::getline(csv, line);
-    EXPECT_EQ(line, "step,epoch,loss,lr,images_per_s");
     std::vector<double> out;
-    while (std::getline(csv, line)) {
-      const auto first = line.find(',');
-      const auto second = line.find(',', first + 1);
-      out.push_back(std::stod(line.substr(second + 1)));
-    }
+    for (const auto& row : read_training_rows(RunDir(run_dir).metrics())) out.push_back(row.loss);
     return out;
   }
 

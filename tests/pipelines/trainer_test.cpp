@@ -48,7 +48,7 @@ TEST_F(TrainerTest, AShortRunLowersTheLoss) {
   EXPECT_FALSE(fs::exists(runs_ / "a/checkpoint.pt.tmp"));
 
   // Same views, same initial weights (from the run seed), before and after training.
-  const auto dataset = open_dataset(cfg, true, log_);
+  const auto dataset = open_data(cfg, DataUse::kPretraining, log_).dataset;
   auto initial = cfg.build_method(3);
   auto trained = cfg.build_method(3);
   load_checkpoint(runs_ / "a/checkpoint.pt", *trained, nullptr, torch::Device("cpu"));
@@ -69,7 +69,7 @@ void TrainerTest::expect_resume_is_exact(const std::string& model,
                                          const std::string& method_section) {
   // 3 steps per epoch; the interruption at step 4 falls mid-epoch.
   const auto straight_cfg = config(runs_ / "straight", {"train.epochs=3"}, model, method_section);
-  const auto dataset = open_dataset(straight_cfg, true, log_);
+  const auto dataset = open_data(straight_cfg, DataUse::kPretraining, log_).dataset;
   const domains::ViewAugment augment(straight_cfg.augment);
   const auto loader = io::LoaderOptions().workers(2);
   const auto make = [&](const RunConfig& cfg) {
