@@ -23,7 +23,7 @@ void MaeOptions::visit_fields(FieldVisitor& visit) {
 std::optional<std::pair<std::string, std::string>> MaeOptions::mismatch(
     const std::string& backbone) const {
   const auto n = [](int64_t v) { return std::to_string(v); };
-  if (backbone != "vit") return {{"name", "mae needs model.backbone: vit, not " + backbone}};
+  if (backbone != "vit") return {{"name", "mae needs the vit backbone, not " + backbone}};
   if (decoder_dim_ % decoder_heads_ != 0 || decoder_dim_ % 4 != 0)
     return {{"decoder_dim", n(decoder_dim_) + " must be a multiple of 4 and of decoder_heads " +
                                 n(decoder_heads_)}};
@@ -99,7 +99,7 @@ torch::Tensor masked_patch_loss(const torch::Tensor& prediction, const torch::Te
 
 MaeImpl::MaeImpl(std::shared_ptr<BackboneImpl> backbone, const MaeOptions& options)
     : vit_(std::dynamic_pointer_cast<ViTImpl>(backbone)), options_(options) {
-  if (!vit_) throw ConfigError("method", "name", "mae needs model.backbone: vit");
+  if (!vit_) throw ConfigError("method", "name", "mae needs the vit backbone");
   if (const auto bad = options_.mismatch("vit"))
     throw ConfigError("method", bad->first, bad->second);
   register_module("backbone", vit_);

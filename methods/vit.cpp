@@ -173,7 +173,7 @@ torch::Tensor ViTImpl::patch_tokens(const torch::Tensor& images) {
   const int64_t patch = options_.patch_size();
   TORCH_CHECK(images.size(2) == images.size(3) && images.size(2) % patch == 0, "ViT with patch ",
               patch, " takes square images of a multiple of ", patch, " pixels, got ",
-              images.size(2), "x", images.size(3), " (model.patch_size)");
+              images.size(2), "x", images.size(3));
   auto positions = pos_embed_.slice(1, prefix_count());
   const int64_t grid = images.size(2) / patch;
   if (grid != options_.grid()) {

@@ -178,14 +178,10 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
   start_command(config, log);
   require_encoder(config, source);
   const auto data = open_data(config, DataUse::kEvaluation, log);
-  std::vector<int64_t> labels;
-  std::vector<std::string> splits;
-  for (int64_t i = 0; i < data.dataset->size(); ++i) {
-    labels.push_back(data.dataset->label_of(i));
-    splits.push_back(data.dataset->item(i).split);
-  }
   const auto& options = config.finetune;
-  const auto split = split_of(config, labels, splits, options.validate(), config.data.root());
+  const auto examples = labels_of(*data.dataset);
+  const auto split =
+      split_of(config, examples.labels, examples.splits, options.validate(), config.data.root());
   FinetuneContext context;
   context.dataset = data.dataset;
   context.make_encoder = [&] { return load_method(config, source, data.bands(), log)->encoder(); };

@@ -192,6 +192,15 @@ torch::Tensor extract_features(methods::BackboneImpl& encoder,
   return torch::cat(features);
 }
 
+ExampleLabels labels_of(const io::Dataset& dataset) {
+  ExampleLabels out;
+  for (int64_t i = 0; i < dataset.size(); ++i) {
+    out.labels.push_back(dataset.label_of(i));
+    out.splits.push_back(dataset.item(i).split);
+  }
+  return out;
+}
+
 FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
                                std::shared_ptr<const io::Dataset> dataset,
                                const domains::AugmentOptions& augment, const c10::Device& device,
@@ -200,13 +209,10 @@ FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
   FeatureSet set;
   set.features = extract_features(encoder, dataset, all, augment, device, batch_size, workers);
-  std::vector<int64_t> labels;
-  for (const int64_t i : all) {
-    labels.push_back(dataset->label_of(i));
-    set.paths.push_back(dataset->item(i).path);
-    set.splits.push_back(dataset->item(i).split);
-  }
+  auto [labels, splits] = labels_of(*dataset);
+  for (const int64_t i : all) set.paths.push_back(dataset->item(i).path);
   set.labels = torch::tensor(labels, torch::kInt64);
+  set.splits = std::move(splits);
   set.class_names = dataset->class_names();
   return set;
 }

@@ -47,6 +47,14 @@ struct EvalSplit {
   std::vector<int64_t> train, val, test;
 };
 
+/// The class index (-1: unlabelled) and catalog split ("" when none) of every example of a data
+/// set: what eval_split takes.
+struct ExampleLabels {
+  std::vector<int64_t> labels;
+  std::vector<std::string> splits;
+};
+ExampleLabels labels_of(const io::Dataset& dataset);
+
 /// The split of examples with `labels` (-1: unlabelled, never used) and catalog `splits` ("" when
 /// the catalog has none): the catalog's splits when it has them, else a stratified hold-out drawn
 /// with `seed`. With `need_val`, a missing validation split is held out of the training set.

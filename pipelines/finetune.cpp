@@ -87,19 +87,12 @@ void restore(torch::nn::Module& model, const std::vector<torch::Tensor>& state) 
   for (auto& t : model.buffers()) t.copy_(state[i++]);
 }
 
-}  // namespace
-
-FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit& split,
-                                 const FinetuneOptions& options, int64_t seed) {
-  const auto& dataset = context.dataset;
-  std::vector<int64_t> labels;
-  for (int64_t i = 0; i < dataset->size(); ++i) labels.push_back(dataset->label_of(i));
-  const auto labelled = few_label_subset(labels, split.train, options, static_cast<uint64_t>(seed));
-  const auto classes = static_cast<int64_t>(dataset->class_names().size());
-
+/// The encoder with a fresh head whose start depends on the seed only: N(0, 0.01) weights, zero
+/// bias; on the device, the encoder frozen when asked.
+Classifier make_classifier(const FinetuneContext& context, const FinetuneOptions& options,
+                           int64_t classes, int64_t seed) {
   Classifier model(context.make_encoder(), classes);
   {
-    // The head's start depends on the seed only: N(0, 0.01) weights, zero bias.
     torch::NoGradGuard no_grad;
     auto generator = at::make_generator<at::CPUGeneratorImpl>(domains::mix_seed(seed, 3));
     auto& head = model->head();
@@ -109,10 +102,15 @@ FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit
   if (options.freeze_encoder())
     for (auto& p : model->encoder().parameters()) p.requires_grad_(false);
   model->to(context.device);
-  auto optimizer = make_optimizer(options.optimizer(), layer_groups(*model, options), 0.9);
+  return model;
+}
 
-  auto augment_options = context.augment;
-  augment_options.crop_scale_min(options.crop_scale_min())
+/// Fine-tuning's training augmentation: the pretraining one's size, normalisation and symmetries,
+/// random resized crops and flips as the options say, no intensity changes, and the window
+/// evaluation uses (the first preset), so that training and test inputs agree.
+domains::AugmentOptions training_augment(domains::AugmentOptions augment,
+                                         const FinetuneOptions& options) {
+  augment.crop_scale_min(options.crop_scale_min())
       .crop_scale_max(1.0)
       .hflip_p(options.hflip_p())
       .jitter_p(0.0)
@@ -121,12 +119,47 @@ FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit
       .noise_p(0.0)
       .window_level_jitter(0.0)
       .window_width_jitter(0.0);
-  // The window evaluation uses (the first preset), so that training and test inputs agree.
-  if (!augment_options.window_levels().empty()) {
-    augment_options.window_levels({augment_options.window_levels()[0]});
-    augment_options.window_widths({augment_options.window_widths()[0]});
+  if (!augment.window_levels().empty()) {
+    augment.window_levels({augment.window_levels()[0]});
+    augment.window_widths({augment.window_widths()[0]});
   }
-  const domains::Augment augment(augment_options);
+  return augment;
+}
+
+/// One epoch over `order`; the views of step s are drawn from (seed, s), and `step` counts on.
+void train_epoch(Classifier& model, torch::optim::Optimizer& optimizer,
+                 const domains::Augment& augment, const FinetuneContext& context,
+                 const FinetuneOptions& options, const std::vector<int64_t>& order, int64_t seed,
+                 int64_t& step) {
+  io::Loader loader(context.dataset, order,
+                    io::LoaderOptions()
+                        .batch_size(options.batch_size())
+                        .workers(context.workers)
+                        .drop_last(false));
+  model->train();
+  if (options.freeze_encoder()) model->encoder().eval();
+  while (auto batch = loader.next()) {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(
+        domains::mix_seed(domains::mix_seed(seed, 4), static_cast<uint64_t>(step++)));
+    const auto views = augment(batch->pixels.to(context.device), generator);
+    const auto loss = F::cross_entropy(model->forward(views), batch->labels.to(context.device));
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  }
+}
+
+}  // namespace
+
+FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit& split,
+                                 const FinetuneOptions& options, int64_t seed) {
+  const auto& dataset = context.dataset;
+  const auto labels = labels_of(*dataset).labels;
+  const auto labelled = few_label_subset(labels, split.train, options, static_cast<uint64_t>(seed));
+  auto model =
+      make_classifier(context, options, static_cast<int64_t>(dataset->class_names().size()), seed);
+  auto optimizer = make_optimizer(options.optimizer(), layer_groups(*model, options), 0.9);
+  const domains::Augment augment(training_augment(context.augment, options));
   const auto scores_of = [&](const std::vector<int64_t>& indices) {
     const auto features =
         extract_features(model->encoder(), dataset, indices, context.augment, context.device,
@@ -134,12 +167,12 @@ FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit
     torch::NoGradGuard no_grad;
     return model->head()->forward(features.to(context.device)).cpu();
   };
-  const auto labels_of = [&](const std::vector<int64_t>& indices) {
+  const auto truth_of = [&](const std::vector<int64_t>& indices) {
     std::vector<int64_t> truth;
     for (const int64_t i : indices) truth.push_back(labels[i]);
     return torch::tensor(truth, torch::kInt64);
   };
-  const auto val_labels = labels_of(split.val);
+  const auto val_labels = truth_of(split.val);
 
   FinetuneSeedResult result;
   result.seed = seed;
@@ -152,22 +185,7 @@ FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit
   for (int64_t epoch = 1; epoch <= options.epochs(); ++epoch) {
     std::vector<int64_t> order;
     for (const int64_t j : sampler.order(epoch)) order.push_back(labelled[j]);
-    io::Loader loader(dataset, order,
-                      io::LoaderOptions()
-                          .batch_size(options.batch_size())
-                          .workers(context.workers)
-                          .drop_last(false));
-    model->train();
-    if (options.freeze_encoder()) model->encoder().eval();
-    while (auto batch = loader.next()) {
-      auto generator = at::make_generator<at::CPUGeneratorImpl>(
-          domains::mix_seed(domains::mix_seed(seed, 4), static_cast<uint64_t>(step++)));
-      const auto views = augment(batch->pixels.to(context.device), generator);
-      const auto loss = F::cross_entropy(model->forward(views), batch->labels.to(context.device));
-      optimizer->zero_grad();
-      loss.backward();
-      optimizer->step();
-    }
+    train_epoch(model, *optimizer, augment, context, options, order, seed, step);
     result.epochs_run = epoch;
     if (!validate) {
       result.best_epoch = epoch;
@@ -193,7 +211,7 @@ FinetuneSeedResult finetune_seed(const FinetuneContext& context, const EvalSplit
   else if (!context.run_dir.empty())
     save_checkpoint(context.run_dir.finetune_checkpoint(seed), *model, nullptr,
                     TrainState{step, result.epochs_run, 0}, "");
-  result.test = classification_metrics(scores_of(split.test), labels_of(split.test));
+  result.test = classification_metrics(scores_of(split.test), truth_of(split.test));
   return result;
 }
 

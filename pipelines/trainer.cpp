@@ -101,6 +101,35 @@ std::ofstream Trainer::open_metrics(bool resuming) {
   return out;
 }
 
+int64_t Trainer::total_steps(const domains::EpochSampler& sampler, int64_t dataset_size) const {
+  const int64_t steps_per_epoch = sampler.per_rank() / options_.batch_size();
+  if (steps_per_epoch < 1)
+    throw InputError("the data set has " + std::to_string(dataset_size) +
+                     " images, fewer than one batch of train.batch_size = " +
+                     std::to_string(options_.batch_size()));
+  const int64_t total = options_.epochs() * steps_per_epoch;
+  return options_.max_steps() > 0 ? std::min(total, options_.max_steps()) : total;
+}
+
+methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAugment& augment,
+                                  double lr, int64_t total) {
+  const auto images = batch.pixels.to(context_.device, /*non_blocking=*/true);
+  for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+  auto views = augment(images, context_.seed, state_.step, method_->view_count(),
+                       method_->global_view_count(), method_->joint_frames());
+  for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
+  auto out = method_->step_dated(views, batch.acquired_at);
+  optimizer_->zero_grad();
+  out.loss.backward();
+  if (options_.grad_clip() > 0)
+    torch::nn::utils::clip_grad_norm_(method_->parameters(), options_.grad_clip());
+  optimizer_->step();
+  ++state_.step;
+  ++state_.batch_in_epoch;
+  method_->after_optimizer_step(state_.step, total);
+  return out;
+}
+
 TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
                          const domains::ViewAugment& augment, io::LoaderOptions loader_options,
                          const std::function<bool(int64_t)>& should_stop) {
@@ -108,14 +137,7 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
   loader_options.batch_size(options_.batch_size()).drop_last(true);
   const domains::EpochSampler sampler(dataset->size(), context_.seed, context_.rank,
                                       context_.world_size);
-  const int64_t steps_per_epoch = sampler.per_rank() / options_.batch_size();
-  if (steps_per_epoch < 1)
-    throw InputError("the data set has " + std::to_string(dataset->size()) +
-                     " images, fewer than one batch of train.batch_size = " +
-                     std::to_string(options_.batch_size()));
-  int64_t total = options_.epochs() * steps_per_epoch;
-  if (options_.max_steps() > 0) total = std::min(total, options_.max_steps());
-
+  const int64_t total = total_steps(sampler, dataset->size());
   std::ofstream metrics = open_metrics(resumed_);
   method_->train();
   TrainResult result;
@@ -127,22 +149,8 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
     while (state_.step < total) {
       auto batch = loader.next();
       if (!batch) break;
-      const auto images = batch->pixels.to(context_.device, /*non_blocking=*/true);
       const double lr = lr_at(state_.step, total);
-      for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
-      auto views = augment(images, context_.seed, state_.step, method_->view_count(),
-                           method_->global_view_count(), method_->joint_frames());
-      for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
-      auto out = method_->step_dated(views, batch->acquired_at);
-      optimizer_->zero_grad();
-      out.loss.backward();
-      if (options_.grad_clip() > 0)
-        torch::nn::utils::clip_grad_norm_(method_->parameters(), options_.grad_clip());
-      optimizer_->step();
-      ++state_.step;
-      ++state_.batch_in_epoch;
-      method_->after_optimizer_step(state_.step, total);
-
+      const auto out = step(*batch, augment, lr, total);
       result.last_loss = out.loss.item<double>();
       if (!std::isfinite(result.last_loss))
         throw InputError("training diverged: loss is " + std::to_string(result.last_loss) +

@@ -11,6 +11,7 @@
 
 #include "base/fields.h"
 #include "domains/augment.h"
+#include "domains/sampler.h"
 #include "io/loader.h"
 #include "methods/method.h"
 #include "pipelines/checkpoint.h"
@@ -98,6 +99,12 @@ class Trainer {
 
  private:
   void save();
+  /// One optimiser step of `total` on `batch` at learning rate `lr`; returns the method's loss
+  /// and logs.
+  methods::StepOutput step(const io::Batch& batch, const domains::ViewAugment& augment, double lr,
+                           int64_t total);
+  /// The number of steps to run: train.epochs over the data set, capped by train.max_steps.
+  int64_t total_steps(const domains::EpochSampler& sampler, int64_t dataset_size) const;
   /// metrics.csv, ready for rows: its header, and when resuming the rows up to the checkpoint.
   std::ofstream open_metrics(bool resuming);
 

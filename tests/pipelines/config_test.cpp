@@ -74,7 +74,7 @@ TEST(RunConfig, ErrorsNameFileLineAndKey) {
             "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr, mae, dino, moco, "
             "byol, simsiam, satmae)");
   EXPECT_EQ(error_of(base + "method:\n  name: mae\n"),
-            "run.yaml:4: method.name: mae needs model.backbone: vit, not resnet18");
+            "run.yaml:4: method.name: mae needs the vit backbone, not resnet18");
   EXPECT_EQ(error_of(base + "model:\n  backbone: vit\n  image_size: 30\n  patch_size: 4\n"),
             "run.yaml:5: model.image_size: 30 is not a multiple of patch_size 4");
   EXPECT_EQ(error_of(base + "model:\n  backbone: vit\n  image_size: 64\n  patch_size: 4\n"),
