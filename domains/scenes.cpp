@@ -428,6 +428,13 @@ void SceneOptions::visit_fields(FieldVisitor& visit) {
   visit("place_overlap", place_overlap_, Check::between(0.01, 1));
 }
 
+std::string SceneDataset::own_group(int64_t index, io::GroupBy by) const {
+  if (by != io::GroupBy::kAuto && by != io::GroupBy::kPlace)
+    return io::Dataset::own_group(index, by);
+  const auto& example = examples_.at(static_cast<size_t>(index));
+  return "place:" + std::to_string(scenes_.at(static_cast<size_t>(example.scenes.front())).place);
+}
+
 std::string SceneDataset::summary() const {
   return std::to_string(scenes_.size()) + " scenes in " + std::to_string(places_.size()) +
          " places, " + std::to_string(examples_.size()) +

@@ -114,6 +114,12 @@ class SceneDataset : public io::Dataset {
   std::vector<io::DatasetNote> notes() const override { return notes_; }
   std::vector<io::BadFile> bad_files() const override { return bad_files_; }
   std::string summary() const override;
+
+ protected:
+  /// The place (kAuto, kPlace: every date of one footprint), or the scene file.
+  std::string own_group(int64_t index, io::GroupBy by) const override;
+
+ public:
   const SceneOptions& options() const { return options_; }
   /// The band names of an example, in order (descriptions, or "band N").
   const std::vector<std::string>& band_names() const { return band_names_; }

@@ -224,6 +224,16 @@ void SliceDatasetOptions::visit_fields(FieldVisitor& visit) {
   visit("min_body_fraction", min_body_fraction_, Check::between(0, 1));
 }
 
+std::string SliceDataset::own_group(int64_t index, io::GroupBy by) const {
+  const auto& stack = stacks_.at(static_cast<size_t>(index_.at(static_cast<size_t>(index)).first));
+  const bool patient = by == io::GroupBy::kAuto || by == io::GroupBy::kPatient;
+  if (!stack.series || !(patient || by == io::GroupBy::kSeries))
+    return io::Dataset::own_group(index, patient ? io::GroupBy::kFile : by);
+  if (patient && stack.series->patient_key != 0)
+    return "patient:" + std::to_string(stack.series->patient_key);
+  return "series:" + std::to_string(stack.series - dicom_.series.data());
+}
+
 std::vector<io::DatasetNote> SliceDataset::notes() const {
   std::vector<io::DatasetNote> notes;
   for (const auto& series : dicom_.series)

@@ -85,6 +85,13 @@ class SliceDataset : public io::Dataset {
   std::vector<io::BadFile> bad_files() const override { return dicom_.bad_files; }
   /// A warning per series with gaps along the slice normal.
   std::vector<io::DatasetNote> notes() const override;
+
+ protected:
+  /// DICOM: the patient (kAuto, kPatient; the series without a PatientID) or the series; volumes:
+  /// the file.
+  std::string own_group(int64_t index, io::GroupBy by) const override;
+
+ public:
   const io::DicomScan& dicom() const { return dicom_; }
 
  private:

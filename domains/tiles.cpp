@@ -145,6 +145,11 @@ io::CatalogItem TileDataset::item(int64_t index) const {
   return item;
 }
 
+std::string TileDataset::own_group(int64_t index, io::GroupBy by) const {
+  if (by == io::GroupBy::kSlide) by = io::GroupBy::kFile;
+  return io::Dataset::own_group(index, by);
+}
+
 std::string TileDataset::summary() const {
   int64_t grid = 0;
   for (const auto& s : slides_) grid += s.grid_tiles;

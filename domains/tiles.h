@@ -65,6 +65,11 @@ class TileDataset : public io::Dataset {
   std::vector<io::BadFile> bad_files() const override { return bad_slides_; }
   std::string summary() const override;
 
+ protected:
+  /// The slide (kAuto, kSlide, kFile).
+  std::string own_group(int64_t index, io::GroupBy by) const override;
+
+ public:
  private:
   struct SlideEntry {
     io::CatalogItem item;

@@ -119,9 +119,9 @@ Catalog Catalog::from_manifest(const std::string& csv_path) {
     if (number == 1 && fields[0] == "path") {
       for (const auto& name : fields)
         if (name != "path" && name != "label" && name != "split" && name != "date" &&
-            name != "place")
+            name != "place" && name != "group")
           throw InputError(where + "unknown column '" + name +
-                           "' (known: path, label, split, date, place)");
+                           "' (known: path, label, split, date, place, group)");
       columns = fields;
       named = true;
       continue;
@@ -139,7 +139,8 @@ Catalog Catalog::from_manifest(const std::string& csv_path) {
        : column == "label" ? item.label
        : column == "split" ? item.split
        : column == "date"  ? item.date
-                           : item.place) = fields[i];
+       : column == "place" ? item.place
+                           : item.group) = fields[i];
     }
     fs::path path(item.path);
     if (path.is_relative()) path = base / path;

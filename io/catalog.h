@@ -17,6 +17,9 @@ struct CatalogItem {
   std::string date = "";
   /// A manifest's `place` column, "" otherwise: scenes with the same place are one time series.
   std::string place = "";
+  /// A manifest's `group` column (a patient or site ID), "" otherwise: images of one group stay
+  /// on one side of every evaluation split.
+  std::string group = "";
 };
 
 /// The images of a data set, from a folder tree or a CSV manifest.

@@ -66,6 +66,24 @@ void ImageDatasetOptions::visit_fields(FieldVisitor& visit) {
   visit("cache_mb", cache_mb_, Check::at_least(0));
 }
 
+std::string Dataset::group_of(int64_t index, GroupBy by) const {
+  if (by == GroupBy::kNone) return "";
+  if (by == GroupBy::kAuto) {
+    const auto group = item(index).group;
+    if (!group.empty()) return "group:" + group;
+  }
+  return own_group(index, by);
+}
+
+std::string Dataset::own_group(int64_t index, GroupBy by) const {
+  if (by != GroupBy::kAuto && by != GroupBy::kFile)
+    throw InputError(item(index).path + ": this data has no " + name_of(by) +
+                     " to group examples by (file, or none)");
+  // An example's file: its path before any "#" that places it within the file.
+  const auto path = item(index).path;
+  return "file:" + path.substr(0, path.find('#'));
+}
+
 std::string ImageDataset::summary() const {
   return std::to_string(size()) + " images, " + std::to_string(channels_) + " bands, " +
          std::to_string(class_names_.size()) + " labels";

@@ -29,6 +29,20 @@ struct DatasetNote {
   std::string text;
 };
 
+/// What ties examples together, so that an evaluation split keeps them on one side (slices of one
+/// patient, tiles of one slide, windows and dates of one place). kAuto: a manifest's group
+/// column, else the data set's natural unit (DICOM: the patient, or the series without a
+/// PatientID; volumes and images: the file; slides: the slide; rasters: the place). kNone: every
+/// example on its own.
+enum class GroupBy { kAuto, kPatient, kSeries, kSlide, kPlace, kFile, kNone };
+inline const EnumNames<GroupBy>& field_names(GroupBy) {
+  static const EnumNames<GroupBy> names = {
+      {"auto", GroupBy::kAuto},   {"patient", GroupBy::kPatient}, {"series", GroupBy::kSeries},
+      {"slide", GroupBy::kSlide}, {"place", GroupBy::kPlace},     {"file", GroupBy::kFile},
+      {"none", GroupBy::kNone}};
+  return names;
+}
+
 /// An indexable data set; `get` is called from several loader threads at once.
 class Dataset {
  public:
@@ -58,6 +72,16 @@ class Dataset {
   virtual std::vector<DatasetNote> notes() const { return {}; }
   /// What reading has skipped so far, for the run log ("" when nothing).
   virtual std::string skipped_note() const { return ""; }
+  /// The group of example `index` under `by`, as a key that is equal for examples of one group
+  /// and means nothing outside this process ("" under kNone: the example stands alone). Never
+  /// log or store it: it may derive from a patient identifier. Throws InputError when this kind
+  /// of data has no such group (a patient of a raster).
+  std::string group_of(int64_t index, GroupBy by) const;
+
+ protected:
+  /// The data set's own grouping (not kNone; kAuto without a manifest group): the file of the
+  /// example here; data sets that know patients, slides or places override it.
+  virtual std::string own_group(int64_t index, GroupBy by) const;
 };
 
 /// How whole images become fixed-size examples.

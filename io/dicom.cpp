@@ -45,7 +45,8 @@ DicomHeader read_dicom_header(const std::string& path) {
   h.path = path;
   h.format = pixel_format(ds, loaded.transfer_syntax);
   h.series_key = salted_hash(text(ds, DCM_SeriesInstanceUID));
-  h.patient_key = salted_hash(text(ds, DCM_PatientID));
+  const std::string patient = text(ds, DCM_PatientID);
+  h.patient_key = patient.empty() ? 0 : salted_hash(patient);
   if (!ds.tagExists(DCM_PixelData) && !ds.tagExists(DCM_Rows) && !is_image_class(ds)) {
     h.non_image = non_image_kind(ds);
     return h;

@@ -59,7 +59,7 @@ struct DicomHeader {
   std::string non_image;
   bool is_image() const { return non_image.empty(); }
   /// Salted hashes of SeriesInstanceUID and PatientID: equal within one process for equal values,
-  /// meaningless outside it, and never written anywhere.
+  /// meaningless outside it, and never written anywhere. patient_key 0: no PatientID.
   uint64_t series_key = 0;
   uint64_t patient_key = 0;
 };
@@ -119,7 +119,7 @@ struct DicomSeries {
   int64_t phases = 1;
   /// Slices that seem to be missing: gaps wider than 1.5 x the median spacing, in slices.
   int64_t missing_slices = 0;
-  uint64_t patient_key = 0;
+  uint64_t patient_key = 0;  ///< the first file's (DicomHeader::patient_key; 0: no PatientID)
   /// Every transfer syntax among the series' files, "UID (name)", sorted.
   std::vector<std::string> transfer_syntaxes;
   std::string label;  ///< from the catalog; every file of a series must agree

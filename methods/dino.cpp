@@ -102,6 +102,8 @@ DinoImpl::DinoImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<Backbo
   start_momentum_copy(*student_head_, *teacher_head_);
 }
 
+void DinoImpl::sync_encoder_copies() { copy_weights(*teacher_, *student_); }
+
 StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
   const int64_t count = static_cast<int64_t>(views.size());
   TORCH_CHECK(count == view_count(), "DINO takes ", view_count(), " views, got ", count);

@@ -84,6 +84,8 @@ class DinoImpl : public MethodImpl {
   void after_optimizer_step(int64_t step, int64_t total_steps) override;
   /// The teacher's backbone: DINO evaluates the teacher, which is the better encoder.
   std::shared_ptr<BackboneImpl> encoder() override { return teacher_; }
+  /// The student backbone becomes the teacher's (the encoder's) weights again.
+  void sync_encoder_copies() override;
   std::shared_ptr<BackboneImpl> student() { return student_; }
   const torch::Tensor& center() const { return center_; }
 

@@ -7,6 +7,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "base/errors.h"
+#include "methods/step_random.h"
 
 namespace pretext::methods {
 
@@ -139,17 +140,12 @@ MaeImpl::MaeImpl(std::shared_ptr<BackboneImpl> backbone, const MaeOptions& optio
         /*requires_grad=*/false);
   }
   steps_ = register_buffer("steps", torch::zeros({1}, torch::kInt64));
-  // Drawn from the global generator, which the run seeds before building the method.
-  mask_seed_ = register_buffer("mask_seed", torch::randint(1LL << 62, {1}, torch::kInt64));
+  mask_seed_ = register_buffer("mask_seed", draw_method_seed());
 }
 
 at::Generator MaeImpl::mask_generator() const {
-  // splitmix64 of (seed, step): independent masks per step, the same on every run and resume.
-  uint64_t z = static_cast<uint64_t>(mask_seed_.item<int64_t>()) +
-               0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(steps_.item<int64_t>() + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return at::make_generator<at::CPUGeneratorImpl>(z ^ (z >> 31));
+  // Independent masks per step, the same on every run and resume.
+  return step_generator(mask_seed_, steps_.item<int64_t>());
 }
 
 torch::Tensor MaeImpl::date_encoding(const torch::Tensor& acquired_at, int64_t frames,
@@ -221,25 +217,44 @@ StepOutput MaeImpl::step_dated(const std::vector<torch::Tensor>& views,
                                const torch::Tensor& acquired_at) {
   TORCH_CHECK(!views.empty(), "MAE takes 1 view, got none");
   const auto stack = views[0].contiguous();
-  auto [predictions, masking] = reconstruct(stack, acquired_at, mask_generator());
+  const auto [predictions, masking] = reconstruct(stack, acquired_at, mask_generator());
+  return loss(stack, predictions, masking);
+}
+
+StepOutput MaeImpl::loss(const torch::Tensor& stack, const std::vector<torch::Tensor>& predictions,
+                         const Masking& masking) const {
   const auto groups = static_cast<int64_t>(groups_.size());
-  const int64_t batch = stack.size(0), frames = stack.size(1) / vit_->options().in_channels();
+  const int64_t bands = vit_->options().in_channels(), patch = vit_->options().patch_size();
+  const int64_t batch = stack.size(0), frames = stack.size(1) / bands;
   // [B, T, G, N], to take each group's [B, T x N] in the order of its predictions.
   const auto mask = masking.mask.view({batch, frames, groups, -1});
+  // norm_pix_loss: each patch normalised over the pixels of all its bands, as SatMAE's
+  // forward_loss does, so the target keeps the ratios between groups (visible, NIR, SWIR).
+  torch::Tensor mean, scale;  // [B, T x N, 1]
+  if (options_.norm_pix_loss()) {
+    std::vector<torch::Tensor> whole;
+    for (int64_t t = 0; t < frames; ++t)
+      whole.push_back(patchify(stack.narrow(1, t * bands, bands), patch));
+    const auto patches = torch::cat(whole, 1);
+    mean = patches.mean(-1, true);
+    scale = (patches.var(-1, /*unbiased=*/true, /*keepdim=*/true) + 1e-6).sqrt();
+  }
+  // Every masked token of every group weighs the same: the sum over groups of their masked
+  // losses over the number of masked tokens (the reference's total_loss / num_removed).
   StepOutput out;
-  out.loss = torch::zeros({}, stack.options());
+  auto total = torch::zeros({}, stack.options());
+  auto masked = torch::zeros({}, stack.options());
   for (int64_t g = 0; g < groups; ++g) {
     auto target = group_patches(stack, g);
-    if (options_.norm_pix_loss()) {
-      const auto mean = target.mean(-1, true);
-      const auto var = target.var(-1, /*unbiased=*/true, /*keepdim=*/true);
-      target = (target - mean) / (var + 1e-6).sqrt();
-    }
-    const auto loss =
-        masked_patch_loss(predictions[g], target, mask.select(2, g).reshape({batch, -1}));
+    if (mean.defined()) target = (target - mean) / scale;
+    const auto group_mask = mask.select(2, g).reshape({batch, -1});
+    const auto loss = masked_patch_loss(predictions[g], target, group_mask);
     if (groups > 1) out.logs["loss_group_" + std::to_string(g)] = loss.item<double>();
-    out.loss = out.loss + loss / groups;
+    const auto count = group_mask.sum();
+    total = total + loss * count;
+    masked = masked + count;
   }
+  out.loss = total / masked.clamp_min(1);
   return out;
 }
 

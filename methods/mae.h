@@ -30,7 +30,8 @@ struct MaeOptions {
   TORCH_ARG(int64_t, decoder_dim) = 128;
   TORCH_ARG(int64_t, decoder_depth) = 2;
   TORCH_ARG(int64_t, decoder_heads) = 4;
-  /// Reconstruct each patch normalised by its own mean and variance (the paper's better target).
+  /// Reconstruct each patch normalised by its own mean and variance (the paper's better target;
+  /// with band groups over all bands of the patch, as SatMAE's reference).
   TORCH_ARG(bool, norm_pix_loss) = true;
   /// With several tokens per patch position (band groups, frames): "independent" draws every
   /// token's mask on its own, "consistent" hides the same positions in every group and frame
@@ -82,10 +83,15 @@ class MaeImpl : public MethodImpl {
   /// Throws ConfigError unless `backbone` is a ViT.
   MaeImpl(std::shared_ptr<BackboneImpl> backbone, const MaeOptions& options);
   StepOutput step(const std::vector<torch::Tensor>& views) override;
-  /// The loss is the mean over band groups of each group's masked patch loss; with several
-  /// groups the log has each as loss_group_<g>.
+  /// reconstruct with this step's masks, then loss.
   StepOutput step_dated(const std::vector<torch::Tensor>& views,
                         const torch::Tensor& acquired_at) override;
+  /// The reconstruction loss of `predictions` (from reconstruct) against `stack`: the mean
+  /// squared error over every masked token of every band group, each patch's target normalised
+  /// (norm_pix_loss) over the pixels of all its bands, as SatMAE's forward_loss; with several
+  /// groups the log has each group's masked loss as loss_group_<g>.
+  StepOutput loss(const torch::Tensor& stack, const std::vector<torch::Tensor>& predictions,
+                  const Masking& masking) const;
   int64_t view_count() const override { return 1; }
   bool joint_frames() const override { return true; }
   void after_optimizer_step(int64_t step, int64_t total_steps) override;

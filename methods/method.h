@@ -42,6 +42,10 @@ class MethodImpl : public torch::nn::Module {
   virtual void after_optimizer_step(int64_t /*step*/, int64_t /*total_steps*/) {}
   /// The encoder that evaluation, fine-tuning and export use.
   virtual std::shared_ptr<BackboneImpl> encoder() = 0;
+  /// Called after encoder()'s weights were set from outside (pretrain --init-from): every network
+  /// that starts as a copy of it (a teacher, a key or target encoder, DINO's student) becomes that
+  /// copy again, so that no part of the method stays at its random initialisation.
+  virtual void sync_encoder_copies() {}
 };
 
 }  // namespace pretext::methods

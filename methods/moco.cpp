@@ -1,9 +1,14 @@
 #include "methods/moco.h"
 
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
 #include <torch/nn/functional.h>
 #include <torch/types.h>
 
 #include "methods/losses.h"
+#include "methods/step_random.h"
 
 namespace pretext::methods {
 namespace F = torch::nn::functional;
@@ -17,6 +22,20 @@ void MocoOptions::visit_fields(FieldVisitor& visit) {
   visit("predictor_hidden_dim", predictor_hidden_dim_, Check::between(1, 1 << 16));
   visit("queue_size", queue_size_, Check::between(1, 1 << 22));
   visit("momentum", momentum_, Check::between(0, 1));
+  visit("shuffle_bn_splits", shuffle_bn_splits_, Check::between(1, 1024));
+}
+
+torch::Tensor forward_in_splits(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                                const torch::Tensor& x, int64_t splits,
+                                const torch::Tensor& order) {
+  const int64_t rows = x.size(0);
+  const int64_t parts = std::max<int64_t>(1, std::min(splits, rows / 2));
+  const auto index = order.to(x.device());
+  std::vector<torch::Tensor> outputs;
+  for (const auto& part : x.index_select(0, index).chunk(parts)) outputs.push_back(forward(part));
+  // Row order[i] of x went to position i: put it back.
+  const auto shuffled = torch::cat(outputs);
+  return torch::empty_like(shuffled).index_copy_(0, index, shuffled);
 }
 
 MocoImpl::MocoImpl(std::shared_ptr<BackboneImpl> backbone,
@@ -34,16 +53,38 @@ MocoImpl::MocoImpl(std::shared_ptr<BackboneImpl> backbone,
         "queue", F::normalize(torch::randn({options.queue_size(), options.projection_dim()}),
                               F::NormalizeFuncOptions().dim(1)));
     queue_position_ = register_buffer("queue_position", torch::zeros({1}, torch::kInt64));
+    steps_ = register_buffer("steps", torch::zeros({1}, torch::kInt64));
+    shuffle_seed_ = register_buffer("shuffle_seed", draw_method_seed());
   }
+}
+
+void MocoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
+  MomentumMethodImpl::after_optimizer_step(step, total_steps);
+  if (steps_.defined()) steps_.fill_(step);
+}
+
+std::pair<torch::Tensor, torch::Tensor> MocoImpl::split_batch_projections(
+    const torch::Tensor& views, at::Generator& generator) {
+  const int64_t rows = views.size(0);
+  const auto in_order = torch::arange(rows, torch::kInt64);
+  const auto shuffled = torch::randperm(rows, generator, torch::kInt64);
+  const auto splits = options_.shuffle_bn_splits();
+  return {
+      forward_in_splits([&](const torch::Tensor& x) { return online(x); }, views, splits, in_order),
+      forward_in_splits([&](const torch::Tensor& x) { return target(x); }, views, splits,
+                        shuffled)};
 }
 
 StepOutput MocoImpl::step(const std::vector<torch::Tensor>& views) {
   TORCH_CHECK(views.size() == 2, "MoCo takes 2 views, got ", views.size());
-  // Each view through each encoder on its own: batch statistics never mix a query with its key.
-  const auto q1 = online(views[0]), q2 = online(views[1]);
-  const auto k1 = target(views[0]), k2 = target(views[1]);
   StepOutput out;
+  torch::Tensor q1, q2, k1, k2;
   if (options_.version() == 2) {
+    // Each view through each encoder on its own, in shuffle-BN sub-batches; the keys' shuffles
+    // are drawn from (seed, step).
+    auto generator = step_generator(shuffle_seed_, steps_.item<int64_t>());
+    std::tie(q1, k1) = split_batch_projections(views[0], generator);
+    std::tie(q2, k2) = split_batch_projections(views[1], generator);
     // The queue as it was before this batch: a copy, since enqueue overwrites it in place.
     const auto negatives = queue_.clone();
     out.loss = (info_nce_with_queue(q1, k2, negatives, options_.temperature()) +
@@ -51,6 +92,12 @@ StepOutput MocoImpl::step(const std::vector<torch::Tensor>& views) {
                2;
     enqueue(torch::cat({k1, k2}));
   } else {
+    // Each view through each encoder on its own: batch statistics never mix a query with its
+    // key (v3 has no shuffle-BN; its reference synchronises BN across GPUs).
+    q1 = online(views[0]);
+    q2 = online(views[1]);
+    k1 = target(views[0]);
+    k2 = target(views[1]);
     out.loss = info_nce_in_batch(q1, k2, options_.temperature()) +
                info_nce_in_batch(q2, k1, options_.temperature());
   }

@@ -1,5 +1,9 @@
 #pragma once
 
+#include <functional>
+#include <utility>
+
+#include <ATen/core/Generator.h>
 #include <torch/arg.h>
 
 #include "base/fields.h"
@@ -27,10 +31,22 @@ struct MocoOptions {
   TORCH_ARG(int64_t, queue_size) = 65536;
   /// Momentum of the key encoder at the start; cosine schedule to 1 at the last step.
   TORCH_ARG(double, momentum) = 0.99;
+  /// v2's shuffle-BN on one process: queries and keys go through their encoders in this many
+  /// sub-batches, each with its own batch-norm statistics (one GPU's share in the reference), the
+  /// keys shuffled across them first, so that a key never shares statistics with its query (the
+  /// reference's _batch_shuffle_ddp; the MoCo authors' SplitBatchNorm on one GPU). 1: one batch.
+  TORCH_ARG(int64_t, shuffle_bn_splits) = 8;
 
  public:
   void visit_fields(FieldVisitor& visit);
 };
+
+/// `forward` of the rows of `x` in `splits` sub-batches (each a separate call, so each has its own
+/// batch-norm statistics): the rows in the order `order` [B] are cut into `splits` nearly equal
+/// consecutive parts, and the outputs are put back in the rows' own order. At most B / 2 parts,
+/// so that batch norm never sees a single row.
+torch::Tensor forward_in_splits(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                                const torch::Tensor& x, int64_t splits, const torch::Tensor& order);
 
 class MocoImpl : public MomentumMethodImpl {
  public:
@@ -41,11 +57,16 @@ class MocoImpl : public MomentumMethodImpl {
   StepOutput step(const std::vector<torch::Tensor>& views) override;
   /// v2: [queue_size, projection_dim] normalised keys, oldest overwritten first.
   const torch::Tensor& queue() const { return queue_; }
+  void after_optimizer_step(int64_t step, int64_t total_steps) override;
 
  private:
+  /// v2's queries and keys of `views`, through shuffle-BN sub-batches.
+  std::pair<torch::Tensor, torch::Tensor> split_batch_projections(const torch::Tensor& views,
+                                                                  at::Generator& generator);
   void enqueue(const torch::Tensor& keys);
   MocoOptions options_;
   torch::Tensor queue_, queue_position_;
+  torch::Tensor steps_, shuffle_seed_;  // the key shuffle of each step
 };
 
 }  // namespace pretext::methods

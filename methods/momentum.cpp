@@ -7,15 +7,17 @@
 
 namespace pretext::methods {
 
-void start_momentum_copy(torch::nn::Module& online, torch::nn::Module& target) {
+void copy_weights(torch::nn::Module& from, torch::nn::Module& to) {
   torch::NoGradGuard no_grad;
-  auto parameters = online.named_parameters();
-  for (auto& item : target.named_parameters()) {
-    item.value().copy_(parameters[item.key()]);
-    item.value().requires_grad_(false);
-  }
-  auto buffers = online.named_buffers();
-  for (auto& item : target.named_buffers()) item.value().copy_(buffers[item.key()]);
+  auto parameters = from.named_parameters();
+  for (auto& item : to.named_parameters()) item.value().copy_(parameters[item.key()]);
+  auto buffers = from.named_buffers();
+  for (auto& item : to.named_buffers()) item.value().copy_(buffers[item.key()]);
+}
+
+void start_momentum_copy(torch::nn::Module& online, torch::nn::Module& target) {
+  copy_weights(online, target);
+  for (auto& parameter : target.parameters()) parameter.requires_grad_(false);
 }
 
 void momentum_update(torch::nn::Module& online, torch::nn::Module& target, double m) {
@@ -50,6 +52,8 @@ MomentumMethodImpl::MomentumMethodImpl(std::shared_ptr<BackboneImpl> backbone,
   start_momentum_copy(*backbone_, *momentum_backbone_);
   start_momentum_copy(*projector_, *momentum_projector_);
 }
+
+void MomentumMethodImpl::sync_encoder_copies() { copy_weights(*backbone_, *momentum_backbone_); }
 
 torch::Tensor MomentumMethodImpl::online(const torch::Tensor& views) {
   auto z = projector_->forward(backbone_->forward(views));

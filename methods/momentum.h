@@ -10,6 +10,9 @@
 
 namespace pretext::methods {
 
+/// Copies every parameter and buffer of `from` into `to` (same layout), gradients untouched.
+void copy_weights(torch::nn::Module& from, torch::nn::Module& to);
+
 /// Makes `target` (same layout as `online`) a copy of it whose parameters take no gradient: a
 /// momentum encoder or teacher starts as the online network and learns only by moving averages.
 void start_momentum_copy(torch::nn::Module& online, torch::nn::Module& target);
@@ -26,6 +29,8 @@ double cosine_momentum(double start, int64_t step, int64_t total);
 class MomentumMethodImpl : public MethodImpl {
  public:
   void after_optimizer_step(int64_t step, int64_t total_steps) override;
+  /// The momentum backbone becomes the online one again.
+  void sync_encoder_copies() override;
   /// The online backbone (what the references keep).
   std::shared_ptr<BackboneImpl> encoder() override { return backbone_; }
   std::shared_ptr<BackboneImpl> momentum_encoder() { return momentum_backbone_; }

@@ -1,7 +1,6 @@
 #include "pipelines/commands.h"
 
 #include <csignal>
-#include <filesystem>
 
 #include <torch/types.h>
 
@@ -68,7 +67,7 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
   start_command(config, log);
   const auto data = open_data(config, DataUse::kPretraining, log);
   auto method = method_for(config, data);
-  if (!init_from.empty() && !resume) init_encoder_from(init_from, *method->encoder(), log);
+  if (!init_from.empty() && !resume) init_encoder_from(init_from, *method, log);
   const std::string resolved = config.file->resolved_yaml();
   TrainerContext context;
   context.run_dir = run;
@@ -103,7 +102,7 @@ std::string extract(const RunConfig& config, const EncoderSource& source, const 
   const auto method = load_method(config, source, data.bands(), log);
   const auto set = extract_feature_set(*method->encoder(), data.dataset, data.augment,
                                        torch::Device(config.run.device()), config.eval.batch_size(),
-                                       config.data.workers());
+                                       config.data.workers(), config.eval.group_by());
   const std::string path = out.empty() ? RunDir(config.run.dir()).features() : out;
   save_features(path, set);
   log.info("features of " + std::to_string(set.size()) + " images (" +
@@ -121,7 +120,7 @@ std::string export_encoder(const RunConfig& config, const EncoderSource& source,
   auto encoder = method->encoder();
   const std::string path = out.empty() ? RunDir(config.run.dir()).encoder() : out;
   save_state_dict(path, *encoder);
-  const std::string sidecar = std::filesystem::path(path).replace_extension(".json").string();
+  const std::string sidecar = sidecar_path(path);
   save_json(sidecar, encoder_sidecar(config, data, source, *encoder, path));
   log.info("encoder (" + std::to_string(encoder->parameters().size()) + " tensors, " +
            std::to_string(encoder->feature_dim()) + "-d features) written to " + path +

@@ -58,6 +58,6 @@ std::string export_encoder(const RunConfig& config, const EncoderSource& source,
 
 /// k-NN of `encoder` on opened labelled data (the part shared by `knn` and the demo).
 std::vector<KnnScore> evaluate_knn(const RunConfig& config, methods::BackboneImpl& encoder,
-                                   const PreparedData& data);
+                                   const PreparedData& data, RunLog& log);
 
 }  // namespace pretext::pipelines

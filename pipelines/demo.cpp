@@ -137,10 +137,12 @@ std::pair<double, double> run_demo(const DemoOptions& options) {
   pretrain(config, false, "", log);  // also sets threads and checks the BLAS for what follows
   const auto tiles = open_data(config, DataUse::kEvaluation, log);
   auto random_method = config.build_method(tiles.bands());
-  const double random = evaluate_knn(config, *random_method->encoder(), tiles).at(0).metrics.top1;
+  const double random =
+      evaluate_knn(config, *random_method->encoder(), tiles, log).at(0).metrics.top1;
   auto trained = config.build_method(tiles.bands());
   load_checkpoint(RunDir(config.run.dir()).checkpoint(), *trained, nullptr, torch::Device("cpu"));
-  const double pretrained = evaluate_knn(config, *trained->encoder(), tiles).at(0).metrics.top1;
+  const double pretrained =
+      evaluate_knn(config, *trained->encoder(), tiles, log).at(0).metrics.top1;
 
   std::printf("\n%-34s %s\n", "encoder (ResNet-18, width 0.25)", "k-NN top-1 (k=20, 4 classes)");
   std::printf("%-34s %5.1f%%\n", "random init", 100 * random);

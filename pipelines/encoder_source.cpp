@@ -34,8 +34,9 @@ void require_encoder(const RunConfig& config, const EncoderSource& source) {
                                  : ": no such file"));
 }
 
-void init_encoder_from(const std::string& path, methods::BackboneImpl& encoder, RunLog& log) {
-  const auto skipped = load_state_dict(path, encoder);
+void init_encoder_from(const std::string& path, methods::MethodImpl& method, RunLog& log) {
+  const auto skipped = load_state_dict(path, *method.encoder());
+  method.sync_encoder_copies();
   log.info("encoder initialised from " + path +
            (skipped.empty() ? ""
                             : " (skipped " + std::to_string(skipped.size()) +
@@ -48,7 +49,7 @@ std::shared_ptr<methods::MethodImpl> load_method(const RunConfig& config,
   require_encoder(config, source);
   auto method = config.build_method(bands);
   if (!source.init_from.empty())
-    init_encoder_from(source.init_from, *method->encoder(), log);
+    init_encoder_from(source.init_from, *method, log);
   else if (!source.random_init)
     load_checkpoint(checkpoint_path(config, source), *method, nullptr, torch::kCPU);
   method->to(torch::Device(config.run.device()));

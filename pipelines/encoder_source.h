@@ -32,7 +32,9 @@ std::shared_ptr<methods::MethodImpl> load_method(const RunConfig& config,
                                                  const EncoderSource& source, int64_t bands,
                                                  RunLog& log);
 
-/// Loads a state dict (torchvision / timm layout) into `encoder` and logs what it skipped.
-void init_encoder_from(const std::string& path, methods::BackboneImpl& encoder, RunLog& log);
+/// Loads a state dict (torchvision / timm layout) into the method's encoder, makes every network
+/// that starts as its copy (teacher, key or target encoder) that copy again, and logs what it
+/// skipped.
+void init_encoder_from(const std::string& path, methods::MethodImpl& method, RunLog& log);
 
 }  // namespace pretext::pipelines

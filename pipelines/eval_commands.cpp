@@ -35,7 +35,7 @@ FeatureSet feature_set(const RunConfig& config, const EncoderSource& source,
   const auto method = load_method(config, source, data.bands(), log);
   return extract_feature_set(*method->encoder(), data.dataset, data.augment,
                              torch::Device(config.run.device()), config.eval.batch_size(),
-                             config.data.workers());
+                             config.data.workers(), config.eval.group_by());
 }
 
 std::string number(double value) {
@@ -49,22 +49,38 @@ SplitCounts counts(const EvalSplit& split) {
           static_cast<int64_t>(split.test.size())};
 }
 
-/// eval_split with the run seed; its errors name `where`, the data root or feature file.
-EvalSplit split_of(const RunConfig& config, const std::vector<int64_t>& labels,
-                   const std::vector<std::string>& splits, bool need_val,
-                   const std::string& where) {
+SplitCounts group_counts(const EvalSplit& split) {
+  return {split.train_groups, split.val_groups, split.test_groups};
+}
+
+/// eval_split with the run seed, its groups in the run log; its errors name `where`, the data
+/// root or feature file.
+EvalSplit split_of(const RunConfig& config, const ExampleLabels& examples, bool need_val,
+                   const std::string& where, RunLog& log) {
+  EvalSplit split;
   try {
-    return eval_split(labels, splits, config.eval, static_cast<uint64_t>(config.run.seed()),
-                      need_val);
+    split = eval_split(examples, config.eval, static_cast<uint64_t>(config.run.seed()), need_val);
   } catch (const InputError& e) {
     throw InputError(where + ": " + e.what());
   }
+  const auto part = [](size_t size, int64_t groups) {
+    return std::to_string(size) + " examples in " + std::to_string(groups) + " groups";
+  };
+  log.info("evaluation split (groups by " + name_of(config.eval.group_by()) + "): train " +
+           part(split.train.size(), split.train_groups) +
+           (need_val ? ", val " + part(split.val.size(), split.val_groups) : "") + ", test " +
+           part(split.test.size(), split.test_groups));
+  if (split.groups_across_parts > 0)
+    log.warn(where + ": the catalog's splits put " + std::to_string(split.groups_across_parts) +
+             " groups (by " + name_of(config.eval.group_by()) +
+             ") on more than one side; their examples are not independent");
+  return split;
 }
 
 /// k-NN of the set's test split against its train split, as the config's eval section says.
 std::pair<EvalSplit, std::vector<KnnScore>> knn_of(const RunConfig& config, const FeatureSet& set,
-                                                   const std::string& where) {
-  auto split = split_of(config, set.label_list(), set.splits, false, where);
+                                                   const std::string& where, RunLog& log) {
+  auto split = split_of(config, set.examples(), false, where, log);
   auto scores = knn_classify(set.features_of(split.train), set.labels_of(split.train),
                              set.features_of(split.test), set.labels_of(split.test), config.eval,
                              static_cast<int64_t>(set.class_names.size()));
@@ -109,11 +125,11 @@ std::string probe_csv(const ProbeResult& result, bool sweep) {
 }  // namespace
 
 std::vector<KnnScore> evaluate_knn(const RunConfig& config, methods::BackboneImpl& encoder,
-                                   const PreparedData& data) {
+                                   const PreparedData& data, RunLog& log) {
   const auto set =
       extract_feature_set(encoder, data.dataset, data.augment, torch::Device(config.run.device()),
-                          config.eval.batch_size(), config.data.workers());
-  return knn_of(config, set, config.data.root()).second;
+                          config.eval.batch_size(), config.data.workers(), config.eval.group_by());
+  return knn_of(config, set, config.data.root(), log).second;
 }
 
 std::vector<KnnScore> knn(const RunConfig& config, const EncoderSource& source,
@@ -121,7 +137,7 @@ std::vector<KnnScore> knn(const RunConfig& config, const EncoderSource& source,
   start_command(config, log);
   const auto set = feature_set(config, source, features, log);
   const auto [split, scores] =
-      knn_of(config, set, features.empty() ? config.data.root() : features);
+      knn_of(config, set, features.empty() ? config.data.root() : features, log);
   const RunDir run(config.run.dir());
   const std::string encoder = features.empty() ? source.describe(config) : features;
   std::ostringstream csv;
@@ -132,7 +148,7 @@ std::vector<KnnScore> knn(const RunConfig& config, const EncoderSource& source,
   }
   write_file(run.knn_csv(), csv.str());
   save_json(run.knn_json(), to_json(KnnRecord{encoder, counts(split), config.eval.temperature(),
-                                              set.class_names, scores}));
+                                              set.class_names, scores, group_counts(split)}));
   refresh_report(config, log);
   return scores;
 }
@@ -142,8 +158,8 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
   start_command(config, log);
   const auto set = feature_set(config, source, features, log);
   const bool sweep = config.probe.heads() > 1;
-  const auto split = split_of(config, set.label_list(), set.splits, sweep,
-                              features.empty() ? config.data.root() : features);
+  const auto split = split_of(config, set.examples(), sweep,
+                              features.empty() ? config.data.root() : features, log);
   const auto part = [&](const std::vector<int64_t>& indices) {
     return indices.empty() ? LabelledFeatures{}
                            : LabelledFeatures{set.features_of(indices), set.labels_of(indices)};
@@ -158,11 +174,15 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
   write_file(run.probe_csv(), probe_csv(result, sweep));
   if (sweep) write_file(run.probe_svg(), sweep_plot(result));
   const auto& chosen = result.heads[result.chosen];
-  save_json(run.probe_json(),
-            to_json(ProbeRecord{features.empty() ? source.describe(config) : features,
-                                counts(split), set.class_names, chosen.lr, chosen.weight_decay,
-                                sweep ? std::optional<double>(chosen.val_top1) : std::nullopt,
-                                chosen.test}));
+  ProbeRecord record{features.empty() ? source.describe(config) : features,
+                     counts(split),
+                     set.class_names,
+                     chosen.lr,
+                     chosen.weight_decay,
+                     sweep ? std::optional<double>(chosen.val_top1) : std::nullopt,
+                     chosen.test,
+                     group_counts(split)};
+  save_json(run.probe_json(), to_json(record));
   log.info("linear probe" +
            (sweep ? " (chose lr " + number(chosen.lr) + ", weight decay " +
                         number(chosen.weight_decay) + " on validation top-1 " +
@@ -179,9 +199,8 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
   require_encoder(config, source);
   const auto data = open_data(config, DataUse::kEvaluation, log);
   const auto& options = config.finetune;
-  const auto examples = labels_of(*data.dataset);
-  const auto split =
-      split_of(config, examples.labels, examples.splits, options.validate(), config.data.root());
+  const auto split = split_of(config, labels_of(*data.dataset, config.eval.group_by()),
+                              options.validate(), config.data.root(), log);
   FinetuneContext context;
   context.dataset = data.dataset;
   context.make_encoder = [&] { return load_method(config, source, data.bands(), log)->encoder(); };
@@ -193,7 +212,8 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
   context.log = &log;
 
   FinetuneRecord record{
-      source.describe(config), counts(split), data.dataset->class_names(), {}, {}, {}};
+      source.describe(config), counts(split), data.dataset->class_names(), {}, {}, {},
+      group_counts(split)};
   for (const int64_t seed : options.seeds()) {
     record.seeds.push_back(finetune_seed(context, split, options, seed));
     const auto& r = record.seeds.back();

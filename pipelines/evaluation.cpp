@@ -4,6 +4,8 @@
 #include <cmath>
 #include <iterator>
 #include <map>
+#include <numeric>
+#include <set>
 
 #include <torch/types.h>
 #include <torch/utils.h>
@@ -26,6 +28,7 @@ void EvalOptions::visit_fields(FieldVisitor& visit) {
   visit("test_fraction", test_fraction_, Check::between(0.01, 0.99));
   visit("val_fraction", val_fraction_, Check::between(0.01, 0.99));
   visit("batch_size", batch_size_, Check::at_least(1));
+  visit("group_by", group_by_);
 }
 
 std::vector<int64_t> stratified_draw(const std::vector<int64_t>& members,
@@ -61,10 +64,81 @@ std::function<int64_t(int64_t)> fraction_of(double fraction) {
   };
 }
 
+/// The units a hold-out draws: the examples of one group together, an example without a group
+/// on its own; each unit labelled with its examples' most common label (the smallest on a tie).
+struct Units {
+  std::vector<std::vector<int64_t>> members;
+  std::vector<int64_t> labels;
+};
+
+Units units_of(const std::vector<int64_t>& examples, const ExampleLabels& all) {
+  Units units;
+  std::map<int64_t, size_t> unit_of_group;
+  for (const int64_t i : examples) {
+    const int64_t group = all.groups.empty() ? -1 : all.groups[static_cast<size_t>(i)];
+    auto found = group < 0 ? unit_of_group.end() : unit_of_group.find(group);
+    if (found == unit_of_group.end()) {
+      if (group >= 0) found = unit_of_group.emplace(group, units.members.size()).first;
+      units.members.emplace_back();
+    }
+    units.members[group < 0 ? units.members.size() - 1 : found->second].push_back(i);
+  }
+  for (const auto& members : units.members) {
+    std::map<int64_t, int64_t> votes;
+    for (const int64_t i : members) ++votes[all.labels[static_cast<size_t>(i)]];
+    const auto most =
+        std::max_element(votes.begin(), votes.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
+    units.labels.push_back(most->first);
+  }
+  return units;
+}
+
+/// Whole units of `examples`, `count` per class drawn with `seed`, as sorted example indices.
+std::vector<int64_t> draw_units(const std::vector<int64_t>& examples, const ExampleLabels& all,
+                                const std::function<int64_t(int64_t)>& count, uint64_t seed) {
+  const auto units = units_of(examples, all);
+  std::vector<int64_t> ids(units.members.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  std::vector<int64_t> drawn;
+  for (const int64_t u : stratified_draw(ids, units.labels, count, seed))
+    drawn.insert(drawn.end(), units.members[static_cast<size_t>(u)].begin(),
+                 units.members[static_cast<size_t>(u)].end());
+  std::sort(drawn.begin(), drawn.end());
+  return drawn;
+}
+
+/// Groups per part, and groups found in more than one part.
+void count_groups(EvalSplit& split, const ExampleLabels& all) {
+  std::map<int64_t, std::set<int>> parts_of_group;
+  const auto count = [&](const std::vector<int64_t>& part, int index) {
+    int64_t alone = 0;
+    std::set<int64_t> groups;
+    for (const int64_t i : part) {
+      const int64_t group = all.groups.empty() ? -1 : all.groups[static_cast<size_t>(i)];
+      if (group < 0) {
+        ++alone;
+        continue;
+      }
+      groups.insert(group);
+      parts_of_group[group].insert(index);
+    }
+    return alone + static_cast<int64_t>(groups.size());
+  };
+  split.train_groups = count(split.train, 0);
+  split.val_groups = count(split.val, 1);
+  split.test_groups = count(split.test, 2);
+  split.groups_across_parts =
+      std::count_if(parts_of_group.begin(), parts_of_group.end(),
+                    [](const auto& entry) { return entry.second.size() > 1; });
+}
+
 }  // namespace
 
-EvalSplit eval_split(const std::vector<int64_t>& labels, const std::vector<std::string>& splits,
-                     const EvalOptions& options, uint64_t seed, bool need_val) {
+EvalSplit eval_split(const ExampleLabels& examples, const EvalOptions& options, uint64_t seed,
+                     bool need_val) {
+  const auto& labels = examples.labels;
+  const auto& splits = examples.splits;
   std::vector<int64_t> labelled;
   int64_t classes = 0;
   bool has_splits = false;
@@ -86,15 +160,16 @@ EvalSplit eval_split(const std::vector<int64_t>& labels, const std::vector<std::
       if (splits[i] == options.test_split()) split.test.push_back(i);
     }
   } else {
-    split.test = stratified_draw(labelled, labels, fraction_of(options.test_fraction()), seed);
+    split.test = draw_units(labelled, examples, fraction_of(options.test_fraction()), seed);
     split.train = without(labelled, split.test);
   }
   if (need_val && split.val.empty()) {
-    split.val = stratified_draw(split.train, labels, fraction_of(options.val_fraction()),
-                                domains::mix_seed(seed, 1));
+    split.val = draw_units(split.train, examples, fraction_of(options.val_fraction()),
+                           domains::mix_seed(seed, 1));
     split.train = without(split.train, split.val);
   }
   if (!need_val) split.val.clear();
+  count_groups(split, examples);
   const auto count = [](const std::vector<int64_t>& part, const std::string& name) {
     return std::to_string(part.size()) + " labelled '" + name + "'";
   };
@@ -141,6 +216,7 @@ void save_features(const std::string& path, const FeatureSet& set) {
   dict.insert("labels", set.labels.contiguous());
   dict.insert("paths", string_list(set.paths));
   dict.insert("splits", string_list(set.splits));
+  dict.insert("groups", torch::tensor(set.groups, torch::kInt64));
   dict.insert("classes", string_list(set.class_names));
   save_pickle(path, c10::IValue(dict));
 }
@@ -154,6 +230,8 @@ FeatureSet load_features(const std::string& path) {
     set.labels = dict.at("labels").toTensor().to(torch::kInt64);
     set.paths = strings_of(dict.at("paths"));
     set.splits = strings_of(dict.at("splits"));
+    const auto groups = dict.at("groups").toTensor().to(torch::kInt64).contiguous();
+    set.groups.assign(groups.data_ptr<int64_t>(), groups.data_ptr<int64_t>() + groups.numel());
     set.class_names = strings_of(dict.at("classes"));
   } catch (const c10::Error& e) {
     throw InputError(path + ": not a feature file written by pretext extract (" +
@@ -161,8 +239,10 @@ FeatureSet load_features(const std::string& path) {
   }
   const auto n = set.features.dim() == 2 ? set.features.size(0) : -1;
   if (n < 0 || set.labels.dim() != 1 || set.labels.size(0) != n ||
-      static_cast<int64_t>(set.paths.size()) != n || static_cast<int64_t>(set.splits.size()) != n)
-    throw InputError(path + ": the features, labels, paths and splits have different lengths");
+      static_cast<int64_t>(set.paths.size()) != n || static_cast<int64_t>(set.splits.size()) != n ||
+      static_cast<int64_t>(set.groups.size()) != n)
+    throw InputError(path +
+                     ": the features, labels, paths, splits and groups have different lengths");
   const int64_t classes = static_cast<int64_t>(set.class_names.size());
   if (n > 0 &&
       (set.labels.max().item<int64_t>() >= classes || set.labels.min().item<int64_t>() < -1))
@@ -192,11 +272,16 @@ torch::Tensor extract_features(methods::BackboneImpl& encoder,
   return torch::cat(features);
 }
 
-ExampleLabels labels_of(const io::Dataset& dataset) {
+ExampleLabels labels_of(const io::Dataset& dataset, io::GroupBy by) {
   ExampleLabels out;
+  std::map<std::string, int64_t> number_of;  // group key -> its number, in order of appearance
   for (int64_t i = 0; i < dataset.size(); ++i) {
     out.labels.push_back(dataset.label_of(i));
     out.splits.push_back(dataset.item(i).split);
+    const auto key = dataset.group_of(i, by);
+    out.groups.push_back(
+        key.empty() ? -1
+                    : number_of.emplace(key, static_cast<int64_t>(number_of.size())).first->second);
   }
   return out;
 }
@@ -204,15 +289,17 @@ ExampleLabels labels_of(const io::Dataset& dataset) {
 FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
                                std::shared_ptr<const io::Dataset> dataset,
                                const domains::AugmentOptions& augment, const c10::Device& device,
-                               int64_t batch_size, int64_t workers) {
+                               int64_t batch_size, int64_t workers, io::GroupBy group_by) {
+  // The groups first: a grouping the data cannot give fails before the features are computed.
+  auto examples = labels_of(*dataset, group_by);
   std::vector<int64_t> all(static_cast<size_t>(dataset->size()));
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
   FeatureSet set;
   set.features = extract_features(encoder, dataset, all, augment, device, batch_size, workers);
-  auto [labels, splits] = labels_of(*dataset);
   for (const int64_t i : all) set.paths.push_back(dataset->item(i).path);
-  set.labels = torch::tensor(labels, torch::kInt64);
-  set.splits = std::move(splits);
+  set.labels = torch::tensor(examples.labels, torch::kInt64);
+  set.splits = std::move(examples.splits);
+  set.groups = std::move(examples.groups);
   set.class_names = dataset->class_names();
   return set;
 }

@@ -18,7 +18,8 @@
 namespace pretext::pipelines {
 
 /// The `eval` section: which labelled images each evaluation trains and scores on, and k-NN.
-///   eval_split(labels, splits, EvalOptions().test_fraction(0.2), seed, /*need_val=*/true);
+///   eval_split(labels_of(dataset, GroupBy::kAuto), EvalOptions().test_fraction(0.2), seed,
+///              /*need_val=*/true);
 struct EvalOptions {
   /// k-NN neighbour counts, all evaluated in one pass.
   TORCH_ARG(std::vector<int64_t>, k) = {20};
@@ -29,14 +30,20 @@ struct EvalOptions {
   TORCH_ARG(std::string, train_split) = "train";
   TORCH_ARG(std::string, val_split) = "val";
   TORCH_ARG(std::string, test_split) = "test";
-  /// With no splits in the catalog, this fraction of each class (chosen with the run seed) is
-  /// held out as the test set.
+  /// With no splits in the catalog, this fraction of each class's groups (chosen with the run
+  /// seed) is held out as the test set.
   TORCH_ARG(double, test_fraction) = 0.2;
   /// When validation is needed and the catalog has no validation split, this fraction of each
-  /// class of the training set is held out for it.
+  /// class's training groups is held out for it.
   TORCH_ARG(double, val_fraction) = 0.1;
   /// Images per forward pass when extracting features.
   TORCH_ARG(int64_t, batch_size) = 256;
+  /// Hold-outs are drawn by group, stratified by each group's most common label, so that
+  /// neighbouring slices of one patient, tiles of one slide or dates of one place never sit on
+  /// both sides: "auto" (a manifest's group column, else the patient for DICOM, the series
+  /// without a PatientID, the file for volumes and images, the slide, the place), "patient",
+  /// "series", "slide", "place", "file", or "none" (every example on its own).
+  TORCH_ARG(io::GroupBy, group_by) = io::GroupBy::kAuto;
 
  public:
   void visit_fields(FieldVisitor& visit);
@@ -45,22 +52,30 @@ struct EvalOptions {
 /// Indices of the labelled examples each evaluation uses; disjoint.
 struct EvalSplit {
   std::vector<int64_t> train, val, test;
+  /// Groups in each part (an example without a group counts as one).
+  int64_t train_groups = 0, val_groups = 0, test_groups = 0;
+  /// Groups with examples in more than one part: only a catalog's own splits can do that.
+  int64_t groups_across_parts = 0;
 };
 
-/// The class index (-1: unlabelled) and catalog split ("" when none) of every example of a data
-/// set: what eval_split takes.
+/// The class index (-1: unlabelled), catalog split ("" when none) and group of every example of
+/// a data set: what eval_split takes. Groups are numbered 0, 1, ... in order of appearance (-1:
+/// the example stands alone; no groups at all: every example does), so they carry nothing of
+/// what defined them (a patient) and may be stored.
 struct ExampleLabels {
   std::vector<int64_t> labels;
   std::vector<std::string> splits;
+  std::vector<int64_t> groups;
 };
-ExampleLabels labels_of(const io::Dataset& dataset);
+/// Throws InputError when the data has no such group (see io::Dataset::group_of).
+ExampleLabels labels_of(const io::Dataset& dataset, io::GroupBy by = io::GroupBy::kNone);
 
-/// The split of examples with `labels` (-1: unlabelled, never used) and catalog `splits` ("" when
-/// the catalog has none): the catalog's splits when it has them, else a stratified hold-out drawn
-/// with `seed`. With `need_val`, a missing validation split is held out of the training set.
+/// The split of `examples` (labels -1 are never used): the catalog's splits when it has them,
+/// else a hold-out of whole groups, stratified by each group's most common label and drawn with
+/// `seed`. With `need_val`, a missing validation split is held out of the training groups.
 /// Throws InputError when there are fewer than 2 classes or a needed part is empty.
-EvalSplit eval_split(const std::vector<int64_t>& labels, const std::vector<std::string>& splits,
-                     const EvalOptions& options, uint64_t seed, bool need_val);
+EvalSplit eval_split(const ExampleLabels& examples, const EvalOptions& options, uint64_t seed,
+                     bool need_val);
 
 /// `count` of `members` drawn per class without replacement, reproducibly from `seed`: the
 /// stratified draws behind hold-outs and few-label subsets. `labels[i]` is member i's class.
@@ -71,14 +86,18 @@ std::vector<int64_t> stratified_draw(const std::vector<int64_t>& members,
 
 /// Frozen features of a data set with what evaluation needs to split and score them. Saved as a
 /// dict that Python's torch.load opens: {"features": float32 [N, D], "labels": int64 [N] (-1 for
-/// unlabelled), "paths": [str], "splits": [str], "classes": [str]}.
+/// unlabelled), "paths": [str], "splits": [str], "groups": int64 [N] (ExampleLabels::groups,
+/// under eval.group_by), "classes": [str]}.
 struct FeatureSet {
   at::Tensor features;
   at::Tensor labels;
   std::vector<std::string> paths, splits, class_names;
+  std::vector<int64_t> groups;
 
   int64_t size() const { return features.defined() ? features.size(0) : 0; }
   std::vector<int64_t> label_list() const;
+  /// Labels, splits and groups, for eval_split.
+  ExampleLabels examples() const { return {label_list(), splits, groups}; }
   /// Rows `indices` of the features and labels.
   at::Tensor features_of(const std::vector<int64_t>& indices) const;
   at::Tensor labels_of(const std::vector<int64_t>& indices) const;
@@ -97,10 +116,11 @@ at::Tensor extract_features(methods::BackboneImpl& encoder,
                             const domains::AugmentOptions& augment, const c10::Device& device,
                             int64_t batch_size, int64_t workers);
 
-/// The features of every image of `dataset` with their paths, labels and splits.
+/// The features of every image of `dataset` with their paths, labels, splits and groups under
+/// `group_by`.
 FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
                                std::shared_ptr<const io::Dataset> dataset,
                                const domains::AugmentOptions& augment, const c10::Device& device,
-                               int64_t batch_size, int64_t workers);
+                               int64_t batch_size, int64_t workers, io::GroupBy group_by);
 
 }  // namespace pretext::pipelines

@@ -119,8 +119,7 @@ std::optional<Figure> attention_figure(const RunConfig& config, const PreparedDa
   // Also one file per image, for a person to open one by one.
   std::filesystem::create_directories(run.attention());
   for (int64_t i = 0; i < overlay.size(0); ++i)
-    write_png(run.attention() + "/" + std::to_string(i) + ".png",
-              torch::cat({base[i], overlay[i]}, 2));
+    write_png(run.attention_overlay(i), torch::cat({base[i], overlay[i]}, 2));
   const int64_t width = write_grid(run.attention_png(), {base, overlay});
   return Figure{"Top row: the first images; below: the last block's attention " +
                     std::string(vit->options().class_token() ? "from the class token"

@@ -1,5 +1,7 @@
 #include "pipelines/optimizer.h"
 
+#include <tuple>
+
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
@@ -43,17 +45,67 @@ std::unique_ptr<torch::optim::Optimizer> build(const std::vector<ParameterGroup>
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,
                                                         const std::vector<ParameterGroup>& groups,
-                                                        double momentum) {
+                                                        double momentum, Betas betas) {
   using namespace torch::optim;
+  const std::tuple<double, double> b{betas.first, betas.second};
   if (kind == OptimizerKind::kAdamw)
     return build<AdamW, AdamWOptions>(
-        groups, [](double lr, double wd) { return AdamWOptions(lr).weight_decay(wd); });
+        groups, [b](double lr, double wd) { return AdamWOptions(lr).betas(b).weight_decay(wd); });
   if (kind == OptimizerKind::kAdam)
     return build<Adam, AdamOptions>(
-        groups, [](double lr, double wd) { return AdamOptions(lr).weight_decay(wd); });
+        groups, [b](double lr, double wd) { return AdamOptions(lr).betas(b).weight_decay(wd); });
   return build<SGD, SGDOptions>(groups, [momentum](double lr, double wd) {
     return SGDOptions(lr).momentum(momentum).weight_decay(wd);
   });
+}
+
+namespace {
+
+template <typename Options>
+Options& options_as(torch::optim::OptimizerParamGroup& group) {
+  return static_cast<Options&>(group.options());
+}
+
+template <typename Options>
+const Options& options_as(const torch::optim::OptimizerParamGroup& group) {
+  return static_cast<const Options&>(group.options());
+}
+
+}  // namespace
+
+double weight_decay_of(const torch::optim::OptimizerParamGroup& group, OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::kAdamw:
+      return options_as<torch::optim::AdamWOptions>(group).weight_decay();
+    case OptimizerKind::kAdam:
+      return options_as<torch::optim::AdamOptions>(group).weight_decay();
+    case OptimizerKind::kSgd:
+      break;
+  }
+  return options_as<torch::optim::SGDOptions>(group).weight_decay();
+}
+
+void set_weight_decay(torch::optim::OptimizerParamGroup& group, OptimizerKind kind, double decay) {
+  switch (kind) {
+    case OptimizerKind::kAdamw:
+      options_as<torch::optim::AdamWOptions>(group).weight_decay(decay);
+      return;
+    case OptimizerKind::kAdam:
+      options_as<torch::optim::AdamOptions>(group).weight_decay(decay);
+      return;
+    case OptimizerKind::kSgd:
+      options_as<torch::optim::SGDOptions>(group).weight_decay(decay);
+      return;
+  }
+}
+
+void clip_gradients_per_parameter(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  torch::NoGradGuard no_grad;
+  for (const auto& parameter : parameters) {
+    auto grad = parameter.grad();
+    if (!grad.defined()) continue;
+    grad.mul_((max_norm / (grad.norm() + 1e-6)).clamp_max(1.0));
+  }
 }
 
 }  // namespace pretext::pipelines

@@ -27,9 +27,22 @@ bool decays(const std::string& name, const torch::Tensor& parameter);
 /// `weight_decay`, the others without.
 std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr, double weight_decay);
 
-/// The optimiser `kind` over `groups`; SGD with `momentum`.
+/// The weight decay of one parameter group of an optimiser made by make_optimizer, and setting it.
+double weight_decay_of(const torch::optim::OptimizerParamGroup& group, OptimizerKind kind);
+void set_weight_decay(torch::optim::OptimizerParamGroup& group, OptimizerKind kind, double decay);
+
+/// Scales each parameter's gradient so that its norm is at most `max_norm` (DINO's
+/// utils.clip_gradients: factor max_norm / (norm + 1e-6) where below 1), without a host sync.
+void clip_gradients_per_parameter(const std::vector<torch::Tensor>& parameters, double max_norm);
+
+/// Adam's and AdamW's coefficients of the running means of the gradient and its square.
+struct Betas {
+  double first = 0.9, second = 0.999;
+};
+
+/// The optimiser `kind` over `groups`; SGD with `momentum`, Adam and AdamW with `betas`.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,
                                                         const std::vector<ParameterGroup>& groups,
-                                                        double momentum);
+                                                        double momentum, Betas betas = {});
 
 }  // namespace pretext::pipelines

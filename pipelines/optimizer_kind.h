@@ -13,4 +13,22 @@ inline const EnumNames<OptimizerKind>& field_names(OptimizerKind) {
   return names;
 }
 
+/// How train.grad_clip bounds the gradients: their global norm (torch.nn.utils.clip_grad_norm_),
+/// or each parameter's own norm (DINO's utils.clip_gradients).
+enum class ClipMode { kGlobal, kPerParameter };
+inline const EnumNames<ClipMode>& field_names(ClipMode) {
+  static const EnumNames<ClipMode> names = {{"global", ClipMode::kGlobal},
+                                            {"per_parameter", ClipMode::kPerParameter}};
+  return names;
+}
+
+/// The weight decay over training: constant, or a cosine from train.weight_decay to
+/// train.weight_decay_end over all steps (DINO: 0.04 to 0.4).
+enum class WeightDecaySchedule { kConstant, kCosine };
+inline const EnumNames<WeightDecaySchedule>& field_names(WeightDecaySchedule) {
+  static const EnumNames<WeightDecaySchedule> names = {{"constant", WeightDecaySchedule::kConstant},
+                                                       {"cosine", WeightDecaySchedule::kCosine}};
+  return names;
+}
+
 }  // namespace pretext::pipelines

@@ -363,7 +363,9 @@ c10::IValue read_torch_archive(const std::string& path) {
   const auto read_record = [&](const std::string& name) {
     return std::get<0>(archive.getRecord("data/" + name));
   };
-  torch::jit::Unpickler unpickler(reader, nullptr, nullptr, read_record, c10::nullopt);
+  // Every tensor onto the CPU, whatever device its storage was saved from (a model trained on a
+  // GPU is read on a machine without one); callers move it where it is used.
+  torch::jit::Unpickler unpickler(reader, nullptr, nullptr, read_record, at::Device(at::kCPU));
   unpickler.set_version(archive.version());
   return unpickler.parse_ivalue();
 }

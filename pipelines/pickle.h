@@ -17,8 +17,8 @@ namespace pretext::pipelines {
 std::string readable_by_libtorch(const std::string& pickle);
 
 /// The object in a torch.save / torch::pickle_save zip archive (data.pkl and its tensor records),
-/// read through readable_by_libtorch. Throws c10::Error or std::runtime_error; callers name the
-/// file.
+/// read through readable_by_libtorch, every tensor on the CPU whatever device it was saved from.
+/// Throws c10::Error or std::runtime_error; callers name the file.
 c10::IValue read_torch_archive(const std::string& path);
 
 }  // namespace pretext::pipelines

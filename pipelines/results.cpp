@@ -38,6 +38,7 @@ Json header(const Record& record) {
   Json json;
   json["encoder"] = record.encoder;
   json["examples"] = to_json(record.examples);
+  json["groups"] = to_json(record.groups);
   return json;
 }
 
@@ -45,6 +46,7 @@ template <typename Record>
 void read_header(const nlohmann::json& json, Record& record) {
   record.encoder = json.at("encoder").get<std::string>();
   record.examples = split_counts(json.at("examples"));
+  record.groups = split_counts(json.at("groups"));
   record.classes = json.at("classes").get<std::vector<std::string>>();
 }
 

@@ -29,6 +29,7 @@ struct KnnRecord {
   double temperature = 0.0;
   std::vector<std::string> classes;
   std::vector<KnnScore> results;
+  SplitCounts groups;  ///< patients, slides, places, ... in each part (eval.group_by)
 };
 
 /// probe.json: the linear probe chosen (on validation when there was a sweep) and its test scores.
@@ -39,6 +40,7 @@ struct ProbeRecord {
   double lr = 0.0, weight_decay = 0.0;
   std::optional<double> val_top1;  ///< the choice's validation top-1; none without a sweep
   ClassificationMetrics test;
+  SplitCounts groups;
 };
 
 /// finetune.json: every seed's test scores, their mean and sample standard deviation.
@@ -52,6 +54,7 @@ struct FinetuneRecord {
   std::vector<std::string> classes;
   std::vector<FinetuneSeedResult> seeds;
   Spread mean, std;  ///< std: sample standard deviation, 0 for a single seed
+  SplitCounts groups;
 
   /// Fills mean and std from the seeds.
   void summarise();

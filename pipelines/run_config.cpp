@@ -99,6 +99,8 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
             std::to_string(config.data.image_size()) + ", but the encoder takes " +
                 std::to_string(size) + "x" + std::to_string(size) + " images (model.image_size)");
   }
+  require(config.train.betas().size() == 2, *file, "train", "betas",
+          "must be two numbers, for the gradient's mean and its square's");
   const auto& a = config.augment;
   require(a.crop_scale_min() <= a.crop_scale_max(), *file, "augment", "crop_scale_min",
           "must not exceed augment.crop_scale_max");

@@ -29,6 +29,10 @@ class RunDir {
   std::string views_png() const { return file("views.png"); }          ///< augmented views
   std::string attention_png() const { return file("attention.png"); }  ///< a ViT's attention
   std::string attention() const { return file("attention"); }  ///< folder: one overlay per image
+  /// The attention overlay of the report's image `index`, in attention().
+  std::string attention_overlay(int64_t index) const {
+    return file("attention/" + std::to_string(index) + ".png");
+  }
   std::string features() const { return file("features.pt"); }
   std::string knn_json() const { return file("knn.json"); }
   std::string knn_csv() const { return file("knn.csv"); }

@@ -75,6 +75,10 @@ nlohmann::ordered_json preprocessing_json(const RunConfig& config, const Prepare
 
 }  // namespace
 
+std::string sidecar_path(const std::string& weights) {
+  return std::filesystem::path(weights).replace_extension(".json").string();
+}
+
 nlohmann::ordered_json encoder_sidecar(const RunConfig& config, const PreparedData& data,
                                        const EncoderSource& source, methods::BackboneImpl& encoder,
                                        const std::string& weights) {

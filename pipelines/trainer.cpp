@@ -27,8 +27,12 @@ void TrainerOptions::visit_fields(FieldVisitor& visit) {
   visit("min_lr", min_lr_, Check::at_least(0));
   visit("warmup_steps", warmup_steps_, Check::at_least(0));
   visit("momentum", momentum_, Check::from_below(0, 1));
+  visit("betas", betas_, Check::from_below(0, 1));
   visit("weight_decay", weight_decay_, Check::at_least(0));
+  visit("weight_decay_schedule", weight_decay_schedule_);
+  visit("weight_decay_end", weight_decay_end_, Check::at_least(0));
   visit("grad_clip", grad_clip_, Check::at_least(0));
+  visit("clip_mode", clip_mode_);
   visit("checkpoint_every", checkpoint_every_, Check::at_least(0));
   visit("log_every", log_every_, Check::at_least(1));
 }
@@ -54,9 +58,12 @@ Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions opt
     : method_(std::move(method)), options_(std::move(options)), context_(std::move(context)) {
   method_->to(context_.device);
   methods::to_channels_last(*method_);
-  optimizer_ = make_optimizer(options_.optimizer(),
-                              decay_groups(*method_, options_.lr(), options_.weight_decay()),
-                              options_.momentum());
+  optimizer_ = make_optimizer(
+      options_.optimizer(), decay_groups(*method_, options_.lr(), options_.weight_decay()),
+      options_.momentum(), Betas{options_.betas().at(0), options_.betas().at(1)});
+  const auto& groups = optimizer_->param_groups();
+  for (size_t g = 0; g < groups.size(); ++g)
+    if (weight_decay_of(groups[g], options_.optimizer()) > 0) decaying_groups_.push_back(g);
 }
 
 void Trainer::resume() {
@@ -81,6 +88,15 @@ double Trainer::lr_at(int64_t step, int64_t total_steps) const {
   const double progress = std::min(1.0, (step - warmup) / span);
   return options_.min_lr() +
          (options_.lr() - options_.min_lr()) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+double Trainer::weight_decay_at(int64_t step, int64_t total_steps) const {
+  if (options_.weight_decay_schedule() == WeightDecaySchedule::kConstant)
+    return options_.weight_decay();
+  const double progress = std::min(
+      1.0, static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, total_steps)));
+  return options_.weight_decay_end() + (options_.weight_decay() - options_.weight_decay_end()) *
+                                           0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
 void Trainer::save() {
@@ -114,15 +130,21 @@ int64_t Trainer::total_steps(const domains::EpochSampler& sampler, int64_t datas
 methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAugment& augment,
                                   double lr, int64_t total) {
   const auto images = batch.pixels.to(context_.device, /*non_blocking=*/true);
-  for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+  auto& groups = optimizer_->param_groups();
+  for (auto& group : groups) group.options().set_lr(lr);
+  if (options_.weight_decay_schedule() != WeightDecaySchedule::kConstant)
+    for (const size_t g : decaying_groups_)
+      set_weight_decay(groups[g], options_.optimizer(), weight_decay_at(state_.step, total));
   auto views = augment(images, context_.seed, state_.step, method_->view_count(),
                        method_->global_view_count(), method_->joint_frames());
   for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
   auto out = method_->step_dated(views, batch.acquired_at);
   optimizer_->zero_grad();
   out.loss.backward();
-  if (options_.grad_clip() > 0)
+  if (options_.grad_clip() > 0 && options_.clip_mode() == ClipMode::kGlobal)
     torch::nn::utils::clip_grad_norm_(method_->parameters(), options_.grad_clip());
+  if (options_.grad_clip() > 0 && options_.clip_mode() == ClipMode::kPerParameter)
+    clip_gradients_per_parameter(method_->parameters(), options_.grad_clip());
   optimizer_->step();
   ++state_.step;
   ++state_.batch_in_epoch;

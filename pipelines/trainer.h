@@ -39,13 +39,22 @@ struct TrainerOptions {
   TORCH_ARG(double, min_lr) = 0.0;
   /// Linear warm-up from lr / warmup_steps, in optimiser steps.
   TORCH_ARG(int64_t, warmup_steps) = 0;
-  /// SGD momentum (AdamW uses beta1 = 0.9).
+  /// SGD momentum.
   TORCH_ARG(double, momentum) = 0.9;
+  /// Adam / AdamW: the decay rates of the running means of the gradient and of its square. MAE
+  /// and SatMAE pretrain with [0.9, 0.95] (their configs say so); PyTorch's default is kept here.
+  TORCH_ARG(std::vector<double>, betas) = std::vector<double>{0.9, 0.999};
   /// Decoupled for AdamW. Never applied to biases and normalisation weights (tensors of one
   /// dimension).
   TORCH_ARG(double, weight_decay) = 1e-4;
-  /// Largest global gradient norm; 0 disables clipping.
+  /// Weight decay over training: "constant", or "cosine" from weight_decay to weight_decay_end
+  /// over all steps (DINO's schedule, 0.04 to 0.4), on the parameters that decay.
+  TORCH_ARG(WeightDecaySchedule, weight_decay_schedule) = WeightDecaySchedule::kConstant;
+  TORCH_ARG(double, weight_decay_end) = 0.4;
+  /// Largest gradient norm; 0 disables clipping. clip_mode "global" bounds the norm of all
+  /// gradients together, "per_parameter" each parameter's own (DINO's clip_gradients).
   TORCH_ARG(double, grad_clip) = 0.0;
+  TORCH_ARG(ClipMode, clip_mode) = ClipMode::kGlobal;
   /// A checkpoint every this many steps (and always at the end); 0: only at the end.
   TORCH_ARG(int64_t, checkpoint_every) = 500;
   /// A metrics row every this many steps.
@@ -93,6 +102,8 @@ class Trainer {
 
   /// Learning rate of optimiser step `step` (0-based) of `total_steps`.
   double lr_at(int64_t step, int64_t total_steps) const;
+  /// Weight decay of the decaying parameters at step `step` (0-based) of `total_steps`.
+  double weight_decay_at(int64_t step, int64_t total_steps) const;
   const TrainState& state() const { return state_; }
   const torch::optim::Optimizer& optimizer() const { return *optimizer_; }
   std::string checkpoint_path() const { return context_.run_dir.checkpoint(); }
@@ -114,6 +125,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   TrainState state_;
   bool resumed_ = false;
+  std::vector<size_t> decaying_groups_;  // optimiser groups with weight decay
 };
 
 }  // namespace pretext::pipelines

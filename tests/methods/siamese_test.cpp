@@ -114,6 +114,49 @@ TEST(Moco, QueueTakesBothViewsKeysOldestFirstAndWrapsAround) {
   EXPECT_EQ(buffers["queue_position"].item<int64_t>(), 3);
 }
 
+TEST(Moco, ShuffleBnGivesEachSubBatchItsOwnStatistics) {
+  torch::manual_seed(5);
+  torch::nn::BatchNorm1d norm(2);  // training mode: each call normalises by its own rows
+  const auto x = torch::randn({8, 2}) * 3 + 1;
+  const auto order = torch::randperm(8, torch::kInt64);
+  const auto out =
+      forward_in_splits([&](const torch::Tensor& rows) { return norm(rows); }, x, 4, order);
+  for (int64_t part = 0; part < 4; ++part) {
+    const auto rows = order.slice(0, 2 * part, 2 * part + 2);
+    EXPECT_TRUE(torch::allclose(out.index_select(0, rows), norm(x.index_select(0, rows))));
+  }
+  // Never a part of one row: 5 rows in at most 2 parts.
+  int64_t calls = 0;
+  forward_in_splits(
+      [&](const torch::Tensor& rows) {
+        ++calls;
+        EXPECT_GE(rows.size(0), 2);
+        return rows;
+      },
+      torch::randn({5, 2}), 8, torch::arange(5));
+  EXPECT_EQ(calls, 2);
+
+  // MoCo v2's keys (as queued) come from shuffled sub-batches: not the whole batch's statistics,
+  // unless it runs as one batch.
+  const auto unit = [](const torch::Tensor& t) { return t / t.norm(2, 1, true); };
+  const auto a = torch::rand({8, 3, 16, 16}), b = torch::rand({8, 3, 16, 16});
+  for (const int64_t splits : {4, 1}) {
+    torch::manual_seed(6);
+    MocoImpl moco(
+        tiny_resnet(), tiny_resnet(),
+        MocoOptions().projection_dim(8).projection_hidden_dim(16).queue_size(64).shuffle_bn_splits(
+            splits));
+    moco.step({a, b});
+    torch::Tensor whole_batch;
+    {
+      torch::NoGradGuard no_grad;
+      whole_batch = unit(moco.target(a));
+    }
+    EXPECT_EQ(torch::allclose(moco.queue().slice(0, 0, 8), whole_batch, 1e-4, 1e-5), splits == 1)
+        << splits;
+  }
+}
+
 TEST(Moco, KeyEncoderFollowsTheQueryEncoderByMomentum) {
   torch::manual_seed(4);
   ByolImpl byol(tiny_resnet(), tiny_resnet(), ByolOptions().momentum(0.9));

@@ -103,14 +103,8 @@ TEST_F(EvalCommandsTest, AFrozenEncoderIsNotChanged) {
   context.dataset = dataset;
   context.make_encoder = [&] { return encoder; };
   context.augment = cfg.augment;
-  const std::vector<int64_t> labels = [&] {
-    std::vector<int64_t> out;
-    for (int64_t i = 0; i < dataset->size(); ++i) out.push_back(dataset->label_of(i));
-    return out;
-  }();
-  std::vector<std::string> splits;
-  for (int64_t i = 0; i < dataset->size(); ++i) splits.push_back(dataset->item(i).split);
-  const auto split = eval_split(labels, splits, cfg.eval, 0, false);
+  const auto examples = labels_of(*dataset);
+  const auto split = eval_split(examples, cfg.eval, 0, false);
   const auto result = finetune_seed(
       context, split, FinetuneOptions().per_class(4).epochs(2).freeze_encoder(true).validate(false),
       0);

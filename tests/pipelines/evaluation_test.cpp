@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -60,7 +61,7 @@ TEST(EvalSplit, HoldsOutStratifiedDisjointParts) {
   const auto labels = imbalanced_labels();
   const std::vector<std::string> no_splits(labels.size());
   const auto options = EvalOptions().test_fraction(0.2).val_fraction(0.1);
-  const auto split = eval_split(labels, no_splits, options, 4, true);
+  const auto split = eval_split({labels, no_splits, {}}, options, 4, true);
   const std::map<int64_t, int64_t> test = {{0, 20}, {1, 10}, {2, 4}};
   EXPECT_EQ(per_class(split.test, labels), test);
   const std::map<int64_t, int64_t> val = {{0, 8}, {1, 4}, {2, 2}};  // 10% of 80, 40, 16
@@ -70,18 +71,54 @@ TEST(EvalSplit, HoldsOutStratifiedDisjointParts) {
   seen.insert(split.val.begin(), split.val.end());
   seen.insert(split.test.begin(), split.test.end());
   EXPECT_EQ(seen.size(), labels.size());
-  EXPECT_TRUE(eval_split(labels, no_splits, options, 4, false).val.empty());
+  EXPECT_TRUE(eval_split({labels, no_splits, {}}, options, 4, false).val.empty());
+  // Without groups every example is its own: the same draw as groups of one.
+  std::vector<int64_t> alone(labels.size());
+  std::iota(alone.begin(), alone.end(), 0);
+  EXPECT_EQ(eval_split({labels, no_splits, alone}, options, 4, true).test, split.test);
+  EXPECT_EQ(split.test_groups, 34);
+}
+
+TEST(EvalSplit, HoldsOutWholeGroupsStratifiedByTheirLabel) {
+  // 30 patients of 4 slices each, 20 of class 0 and 10 of class 1; patient 3 has one slice of
+  // the other class (its majority decides).
+  std::vector<int64_t> labels, groups;
+  for (int64_t patient = 0; patient < 30; ++patient)
+    for (int64_t slice = 0; slice < 4; ++slice) {
+      labels.push_back(patient < 20 ? 0 : 1);
+      groups.push_back(patient);
+    }
+  labels[3 * 4 + 1] = 1;
+  const ExampleLabels examples{labels, std::vector<std::string>(labels.size()), groups};
+  const auto split = eval_split(examples, EvalOptions().test_fraction(0.2).val_fraction(0.25), 7,
+                                /*need_val=*/true);
+  // 20% of each class's patients in test (4 and 2), 25% of the rest in val (4 and 2).
+  EXPECT_EQ(split.test_groups, 6);
+  EXPECT_EQ(split.val_groups, 6);
+  EXPECT_EQ(split.train_groups, 18);
+  EXPECT_EQ(split.groups_across_parts, 0);
+  EXPECT_EQ(split.test.size(), 24u);
+  std::map<int64_t, std::set<int>> sides;
+  for (const int64_t i : split.train) sides[groups[i]].insert(0);
+  for (const int64_t i : split.val) sides[groups[i]].insert(1);
+  for (const int64_t i : split.test) sides[groups[i]].insert(2);
+  EXPECT_EQ(sides.size(), 30u);
+  for (const auto& [patient, parts] : sides) EXPECT_EQ(parts.size(), 1u) << "patient " << patient;
+  // A catalog's own splits may put one group on two sides: counted, not hidden.
+  std::vector<std::string> splits(labels.size(), "train");
+  for (size_t i = 0; i < labels.size(); i += 2) splits[i] = "test";
+  EXPECT_EQ(eval_split({labels, splits, groups}, EvalOptions(), 0, false).groups_across_parts, 30);
 }
 
 TEST(EvalSplit, UsesTheCatalogSplitsAndSkipsUnlabelled) {
   const std::vector<int64_t> labels = {0, 1, 0, 1, -1, 0, 1};
   const std::vector<std::string> splits = {"train", "train", "test", "test", "train", "val", "val"};
-  const auto split = eval_split(labels, splits, EvalOptions(), 0, true);
+  const auto split = eval_split({labels, splits, {}}, EvalOptions(), 0, true);
   EXPECT_EQ(split.train, (std::vector<int64_t>{0, 1}));
   EXPECT_EQ(split.val, (std::vector<int64_t>{5, 6}));
   EXPECT_EQ(split.test, (std::vector<int64_t>{2, 3}));
   const std::vector<int64_t> one_class = {0, 0, 0};
-  EXPECT_THROW(eval_split(one_class, {"", "", ""}, EvalOptions(), 0, false), InputError);
+  EXPECT_THROW(eval_split({one_class, {"", "", ""}, {}}, EvalOptions(), 0, false), InputError);
 }
 
 TEST(FeatureFile, RoundTripsAndRejectsOtherFiles) {
@@ -91,6 +128,7 @@ TEST(FeatureFile, RoundTripsAndRejectsOtherFiles) {
   set.labels = torch::tensor({1, -1, 0}, torch::kInt64);
   set.paths = {"a.tif", "b,c.tif", "d.png"};
   set.splits = {"train", "", "test"};
+  set.groups = {0, -1, 0};
   set.class_names = {"forest", "water"};
   const auto path = dir.path() + "/features.pt";
   save_features(path, set);
@@ -99,6 +137,7 @@ TEST(FeatureFile, RoundTripsAndRejectsOtherFiles) {
   EXPECT_TRUE(torch::equal(back.labels, set.labels));
   EXPECT_EQ(back.paths, set.paths);
   EXPECT_EQ(back.splits, set.splits);
+  EXPECT_EQ(back.groups, set.groups);
   EXPECT_EQ(back.class_names, set.class_names);
 
   testing::write_text(dir.path() + "/junk.pt", "not a pickle");

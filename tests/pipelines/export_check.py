@@ -6,7 +6,8 @@ DIR/resnet18.pt must load into torchvision's resnet18 (fc removed) with strict k
 DIR/small.pt into a torchvision-layout ResNet with a 3x3 stem and widths 16-32-64-128, and
 DIR/vit_mean.pt / DIR/vit_cls.pt into a ViT written here in timm's layout (timm itself is not in
 Debian); all must reproduce the outputs pretext computed (DIR/*_io.pt). Then writes DIR/from_python.pt, a
-torchvision resnet18 state dict saved the usual way, and DIR/from_python_io.pt for the reverse.
+torchvision resnet18 state dict saved the usual way (and DIR/from_gpu.pt, the same with its storages
+tagged cuda:0), and DIR/from_python_io.pt for the reverse.
 """
 import sys
 
@@ -111,6 +112,12 @@ def main():
                 module.running_var.uniform_(0.5, 1.5)
                 module.weight.uniform_(0.5, 1.5)
     torch.save(model.state_dict(), f"{folder}/from_python.pt")
+    # The same as a model that lived on a GPU saves it: every storage tagged "cuda:0" (what
+    # torch.save records from storage.device; no GPU is needed to write the tag).
+    location_tag = torch.serialization.location_tag
+    torch.serialization.location_tag = lambda storage: "cuda:0"
+    torch.save(model.state_dict(), f"{folder}/from_gpu.pt")
+    torch.serialization.location_tag = location_tag
     model.fc = nn.Identity()
     model.eval()
     x = torch.randn(2, 3, 32, 32)

@@ -165,6 +165,12 @@ TEST(Export, RoundTripsThroughPythonTorchvisionAndTimmLayouts) {
   const auto out = net->forward(io.at("input").toTensor());
   EXPECT_TRUE(torch::allclose(out, io.at("output").toTensor(), 1e-4, 1e-4))
       << (out - io.at("output").toTensor()).abs().max();
+  // A state dict of a model that lived on a GPU loads onto this CPU machine, the same weights.
+  auto from_gpu = random_resnet(ResNetOptions(18), 8);
+  EXPECT_EQ(load_state_dict(dir / "from_gpu.pt", *from_gpu).size(), 2u);
+  auto cpu_params = net->named_parameters();
+  for (const auto& p : from_gpu->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), cpu_params[p.key()])) << p.key();
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "pipelines/training_metrics.h"
 #include "tests/io/dicom_data.h"
@@ -103,6 +104,60 @@ std::vector<double> losses(const std::string& metrics_csv) {
   std::vector<double> out;
   for (const auto& row : read_training_rows(metrics_csv)) out.push_back(row.loss);
   return out;
+}
+
+// Without train / test folders, hold-outs take whole patients: the slices of one patient, over
+// all its series, are never on both sides of k-NN, the probe or fine-tuning.
+TEST(Radiology, HoldOutsTakeWholePatients) {
+  TempDir dir;
+  const std::string root = dir / "export";
+  int series = 0;
+  for (const char* label : {"bright", "dark"})
+    for (int patient = 0; patient < 3; ++patient)
+      for (int s = 0; s < 2; ++s, ++series)
+        for (int z = 0; z < 3; ++z) {
+          DicomSpec spec;
+          spec.stored =
+              torch::full({16, 16}, std::string(label) == "bright" ? 1224 : 824, torch::kInt64) +
+              torch::randint(0, 50, {16, 16}, torch::kInt64);
+          spec.z = 2.5 * z;
+          spec.series = std::to_string(series);
+          spec.patient_id = std::string(testing::kPatientId) + label + std::to_string(patient);
+          const std::string folder =
+              root + "/" + label + "/p" + std::to_string(patient) + "/s" + std::to_string(s);
+          fs::create_directories(folder);
+          write_dicom(folder + "/IM" + std::to_string(z) + ".dcm", spec);
+        }
+  testing::write_text(dir / "run.yaml", config_text(root, dir / "run"));
+  const std::string options = " --config " + (dir / "run.yaml") + " --random-init";
+  run_pretext("knn" + options);
+  run_pretext("probe" + options);
+  run_pretext("finetune" + options +
+              " --set finetune.epochs=1 --set finetune.seeds=[0] --set finetune.validate=true");
+  const auto read = [&](const char* file) {
+    return nlohmann::json::parse(read_bytes(dir / ("run/" + std::string(file))));
+  };
+  // 20% of each class's 3 patients (at least one) in test: 2 patients, 12 slices; with per-slice
+  // draws it would be 4 slices of each class from any patient.
+  for (const char* file : {"knn.json", "probe.json", "finetune.json"}) {
+    const auto json = read(file);
+    EXPECT_EQ(json["examples"]["test"], 12) << file;
+    EXPECT_EQ(json["groups"]["test"], 2) << file;
+  }
+  EXPECT_EQ(read("knn.json")["groups"]["train"], 4);
+  // Fine-tuning validates on one more patient per class, from the training patients.
+  const auto finetune = read("finetune.json");
+  EXPECT_EQ(finetune["groups"]["train"], 2);
+  EXPECT_EQ(finetune["groups"]["val"], 2);
+  EXPECT_EQ(finetune["examples"]["val"], 12);
+  const auto log = read_bytes(dir / "run/run.log");
+  EXPECT_NE(log.find("evaluation split (groups by auto): train 24 examples in 4 groups, test 12 "
+                     "examples in 2 groups"),
+            std::string::npos)
+      << log;
+  // By slice (eval.group_by: file; one file per slice), the old per-example draw.
+  run_pretext("knn" + options + " --set eval.group_by=file");
+  EXPECT_EQ(read("knn.json")["groups"]["test"], read("knn.json")["examples"]["test"]);
 }
 
 TEST(Radiology, MaeOnDicomSeriesLeaksNoIdentifier) {

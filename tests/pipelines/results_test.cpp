@@ -38,22 +38,26 @@ TEST(Results, KnnAndProbeRecordsRoundTripUnderTheirKeys) {
                       {80, 0, 20},
                       0.07,
                       {"dark", "light"},
-                      {{1, metrics(0.7, 0.8)}, {20, metrics(0.8, std::nullopt)}}};
+                      {{1, metrics(0.7, 0.8)}, {20, metrics(0.8, std::nullopt)}},
+                      {8, 0, 2}};  // groups: patients, say
   const auto json = to_json(knn);
   EXPECT_EQ(json["examples"]["train"], 80);
+  EXPECT_EQ(json["groups"]["test"], 2);
   EXPECT_EQ(json["results"][1]["k"], 20);
   EXPECT_TRUE(json["results"][1]["auroc"].is_null());
   const auto back = knn_record(nlohmann::json::parse(json.dump()));
   EXPECT_EQ(back.encoder, knn.encoder);
   EXPECT_EQ(back.examples.test, 20);
+  EXPECT_EQ(back.groups.train, 8);
+  EXPECT_EQ(back.groups.test, 2);
   EXPECT_DOUBLE_EQ(back.temperature, 0.07);
   EXPECT_EQ(back.classes, knn.classes);
   ASSERT_EQ(back.results.size(), 2u);
   EXPECT_EQ(back.results[1].k, 20);
   for (size_t i = 0; i < 2; ++i) expect_same(back.results[i].metrics, knn.results[i].metrics);
 
-  const ProbeRecord probe{"random init", {60, 20, 20}, {"a", "b"},        1e-3,
-                          1e-4,          std::nullopt, metrics(0.75, 0.9)};
+  const ProbeRecord probe{"random init", {60, 20, 20}, {"a", "b"},         1e-3,
+                          1e-4,          std::nullopt, metrics(0.75, 0.9), {6, 2, 2}};
   auto probe_json = to_json(probe);
   EXPECT_TRUE(probe_json["val_top1"].is_null());
   auto probe_back = probe_record(nlohmann::json::parse(probe_json.dump()));
@@ -67,7 +71,7 @@ TEST(Results, KnnAndProbeRecordsRoundTripUnderTheirKeys) {
 }
 
 TEST(Results, FinetuneRecordSummarisesSeedsWithTheSampleDeviation) {
-  FinetuneRecord record{"runs/x/checkpoint.pt", {90, 10, 20}, {"a", "b"}, {}, {}, {}};
+  FinetuneRecord record{"runs/x/checkpoint.pt", {90, 10, 20}, {"a", "b"}, {}, {}, {}, {9, 1, 2}};
   record.seeds.push_back({0, 9, 5, 3, metrics(0.6, 0.7)});
   record.seeds.push_back({1, 9, 5, 4, metrics(0.8, 0.9)});
   record.summarise();

@@ -2,15 +2,20 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 #include <torch/types.h>
 
 #include "base/errors.h"
+#include "methods/dino.h"
+#include "methods/momentum.h"
 #include "methods/vit.h"
 #include "pipelines/checkpoint.h"
 #include "pipelines/commands.h"
 #include "pipelines/demo.h"
+#include "pipelines/encoder_source.h"
+#include "pipelines/export.h"
 #include "pipelines/optimizer.h"
 #include "pipelines/run_config.h"
 #include "tests/io/test_data.h"
@@ -121,6 +126,99 @@ TEST_F(TrainerTest, MocoResumesExactlyWithItsQueueOfKeys) {
   expect_resume_is_exact(
       kResNet,
       "  name: moco\n  projection_dim: 8\n  projection_hidden_dim: 16\n  queue_size: 40\n");
+}
+
+// Every parameter and buffer of `a` equals `b`'s (same layout).
+void expect_same_weights(torch::nn::Module& a, torch::nn::Module& b, const std::string& what) {
+  auto theirs = b.named_parameters();
+  for (const auto& p : a.named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), theirs[p.key()])) << what << " " << p.key();
+  auto buffers = b.named_buffers();
+  for (const auto& item : a.named_buffers())
+    EXPECT_TRUE(torch::equal(item.value(), buffers[item.key()])) << what << " " << item.key();
+}
+
+TEST_F(TrainerTest, InitFromSetsEveryCopyOfTheEncoder) {
+  // A state dict of an encoder trained elsewhere: here, one from another seed.
+  const std::string weights = runs_ / "encoder.pt";
+  save_state_dict(weights, *config(runs_ / "w", {"run.seed=77"}).build_method(3)->encoder());
+  const std::vector<std::pair<std::string, std::string>> methods = {
+      {"dino",
+       "  name: dino\n  out_dim: 32\n  hidden_dim: 16\n  bottleneck_dim: 8\n  local_crops: 0\n"},
+      {"moco", "  name: moco\n  projection_dim: 8\n  projection_hidden_dim: 16\n"},
+      {"byol", "  name: byol\n  projection_dim: 8\n  projection_hidden_dim: 16\n"}};
+  for (const auto& [name, section] : methods) {
+    auto method = config(runs_ / name, {}, kResNet, section).build_method(3);
+    init_encoder_from(weights, *method, log_);
+    auto loaded = config(runs_ / "w", {"run.seed=77"}).build_method(3)->encoder();
+    load_state_dict(weights, *loaded);
+    expect_same_weights(*method->encoder(), *loaded, name + " encoder");
+    // The network that starts as the encoder's copy is that copy again, not a random start.
+    if (auto* dino = dynamic_cast<methods::DinoImpl*>(method.get()))
+      expect_same_weights(*dino->student(), *dino->encoder(), "dino student");
+    else
+      expect_same_weights(*dynamic_cast<methods::MomentumMethodImpl&>(*method).momentum_encoder(),
+                          *method->encoder(), name + " momentum encoder");
+  }
+}
+
+TEST_F(TrainerTest, AdamAndAdamWTakeTheConfiguredBetas) {
+  for (const char* optimizer : {"adamw", "adam"}) {
+    const auto cfg = config(runs_ / optimizer, {std::string("train.optimizer=") + optimizer,
+                                                "train.betas=[0.8, 0.95]"});
+    TrainerContext context;
+    context.run_dir = RunDir(cfg.run.dir());
+    const Trainer trainer(cfg.build_method(3), cfg.train, context);
+    for (const auto& group : trainer.optimizer().param_groups()) {
+      const auto betas =
+          std::string(optimizer) == "adamw"
+              ? static_cast<const torch::optim::AdamWOptions&>(group.options()).betas()
+              : static_cast<const torch::optim::AdamOptions&>(group.options()).betas();
+      EXPECT_EQ(std::get<0>(betas), 0.8) << optimizer;
+      EXPECT_EQ(std::get<1>(betas), 0.95) << optimizer;
+    }
+  }
+  try {
+    config(runs_ / "x", {"train.betas=[0.9]"});
+    ADD_FAILURE() << "one beta accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--set train.betas: must be two numbers"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(TrainerTest, WeightDecayFollowsDinosCosineOnTheDecayingParametersOnly) {
+  const auto cfg = config(runs_ / "wd", {"train.optimizer=adamw", "train.weight_decay=0.04",
+                                         "train.weight_decay_schedule=cosine",
+                                         "train.weight_decay_end=0.4", "train.max_steps=5"});
+  TrainerContext context;
+  context.run_dir = RunDir(cfg.run.dir());
+  context.seed = 5;
+  Trainer trainer(cfg.build_method(3), cfg.train, context);
+  // end + (start - end) (1 + cos(pi step / total)) / 2, over every step (no warm-up).
+  EXPECT_DOUBLE_EQ(trainer.weight_decay_at(0, 10), 0.04);
+  EXPECT_NEAR(trainer.weight_decay_at(5, 10), 0.22, 1e-12);
+  EXPECT_NEAR(trainer.weight_decay_at(10, 10), 0.4, 1e-12);
+  const auto data = open_data(cfg, DataUse::kPretraining, log_);
+  trainer.fit(data.dataset, domains::ViewAugment(data.augment), io::LoaderOptions().workers(1));
+  // After 5 steps the decaying group holds step 4's value; biases and norms still none.
+  const auto& groups = trainer.optimizer().param_groups();
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_NEAR(weight_decay_of(groups[0], OptimizerKind::kAdamw), trainer.weight_decay_at(4, 5),
+              1e-12);
+  EXPECT_EQ(weight_decay_of(groups[1], OptimizerKind::kAdamw), 0.0);
+}
+
+TEST(Optimizer, PerParameterClippingBoundsEachGradientOnItsOwn) {
+  auto big = torch::zeros({2}, torch::requires_grad());
+  auto small = torch::zeros({2}, torch::requires_grad());
+  big.mutable_grad() = torch::tensor({3.0f, 4.0f});    // norm 5
+  small.mutable_grad() = torch::tensor({0.3f, 0.4f});  // norm 0.5
+  clip_gradients_per_parameter({big, small}, 1.0);
+  EXPECT_NEAR(big.grad().norm().item<double>(), 5.0 / (5.0 + 1e-6), 1e-6);
+  EXPECT_TRUE(torch::allclose(big.grad() / big.grad().norm(), torch::tensor({0.6f, 0.8f})));
+  EXPECT_TRUE(torch::equal(small.grad(), torch::tensor({0.3f, 0.4f})));  // under the bound
 }
 
 TEST_F(TrainerTest, ResumeRefusesAnotherConfigAndACorruptCheckpoint) {
