@@ -164,24 +164,25 @@ void SceneDataset::group_places(const std::vector<Geometry>& geometry) {
                ? i
                : parent[static_cast<size_t>(i)] = root(parent[static_cast<size_t>(i)]);
   };
-  // A manifest's place column decides where it is given; footprints decide the rest.
-  if (options_.frames() > 1)
-    for (size_t i = 0; i < scenes_.size(); ++i)
-      for (size_t j = i + 1; j < scenes_.size(); ++j) {
-        const auto& a = scenes_[i].item.place;
-        const auto& b = scenes_[j].item.place;
-        const bool same = a.empty() || b.empty()
-                              ? a.empty() && b.empty() &&
-                                    overlap(geometry[i].footprint, geometry[j].footprint) >=
-                                        options_.place_overlap()
-                              : a == b;
-        if (same)
-          parent[static_cast<size_t>(root(static_cast<int64_t>(j)))] =
-              root(static_cast<int64_t>(i));
-      }
+  // A manifest's place column decides where it is given; footprints decide the rest. Found
+  // whether or not examples stack dates: evaluation keeps the dates of one place on one side.
+  for (size_t i = 0; i < scenes_.size(); ++i)
+    for (size_t j = i + 1; j < scenes_.size(); ++j) {
+      const auto& a = scenes_[i].item.place;
+      const auto& b = scenes_[j].item.place;
+      const bool same = a.empty() || b.empty()
+                            ? a.empty() && b.empty() &&
+                                  overlap(geometry[i].footprint, geometry[j].footprint) >=
+                                      options_.place_overlap()
+                            : a == b;
+      if (same)
+        parent[static_cast<size_t>(root(static_cast<int64_t>(j)))] = root(static_cast<int64_t>(i));
+    }
   std::map<int64_t, int64_t> place_of_root;
   for (size_t i = 0; i < scenes_.size(); ++i) {
-    const int64_t r = root(static_cast<int64_t>(i));
+    scenes_[i].same_place_as = root(static_cast<int64_t>(i));
+    // Without frames every scene is read on its own grid: a place of its own.
+    const int64_t r = options_.frames() > 1 ? scenes_[i].same_place_as : static_cast<int64_t>(i);
     if (!place_of_root.count(r)) {
       place_of_root[r] = static_cast<int64_t>(places_.size());
       places_.emplace_back();
@@ -432,7 +433,8 @@ std::string SceneDataset::own_group(int64_t index, io::GroupBy by) const {
   if (by != io::GroupBy::kAuto && by != io::GroupBy::kPlace)
     return io::Dataset::own_group(index, by);
   const auto& example = examples_.at(static_cast<size_t>(index));
-  return "place:" + std::to_string(scenes_.at(static_cast<size_t>(example.scenes.front())).place);
+  return "place:" +
+         std::to_string(scenes_.at(static_cast<size_t>(example.scenes.front())).same_place_as);
 }
 
 std::string SceneDataset::summary() const {

@@ -133,6 +133,9 @@ class SceneDataset : public io::Dataset {
     bool dated = false;   // date found (always for frames > 1)
     bool warped = false;  // read through a warped VRT onto its place's reference grid
     int64_t place = 0;
+    /// The first scene of its footprint (or manifest place), with or without frames: what
+    /// evaluation groups by.
+    int64_t same_place_as = 0;
   };
   struct Place {
     std::vector<int64_t> scenes;  // by date

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/io/slide_data.h"
 #include "tests/io/test_data.h"
@@ -95,6 +96,35 @@ eval:
   for (const char* expected : {"vendor     aperio", "mpp        0.5 x 0.5", "objective  20x",
                                "  1  256 x 256  downsample 2  tiles 64 x 64", "tissue     50%"})
     EXPECT_NE(inspected.find(expected), std::string::npos) << inspected;
+}
+
+// Without train / test folders, hold-outs take whole slides: tiles of one slide never sit on both
+// sides of k-NN.
+TEST(Pathology, HoldOutsTakeWholeSlides) {
+  TempDir dir;
+  for (const char* label : {"pink", "purple"})
+    for (int s = 0; s < 3; ++s) {
+      testing::SlideSpec spec;
+      auto image = testing::tissue_image(512, 512, 0, 0, 512, 256);
+      if (std::string(label) == "purple") image[0].slice(1, 0, 256) -= 60;
+      spec.level0 = image;
+      spec.levels = 2;
+      fs::create_directories(dir / ("flat/" + std::string(label)));
+      write_slide(dir / ("flat/" + std::string(label) + "/s" + std::to_string(s) + ".svs"), spec);
+    }
+  testing::write_text(dir / "run.yaml",
+                      "run:\n  dir: " + (dir / "run") + "\n  seed: 1\n  threads: 2\n" +
+                          "data:\n  root: " + (dir / "flat") +
+                          "\n  kind: slides\n  image_size: 32\n  microns_per_pixel: 1.0\n" +
+                          "model:\n  backbone: resnet18\n  width_multiplier: 0.125\n" +
+                          "  small_stem: true\naugment:\n  size: 32\neval:\n  k: [1]\n");
+  run_pretext("knn --config " + (dir / "run.yaml") + " --random-init");
+  // 6 slides of 32 tissue tiles; 20% of each class's 3 slides (at least one) in test.
+  const auto knn = nlohmann::json::parse(read_text(dir / "run/knn.json"));
+  EXPECT_EQ(knn["groups"]["test"], 2);
+  EXPECT_EQ(knn["examples"]["test"], 64);
+  EXPECT_EQ(knn["groups"]["train"], 4);
+  EXPECT_EQ(knn["examples"]["train"], 128);
 }
 
 TEST(Pathology, ASlideWithoutAResolutionNamesTheConfigKeyThatFixesIt) {

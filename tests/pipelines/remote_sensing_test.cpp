@@ -119,6 +119,41 @@ eval:
 )";
 }
 
+// Without train / test folders, hold-outs take whole places: the dates of one place (each its own
+// scene and file) never sit on both sides of k-NN, though examples here are single dates.
+TEST(RemoteSensing, HoldOutsTakeWholePlaces) {
+  TempDir dir;
+  const char* dates[] = {"20230110", "20230301", "20230715"};
+  for (int place = 0; place < 6; ++place) {
+    const std::string label = place % 2 ? "dark" : "bright";
+    fs::create_directories(dir / ("scenes/" + label));
+    const double east = 500000 + 5000 * place;
+    for (int d = 0; d < 3; ++d) {
+      SceneSpec scene;
+      scene.transform = {east, 30, 0, 5000000, 0, -30};
+      scene.pixels = testing::ground_pixels(32632, scene.transform, 64, 64);
+      const auto base = scene.pixels[0] * (place % 2 ? 0.4 : 1.0) + 100 * d;
+      scene.pixels = torch::stack({base, base * 1.1, base * 0.9, base * 1.5 + 200});
+      scene.descriptions = {"B02", "B03", "B04", "B08"};
+      testing::write_scene(
+          dir / ("scenes/" + label + "/place" + std::to_string(place) + "_" + dates[d] + ".tif"),
+          scene);
+    }
+  }
+  testing::write_text(dir / "run.yaml", config_text(dir, ""));
+  run_pretext("knn --config " + (dir / "run.yaml") + " --random-init");
+  // 6 places x 3 dates x 16 windows; 20% of each class's 3 places (at least one) in test.
+  auto knn = nlohmann::json::parse(read_text(dir / "run/knn.json"));
+  EXPECT_EQ(knn["groups"]["test"], 2);
+  EXPECT_EQ(knn["examples"]["test"], 2 * 3 * 16);
+  EXPECT_EQ(knn["groups"]["train"], 4);
+  // By file, dates of one place are apart: 20% of each class's 9 scenes.
+  run_pretext("knn --config " + (dir / "run.yaml") + " --random-init --set eval.group_by=file");
+  knn = nlohmann::json::parse(read_text(dir / "run/knn.json"));
+  EXPECT_EQ(knn["groups"]["test"], 4);
+  EXPECT_EQ(knn["examples"]["test"], 4 * 16);
+}
+
 TEST(RemoteSensing, TemporalMocoOnDatedScenesThenKnnAndExport) {
   TempDir dir;
   write_scenes(dir / "scenes");
