@@ -85,11 +85,10 @@ Format detect_format(const std::string& path) {
 }
 
 std::unique_ptr<Source> open(const std::string& path) {
-  switch (detect_format(path)) {
-    case Format::kSlide:
-      if (stored_format(path) != Format::kTiff)
-        throw InputError(path + ": a whole-slide image, read tile by tile as a slide");
-      return std::make_unique<GdalRaster>(path);
+  // By the container alone: this runs on every read of a whole image, where asking OpenSlide
+  // (and for a generic tiled TIFF, GDAL and OpenSlide again) would cost each read. A TIFF-based
+  // slide is read whole through GDAL, as detect_format's kSlide would have it.
+  switch (stored_format(path)) {
     case Format::kTiff:
     case Format::kPng:
     case Format::kJpeg:
@@ -98,9 +97,12 @@ std::unique_ptr<Source> open(const std::string& path) {
       return std::make_unique<DicomImage>(path);
     case Format::kVolume:
       throw InputError(path + ": a 3D volume, read slice by slice through a volume data set");
+    case Format::kSlide:
     case Format::kUnknown:
       break;
   }
+  if (is_whole_slide(path))
+    throw InputError(path + ": a whole-slide image, read tile by tile as a slide");
   throw InputError(path + ": not an image format pretext reads (GeoTIFF/TIFF, PNG, JPEG, DICOM)");
 }
 
