@@ -58,7 +58,7 @@ std::string json_list(const std::vector<double>& values) {
 }  // namespace
 
 SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
-    : options_(std::move(options)) {
+    : options_(std::move(options)), multi_label_(catalog.multi_label()) {
   static std::atomic<uint64_t> next_id{1};
   id_ = next_id++;
   std::vector<Geometry> geometry;
@@ -79,8 +79,7 @@ SceneDataset::SceneDataset(const io::Catalog& catalog, SceneOptions options)
     read_options_.fallback_nodata(options_.fallback_nodata()[0]);
   group_places(geometry);
   std::set<std::string> labels;
-  for (const auto& scene : scenes_)
-    if (!scene.item.label.empty()) labels.insert(scene.item.label);
+  for (const auto& scene : scenes_) io::add_labels(scene.item, labels);
   class_names_.assign(labels.begin(), labels.end());
   for (size_t p = 0; p < places_.size(); ++p) map_place(static_cast<int64_t>(p), geometry);
   if (examples_.empty())

@@ -100,6 +100,7 @@ class SceneDataset : public io::Dataset {
   io::Example get(int64_t index) const override;
   int64_t channels() const override;
   const std::vector<std::string>& class_names() const override { return class_names_; }
+  bool multi_label() const override { return multi_label_; }
   /// "scene.tif#x=512,y=256" (pixels of the scene's grid), dates joined by '|' for frames > 1.
   io::CatalogItem item(int64_t index) const override;
   /// Days since 1970-01-01 of each frame, oldest first; empty when a scene has no date.
@@ -174,6 +175,7 @@ class SceneDataset : public io::Dataset {
   std::vector<int64_t> band_indices_;   // 1-based, in the order read
   io::RasterReadOptions read_options_;  // those bands, the fallback nodata
   std::vector<std::string> band_names_, class_names_;
+  bool multi_label_ = false;
   std::vector<io::DatasetNote> notes_;
   std::vector<io::BadFile> bad_files_;
   std::vector<double> fill_;

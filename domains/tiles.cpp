@@ -37,7 +37,7 @@ void save_thumbnail(const std::string& dir, int64_t index, const std::string& sl
 }  // namespace
 
 TileDataset::TileDataset(const io::Catalog& catalog, TileDatasetOptions options)
-    : options_(std::move(options)) {
+    : options_(std::move(options)), multi_label_(catalog.multi_label()) {
   if (!options_.stain_reference().empty()) {
     const auto& path = options_.stain_reference();
     auto image = io::open(path);
@@ -62,7 +62,7 @@ TileDataset::TileDataset(const io::Catalog& catalog, TileDatasetOptions options)
       const auto index = static_cast<int64_t>(slides_.size());
       slides_.push_back({item, map.grid_tiles});
       for (const auto& tile : map.tiles) tiles_.push_back({index, tile.x, tile.y});
-      if (!item.label.empty()) labels.insert(item.label);
+      io::add_labels(item, labels);
       const auto& info = slide.info();
       const bool assumed = info.microns_per_pixel_from_config;
       notes_.push_back(

@@ -56,6 +56,7 @@ class TileDataset : public io::Dataset {
   io::Example get(int64_t index) const override;
   int64_t channels() const override { return 3; }
   const std::vector<std::string>& class_names() const override { return class_names_; }
+  bool multi_label() const override { return multi_label_; }
   /// "slide.svs#x=1024,y=2048" (level-0 pixels).
   io::CatalogItem item(int64_t index) const override;
 
@@ -85,6 +86,7 @@ class TileDataset : public io::Dataset {
   std::vector<SlideEntry> slides_;
   std::vector<Tile> tiles_;
   std::vector<std::string> class_names_;
+  bool multi_label_ = false;
   std::vector<io::DatasetNote> notes_;
   std::vector<io::BadFile> bad_slides_;
   at::Tensor reference_stains_, reference_max_;  // undefined without a stain reference

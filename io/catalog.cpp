@@ -13,6 +13,22 @@ namespace pretext::io {
 namespace fs = std::filesystem;
 namespace {
 
+// The non-empty ';'-separated labels of a `labels` field, without surrounding spaces.
+std::vector<std::string> split_labels(const std::string& field) {
+  std::vector<std::string> labels;
+  size_t start = 0;
+  while (start <= field.size()) {
+    const size_t end = std::min(field.find(';', start), field.size());
+    const auto first = field.find_first_not_of(" \t", start);
+    if (first != std::string::npos && first < end) {
+      const auto last = field.find_last_not_of(" \t", end - 1);
+      labels.push_back(field.substr(first, last - first + 1));
+    }
+    start = end + 1;
+  }
+  return labels;
+}
+
 bool is_split_name(const std::string& name) {
   return name == "train" || name == "val" || name == "test";
 }
@@ -118,10 +134,18 @@ Catalog Catalog::from_manifest(const std::string& csv_path) {
     if (!split_csv_line(line, fields)) throw InputError(where + "unclosed quote");
     if (number == 1 && fields[0] == "path") {
       for (const auto& name : fields)
-        if (name != "path" && name != "label" && name != "split" && name != "date" &&
-            name != "place" && name != "group")
+        if (name != "path" && name != "label" && name != "labels" && name != "split" &&
+            name != "date" && name != "place" && name != "group")
           throw InputError(where + "unknown column '" + name +
-                           "' (known: path, label, split, date, place, group)");
+                           "' (known: path, label, labels, split, date, place, group)");
+      const auto has = [&](const char* name) {
+        return std::find(fields.begin(), fields.end(), name) != fields.end();
+      };
+      if (has("label") && has("labels"))
+        throw InputError(where +
+                         "columns 'label' (one per image) and 'labels' (several, ';'-separated) "
+                         "exclude each other");
+      catalog.multi_label_ = has("labels");
       columns = fields;
       named = true;
       continue;
@@ -135,6 +159,10 @@ Catalog Catalog::from_manifest(const std::string& csv_path) {
     CatalogItem item;
     for (size_t i = 0; i < fields.size(); ++i) {
       const auto& column = columns[i];
+      if (column == "labels") {
+        item.labels = split_labels(fields[i]);
+        continue;
+      }
       (column == "path"    ? item.path
        : column == "label" ? item.label
        : column == "split" ? item.split
@@ -159,15 +187,20 @@ Catalog Catalog::from_manifest(const std::string& csv_path) {
   return catalog;
 }
 
+void add_labels(const CatalogItem& item, std::set<std::string>& names) {
+  if (!item.label.empty()) names.insert(item.label);
+  names.insert(item.labels.begin(), item.labels.end());
+}
+
 std::vector<std::string> Catalog::class_names() const {
   std::set<std::string> names;
-  for (const auto& item : items_)
-    if (!item.label.empty()) names.insert(item.label);
+  for (const auto& item : items_) add_labels(item, names);
   return {names.begin(), names.end()};
 }
 
 Catalog Catalog::with_split(const std::string& split) const {
   Catalog subset;
+  subset.multi_label_ = multi_label_;
   for (const auto& item : items_)
     if (split.empty() || item.split == split) subset.items_.push_back(item);
   return subset;

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,14 @@ struct CatalogItem {
   /// A manifest's `group` column (a patient or site ID), "" otherwise: images of one group stay
   /// on one side of every evaluation split.
   std::string group = "";
+  /// A manifest's `labels` column split at ';' (the several labels of one image, BigEarthNet
+  /// style), empty otherwise; `label` is then empty.
+  std::vector<std::string> labels = {};
 };
+
+/// Adds the labels of `item` (its label or its labels) to `names`: how every data set gathers
+/// its class names.
+void add_labels(const CatalogItem& item, std::set<std::string>& names);
 
 /// The images of a data set, from a folder tree or a CSV manifest.
 ///
@@ -31,7 +39,8 @@ struct CatalogItem {
 ///
 /// Manifest: a CSV with rows `path[,label][,split]`, fields optionally double-quoted, paths
 /// relative to the manifest's folder. A header row starting with "path" names the columns
-/// instead, in any order, among path, label, split, date and place.
+/// instead, in any order, among path, label, labels, split, date, place and group; `labels` holds
+/// several labels of a multi-label image separated by ';' and excludes `label`.
 class Catalog {
  public:
   /// A folder, or a file ending in .csv. Throws InputError naming the path (and CSV line) for a
@@ -53,10 +62,13 @@ class Catalog {
   /// Items whose split is `split`; all items when `split` is empty.
   Catalog with_split(const std::string& split) const;
   bool has_splits() const;
+  /// Whether the manifest has a `labels` column (several labels per image).
+  bool multi_label() const { return multi_label_; }
 
  private:
   std::vector<CatalogItem> items_;
   int64_t skipped_files_ = 0;
+  bool multi_label_ = false;
 };
 
 }  // namespace pretext::io

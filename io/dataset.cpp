@@ -98,11 +98,27 @@ int64_t Dataset::get_into(int64_t index, at::Tensor out) const {
   return example.label;
 }
 
+namespace {
+
+int64_t class_index(const std::vector<std::string>& names, const std::string& label) {
+  return std::lower_bound(names.begin(), names.end(), label) - names.begin();
+}
+
+}  // namespace
+
 int64_t Dataset::label_of(int64_t index) const {
   const std::string label = item(index).label;
-  if (label.empty()) return -1;
-  const auto& names = class_names();
-  return std::lower_bound(names.begin(), names.end(), label) - names.begin();
+  return label.empty() ? -1 : class_index(class_names(), label);
+}
+
+std::vector<int64_t> Dataset::label_set(int64_t index) const {
+  const auto example = item(index);
+  if (!example.label.empty()) return {class_index(class_names(), example.label)};
+  std::vector<int64_t> classes;
+  for (const auto& label : example.labels) classes.push_back(class_index(class_names(), label));
+  std::sort(classes.begin(), classes.end());
+  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+  return classes;
 }
 
 }  // namespace pretext::io

@@ -62,8 +62,14 @@ class Dataset {
   /// Acquisition date of each frame of example `index` (one for a single image), as days since
   /// 1970-01-01; empty when unknown.
   virtual std::vector<int64_t> acquired_at(int64_t /*index*/) const { return {}; }
-  /// Class index of example `index`, -1 when it has no label.
+  /// Class index of example `index`, -1 when it has no single label (none, or a multi-label
+  /// data set's).
   int64_t label_of(int64_t index) const;
+  /// Whether examples carry several labels each (a manifest `labels` column).
+  virtual bool multi_label() const { return false; }
+  /// Class indices of every label of example `index`, ascending (at most one unless
+  /// multi_label()); empty when it has none.
+  std::vector<int64_t> label_set(int64_t index) const;
   /// What opening found, told the same way by every data set: one line of what it holds
   /// ("3 slides, 412 tissue tiles of 960 ..."), the files it left out under OnBadFile::kSkip, and
   /// notes.
@@ -118,6 +124,7 @@ class ImageDataset : public Dataset {
   int64_t channels() const override { return channels_; }
   const std::vector<std::string>& class_names() const override { return class_names_; }
   CatalogItem item(int64_t index) const override;
+  bool multi_label() const override { return catalog_.multi_label(); }
   /// "N images, C bands, L labels".
   std::string summary() const override;
 

@@ -77,9 +77,22 @@ EvalSplit split_of(const RunConfig& config, const ExampleLabels& examples, bool 
   return split;
 }
 
+/// Refuses multi-label data (`where`: the data root or feature file) for an evaluation that scores
+/// one label per example.
+void require_single_label(bool multi_label, const std::string& where, const std::string& what) {
+  if (multi_label)
+    throw InputError(where +
+                     ": the examples have several labels each (a manifest 'labels' "
+                     "column); " +
+                     what +
+                     " scores one label per example: use pretext probe, "
+                     "which trains one sigmoid per label");
+}
+
 /// k-NN of the set's test split against its train split, as the config's eval section says.
 std::pair<EvalSplit, std::vector<KnnScore>> knn_of(const RunConfig& config, const FeatureSet& set,
                                                    const std::string& where, RunLog& log) {
+  require_single_label(set.targets.defined(), where, "k-NN");
   auto split = split_of(config, set.examples(), false, where, log);
   auto scores = knn_classify(set.features_of(split.train), set.labels_of(split.train),
                              set.features_of(split.test), set.labels_of(split.test), config.eval,
@@ -87,37 +100,43 @@ std::pair<EvalSplit, std::vector<KnnScore>> knn_of(const RunConfig& config, cons
   return {std::move(split), std::move(scores)};
 }
 
-/// probe.svg: validation top-1 against the learning rate, a line per weight decay, the choice
-/// marked.
+/// probe.svg: validation top-1 (mAP for multi-label) against the learning rate, a line per weight
+/// decay, the choice marked.
 std::string sweep_plot(const ProbeResult& result) {
+  const std::string score = result.multi_label ? "mean average precision" : "top-1";
   std::map<double, Series> by_decay;
   for (const auto& head : result.heads) {
     auto& series = by_decay[head.weight_decay];
     series.name = "weight decay " + number(head.weight_decay);
     series.x.push_back(head.lr);
-    series.y.push_back(head.val_top1);
+    series.y.push_back(head.val_score);
   }
   std::vector<Series> lines;
   for (auto& [decay, series] : by_decay) lines.push_back(series);
   const auto& chosen = result.heads[result.chosen];
   PlotOptions plot;
-  plot.title = "Linear probe: validation top-1 by learning rate";
+  plot.title = "Linear probe: validation " + score + " by learning rate";
   plot.x_label = "learning rate";
-  plot.y_label = "validation top-1";
+  plot.y_label = "validation " + score;
   plot.log_x = true;
   plot.mark_x = chosen.lr;
-  plot.mark_y = chosen.val_top1;
+  plot.mark_y = chosen.val_score;
   return svg_line_plot(lines, plot);
 }
 
 /// probe.csv: a row per head.
 std::string probe_csv(const ProbeResult& result, bool sweep) {
   std::ostringstream csv;
-  csv << "lr,weight_decay,val_top1," << metrics_csv_header("test_") << ",chosen\n";
+  if (result.multi_label)
+    csv << "lr,weight_decay,val_mean_average_precision," << multi_label_csv_header("test_");
+  else
+    csv << "lr,weight_decay,val_top1," << metrics_csv_header("test_");
+  csv << ",chosen\n";
   for (size_t h = 0; h < result.heads.size(); ++h) {
     const auto& head = result.heads[h];
-    csv << head.lr << ',' << head.weight_decay << ',' << (sweep ? head.val_top1 : NAN) << ','
-        << metrics_csv(head.test) << ',' << (h == result.chosen) << '\n';
+    csv << head.lr << ',' << head.weight_decay << ',' << (sweep ? head.val_score : NAN) << ','
+        << (result.multi_label ? multi_label_csv(head.multi_label) : metrics_csv(head.test)) << ','
+        << (h == result.chosen) << '\n';
   }
   return csv.str();
 }
@@ -162,9 +181,11 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
                               features.empty() ? config.data.root() : features, log);
   const auto part = [&](const std::vector<int64_t>& indices) {
     return indices.empty() ? LabelledFeatures{}
-                           : LabelledFeatures{set.features_of(indices), set.labels_of(indices)};
+                           : LabelledFeatures{set.features_of(indices), set.labels_of(indices),
+                                              set.targets_of(indices)};
   };
-  log.info("linear probe: " + std::to_string(config.probe.heads()) + " heads on " +
+  log.info("linear probe" + std::string(set.targets.defined() ? " (multi-label)" : "") + ": " +
+           std::to_string(config.probe.heads()) + " heads on " +
            std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
            " validation, " + std::to_string(split.test.size()) + " test features");
   const auto result = train_probes(part(split.train), part(split.val), part(split.test),
@@ -179,16 +200,18 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
                      set.class_names,
                      chosen.lr,
                      chosen.weight_decay,
-                     sweep ? std::optional<double>(chosen.val_top1) : std::nullopt,
+                     sweep ? std::optional<double>(chosen.val_score) : std::nullopt,
                      chosen.test,
                      group_counts(split)};
+  if (result.multi_label) record.multi_label = chosen.multi_label;
   save_json(run.probe_json(), to_json(record));
   log.info("linear probe" +
            (sweep ? " (chose lr " + number(chosen.lr) + ", weight decay " +
-                        number(chosen.weight_decay) + " on validation top-1 " +
-                        percent(chosen.val_top1) + ")"
+                        number(chosen.weight_decay) + " on validation " +
+                        (result.multi_label ? "mAP " : "top-1 ") + percent(chosen.val_score) + ")"
                   : std::string()) +
-           ": test " + metrics_line(chosen.test));
+           ": test " +
+           (result.multi_label ? metrics_line(chosen.multi_label) : metrics_line(chosen.test)));
   refresh_report(config, log);
   return result;
 }
@@ -198,6 +221,7 @@ std::vector<FinetuneSeedResult> finetune(const RunConfig& config, const EncoderS
   start_command(config, log);
   require_encoder(config, source);
   const auto data = open_data(config, DataUse::kEvaluation, log);
+  require_single_label(data.dataset->multi_label(), config.data.root(), "fine-tuning");
   const auto& options = config.finetune;
   const auto split = split_of(config, labels_of(*data.dataset, config.eval.group_by()),
                               options.validate(), config.data.root(), log);

@@ -194,6 +194,11 @@ torch::Tensor FeatureSet::labels_of(const std::vector<int64_t>& indices) const {
   return labels.index_select(0, torch::tensor(indices, torch::kInt64));
 }
 
+torch::Tensor FeatureSet::targets_of(const std::vector<int64_t>& indices) const {
+  if (!targets.defined()) return {};
+  return targets.index_select(0, torch::tensor(indices, torch::kInt64));
+}
+
 namespace {
 
 c10::List<std::string> string_list(const std::vector<std::string>& values) {
@@ -218,6 +223,7 @@ void save_features(const std::string& path, const FeatureSet& set) {
   dict.insert("splits", string_list(set.splits));
   dict.insert("groups", torch::tensor(set.groups, torch::kInt64));
   dict.insert("classes", string_list(set.class_names));
+  if (set.targets.defined()) dict.insert("targets", set.targets.contiguous());
   save_pickle(path, c10::IValue(dict));
 }
 
@@ -233,6 +239,7 @@ FeatureSet load_features(const std::string& path) {
     const auto groups = dict.at("groups").toTensor().to(torch::kInt64).contiguous();
     set.groups.assign(groups.data_ptr<int64_t>(), groups.data_ptr<int64_t>() + groups.numel());
     set.class_names = strings_of(dict.at("classes"));
+    if (dict.contains("targets")) set.targets = dict.at("targets").toTensor().to(torch::kFloat32);
   } catch (const c10::Error& e) {
     throw InputError(path + ": not a feature file written by pretext extract (" +
                      e.what_without_backtrace() + ")");
@@ -247,6 +254,10 @@ FeatureSet load_features(const std::string& path) {
   if (n > 0 &&
       (set.labels.max().item<int64_t>() >= classes || set.labels.min().item<int64_t>() < -1))
     throw InputError(path + ": a label is outside the " + std::to_string(classes) + " classes");
+  if (set.targets.defined() &&
+      (set.targets.dim() != 2 || set.targets.size(0) != n || set.targets.size(1) != classes))
+    throw InputError(path + ": the targets are not [" + std::to_string(n) + ", " +
+                     std::to_string(classes) + "] (examples x classes)");
   return set;
 }
 
@@ -275,8 +286,14 @@ torch::Tensor extract_features(methods::BackboneImpl& encoder,
 ExampleLabels labels_of(const io::Dataset& dataset, io::GroupBy by) {
   ExampleLabels out;
   std::map<std::string, int64_t> number_of;  // group key -> its number, in order of appearance
+  const bool multi_label = dataset.multi_label();
   for (int64_t i = 0; i < dataset.size(); ++i) {
-    out.labels.push_back(dataset.label_of(i));
+    if (multi_label) {
+      const auto classes = dataset.label_set(i);
+      out.labels.push_back(classes.empty() ? -1 : classes.front());
+    } else {
+      out.labels.push_back(dataset.label_of(i));
+    }
     out.splits.push_back(dataset.item(i).split);
     const auto key = dataset.group_of(i, by);
     out.groups.push_back(
@@ -301,6 +318,12 @@ FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
   set.splits = std::move(examples.splits);
   set.groups = std::move(examples.groups);
   set.class_names = dataset->class_names();
+  if (dataset->multi_label()) {
+    set.targets = torch::zeros({set.size(), static_cast<int64_t>(set.class_names.size())});
+    auto rows = set.targets.accessor<float, 2>();
+    for (const int64_t i : all)
+      for (const int64_t c : dataset->label_set(i)) rows[i][c] = 1.0F;
+  }
   return set;
 }
 

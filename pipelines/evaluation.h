@@ -58,10 +58,10 @@ struct EvalSplit {
   int64_t groups_across_parts = 0;
 };
 
-/// The class index (-1: unlabelled), catalog split ("" when none) and group of every example of
-/// a data set: what eval_split takes. Groups are numbered 0, 1, ... in order of appearance (-1:
-/// the example stands alone; no groups at all: every example does), so they carry nothing of
-/// what defined them (a patient) and may be stored.
+/// The class index (-1: unlabelled; for multi-label data the first of its labels), catalog split
+/// ("" when none) and group of every example of a data set: what eval_split takes. Groups are
+/// numbered 0, 1, ... in order of appearance (-1: the example stands alone; no groups at all: every
+/// example does), so they carry nothing of what defined them (a patient) and may be stored.
 struct ExampleLabels {
   std::vector<int64_t> labels;
   std::vector<std::string> splits;
@@ -87,10 +87,14 @@ std::vector<int64_t> stratified_draw(const std::vector<int64_t>& members,
 /// Frozen features of a data set with what evaluation needs to split and score them. Saved as a
 /// dict that Python's torch.load opens: {"features": float32 [N, D], "labels": int64 [N] (-1 for
 /// unlabelled), "paths": [str], "splits": [str], "groups": int64 [N] (ExampleLabels::groups,
-/// under eval.group_by), "classes": [str]}.
+/// under eval.group_by), "classes": [str]}, and for multi-label data "targets": float32 [N, C].
 struct FeatureSet {
   at::Tensor features;
+  /// The class of each example (-1: none); for multi-label data its first label in class order,
+  /// the key hold-outs stratify by.
   at::Tensor labels;
+  /// Multi-label data only: 1 where example n has label c, else 0; undefined otherwise.
+  at::Tensor targets;
   std::vector<std::string> paths, splits, class_names;
   std::vector<int64_t> groups;
 
@@ -101,6 +105,8 @@ struct FeatureSet {
   /// Rows `indices` of the features and labels.
   at::Tensor features_of(const std::vector<int64_t>& indices) const;
   at::Tensor labels_of(const std::vector<int64_t>& indices) const;
+  /// Rows `indices` of the targets; undefined for single-label data.
+  at::Tensor targets_of(const std::vector<int64_t>& indices) const;
 };
 
 /// Writes atomically. Throws InputError naming the file.

@@ -79,6 +79,98 @@ std::optional<double> auroc(const torch::Tensor& scores, const torch::Tensor& po
   return u / (static_cast<double>(positives) * negatives);
 }
 
+namespace {
+
+/// Average precision of one label's `scores` [N] (float64, contiguous) against `positive` [N].
+std::optional<double> average_precision(const torch::Tensor& scores,
+                                        const torch::Tensor& positive) {
+  const int64_t n = scores.size(0);
+  const int64_t positives = positive.sum().item<int64_t>();
+  if (positives == 0 || scores.isnan().any().item<bool>()) return std::nullopt;
+  const auto order = scores.argsort(/*dim=*/0, /*descending=*/true).contiguous();
+  const auto* v = scores.data_ptr<double>();
+  const auto* o = order.data_ptr<int64_t>();
+  const auto* p = positive.data_ptr<bool>();
+  // Each distinct score is a threshold; tied examples enter together.
+  double area = 0.0, previous_recall = 0.0;
+  int64_t hits = 0;
+  for (int64_t start = 0; start < n;) {
+    int64_t end = start;
+    while (end < n && v[o[end]] == v[o[start]]) hits += p[o[end++]] ? 1 : 0;
+    const double recall = static_cast<double>(hits) / positives;
+    area += (recall - previous_recall) * static_cast<double>(hits) / static_cast<double>(end);
+    previous_recall = recall;
+    start = end;
+  }
+  return area;
+}
+
+}  // namespace
+
+MultiLabelMetrics multi_label_metrics(const torch::Tensor& scores, const torch::Tensor& targets) {
+  TORCH_CHECK(scores.dim() == 2 && scores.sizes() == targets.sizes(),
+              "multi_label_metrics: scores and targets [N, C] expected");
+  const auto values = scores.to(torch::kCPU, torch::kFloat64);
+  const auto truth = targets.to(torch::kCPU).gt(0.5);
+  const auto predicted = values.gt(0);
+  MultiLabelMetrics metrics;
+  metrics.count = scores.size(0);
+  int64_t true_positives = 0, decisions = 0, scored = 0, ranked = 0;
+  double f1_sum = 0.0, ap_sum = 0.0;
+  for (int64_t c = 0; c < scores.size(1); ++c) {
+    const auto actual = truth.select(1, c).contiguous();
+    const auto guessed = predicted.select(1, c);
+    const int64_t hits = (actual & guessed).sum().item<int64_t>();
+    const int64_t both = actual.sum().item<int64_t>() + guessed.sum().item<int64_t>();
+    true_positives += hits;
+    decisions += both;
+    if (both > 0) {
+      ++scored;
+      f1_sum += 2.0 * static_cast<double>(hits) / static_cast<double>(both);
+    }
+    metrics.average_precision.push_back(
+        average_precision(values.select(1, c).contiguous(), actual));
+    if (metrics.average_precision.back()) {
+      ++ranked;
+      ap_sum += *metrics.average_precision.back();
+    }
+  }
+  if (decisions > 0) metrics.micro_f1 = 2.0 * static_cast<double>(true_positives) / decisions;
+  if (scored > 0) metrics.macro_f1 = f1_sum / scored;
+  if (ranked > 0) metrics.mean_average_precision = ap_sum / ranked;
+  return metrics;
+}
+
+nlohmann::ordered_json to_json(const MultiLabelMetrics& metrics,
+                               const std::vector<std::string>& classes) {
+  nlohmann::ordered_json json;
+  json["count"] = metrics.count;
+  json["mean_average_precision"] = metrics.mean_average_precision;
+  json["micro_f1"] = metrics.micro_f1;
+  json["macro_f1"] = metrics.macro_f1;
+  auto& per_label = json["average_precision"] = nlohmann::ordered_json::object();
+  for (size_t c = 0; c < metrics.average_precision.size(); ++c) {
+    const auto& ap = metrics.average_precision[c];
+    per_label[classes.at(c)] = ap ? nlohmann::ordered_json(*ap) : nullptr;
+  }
+  return json;
+}
+
+MultiLabelMetrics multi_label_from_json(const nlohmann::json& json,
+                                        const std::vector<std::string>& classes) {
+  MultiLabelMetrics metrics;
+  metrics.count = json.at("count").get<int64_t>();
+  metrics.mean_average_precision = json.at("mean_average_precision").get<double>();
+  metrics.micro_f1 = json.at("micro_f1").get<double>();
+  metrics.macro_f1 = json.at("macro_f1").get<double>();
+  for (const auto& label : classes) {
+    const auto& ap = json.at("average_precision").at(label);
+    metrics.average_precision.push_back(ap.is_null() ? std::nullopt
+                                                     : std::optional<double>(ap.get<double>()));
+  }
+  return metrics;
+}
+
 nlohmann::ordered_json to_json(const ClassificationMetrics& metrics) {
   nlohmann::ordered_json json;
   json["count"] = metrics.count;
@@ -110,6 +202,21 @@ std::string percent(double fraction) {
 std::string metrics_line(const ClassificationMetrics& m) {
   return "top-1 " + percent(m.top1) + ", balanced accuracy " + percent(m.balanced_accuracy) +
          ", macro-F1 " + percent(m.macro_f1) + (m.auroc ? ", AUROC " + percent(*m.auroc) : "");
+}
+
+std::string metrics_line(const MultiLabelMetrics& m) {
+  return "mAP " + percent(m.mean_average_precision) + ", micro-F1 " + percent(m.micro_f1) +
+         ", macro-F1 " + percent(m.macro_f1);
+}
+
+std::string multi_label_csv_header(const std::string& prefix) {
+  return prefix + "mean_average_precision," + prefix + "micro_f1," + prefix + "macro_f1";
+}
+
+std::string multi_label_csv(const MultiLabelMetrics& m) {
+  std::ostringstream row;
+  row << m.mean_average_precision << ',' << m.micro_f1 << ',' << m.macro_f1;
+  return row.str();
 }
 
 std::string metrics_csv_header(const std::string& prefix) {

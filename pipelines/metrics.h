@@ -32,6 +32,25 @@ ClassificationMetrics classification_metrics(const at::Tensor& scores, const at:
 /// class is absent or a score is NaN.
 std::optional<double> auroc(const at::Tensor& scores, const at::Tensor& positive);
 
+/// How well scores of several labels per example match the truth (BigEarthNet-style scenes,
+/// findings of a chest X-ray): the ranking of each label's scores (average precision) and the
+/// decisions at probability 0.5.
+struct MultiLabelMetrics {
+  int64_t count = 0;  ///< examples scored
+  /// Per label (class order): sklearn's average_precision_score of its scores, the sum over
+  /// distinct score thresholds of (R_n - R_n-1) * P_n; nullopt when the label has no positive
+  /// example (or a score is NaN).
+  std::vector<std::optional<double>> average_precision;
+  double mean_average_precision = 0.0;  ///< mean over the labels that have an average precision
+  /// F1 of the decisions score > 0 (a logit's probability 0.5): micro over every (example,
+  /// label) decision; macro the mean over labels present in the truth or the predictions.
+  double micro_f1 = 0.0, macro_f1 = 0.0;
+};
+
+/// Metrics of `scores` [N, C] (logits: a label is predicted where its score > 0) against
+/// `targets` [N, C] (1 where the example has the label, else 0).
+MultiLabelMetrics multi_label_metrics(const at::Tensor& scores, const at::Tensor& targets);
+
 /// "81.25%": a fraction as a percentage with two decimals, for logs and reports.
 std::string percent(double fraction);
 /// "top-1 81.25%, balanced accuracy ..., macro-F1 ..., AUROC ...", for the run log.
@@ -41,9 +60,23 @@ std::string metrics_csv_header(const std::string& prefix = "");
 /// "0.8125,0.8,0.79,0.9" (AUROC empty when there is none).
 std::string metrics_csv(const ClassificationMetrics& metrics);
 
+/// "mAP 81.25%, micro-F1 ..., macro-F1 ...", for the run log.
+std::string metrics_line(const MultiLabelMetrics& metrics);
+/// The CSV columns of multi_label_csv after `prefix`: "mean_average_precision,micro_f1,macro_f1".
+std::string multi_label_csv_header(const std::string& prefix = "");
+std::string multi_label_csv(const MultiLabelMetrics& metrics);
+
 /// {"count": ..., "top1": ..., ..., "confusion": [[...]]} for metric files and reports.
 nlohmann::ordered_json to_json(const ClassificationMetrics& metrics);
 /// Reads back what to_json wrote (other keys of `json` are ignored).
 ClassificationMetrics metrics_from_json(const nlohmann::json& json);
+/// {"count": ..., "mean_average_precision": ..., "micro_f1": ..., "macro_f1": ...,
+///  "average_precision": {label: AP or null}} with the labels `classes` (one per column).
+nlohmann::ordered_json to_json(const MultiLabelMetrics& metrics,
+                               const std::vector<std::string>& classes);
+/// Reads back what to_json wrote, the labels in `classes` order. Throws
+/// nlohmann::json::exception when a label is missing.
+MultiLabelMetrics multi_label_from_json(const nlohmann::json& json,
+                                        const std::vector<std::string>& classes);
 
 }  // namespace pretext::pipelines

@@ -31,4 +31,14 @@ inline const EnumNames<WeightDecaySchedule>& field_names(WeightDecaySchedule) {
   return names;
 }
 
+/// A learning rate over the epochs: constant, or a cosine from the rate down to 0, set at the start
+/// of each epoch (torch.optim.lr_scheduler.CosineAnnealingLR with T_max = epochs, eta_min = 0,
+/// stepped once per epoch, as DINO's eval_linear).
+enum class LrSchedule { kConstant, kCosine };
+inline const EnumNames<LrSchedule>& field_names(LrSchedule) {
+  static const EnumNames<LrSchedule> names = {{"constant", LrSchedule::kConstant},
+                                              {"cosine", LrSchedule::kCosine}};
+  return names;
+}
+
 }  // namespace pretext::pipelines

@@ -18,7 +18,13 @@ void ProbeOptions::visit_fields(FieldVisitor& visit) {
   visit("batch_size", batch_size_, Check::at_least(1));
   // The sweep trains every head at once with its own update: Adam or SGD only.
   visit("optimizer", optimizer_, Check::one_of({"adam", "sgd"}));
+  visit("schedule", schedule_);
   visit("standardize", standardize_);
+}
+
+double lr_factor(LrSchedule schedule, int64_t epoch, int64_t epochs) {
+  if (schedule == LrSchedule::kConstant) return 1.0;
+  return 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(epochs)));
 }
 
 namespace {
@@ -49,6 +55,8 @@ class HeadBatch {
   }
 
   torch::Tensor weights() const { return weights_.detach(); }
+  /// Every head's learning rate times `factor` from the next step on (the schedule).
+  void scale_lr(double factor) { lr_factor_ = factor; }
   torch::Tensor bias() const { return bias_.detach().squeeze(1); }
 
   /// [N, D] -> [H, N, C]
@@ -56,12 +64,17 @@ class HeadBatch {
     return torch::matmul(features.unsqueeze(0), weights_) + bias_;
   }
 
-  void step(const torch::Tensor& features, const torch::Tensor& labels) {
+  /// One update on a batch: `targets` [B, C] when defined (multi-label), else `labels` [B].
+  void step(const torch::Tensor& features, const torch::Tensor& labels,
+            const torch::Tensor& targets) {
     const auto scores = logits(features);
     const int64_t heads = scores.size(0), classes = scores.size(2);
-    // The mean over heads x batch times heads: each head's gradient is that of its own mean loss.
-    const auto loss = F::cross_entropy(scores.reshape({-1, classes}), labels.repeat({heads})) *
-                      static_cast<double>(heads);
+    // The mean over heads x batch (x labels) times heads: each head's gradient is that of its own
+    // mean loss.
+    const auto mean_loss =
+        targets.defined() ? F::binary_cross_entropy_with_logits(scores, targets.expand_as(scores))
+                          : F::cross_entropy(scores.reshape({-1, classes}), labels.repeat({heads}));
+    const auto loss = mean_loss * static_cast<double>(heads);
     weights_.mutable_grad() = torch::Tensor();
     bias_.mutable_grad() = torch::Tensor();
     loss.backward();
@@ -76,7 +89,7 @@ class HeadBatch {
     auto& m = first_[slot];
     if (options_.optimizer() == OptimizerKind::kSgd) {
       m.mul_(0.9).add_(grad);  // torch.optim.SGD with momentum 0.9, no dampening
-      param.sub_(lr_ * m);
+      param.sub_(lr_ * lr_factor_ * m);
       return;
     }
     // torch.optim.Adam with betas (0.9, 0.999) and eps 1e-8.
@@ -86,34 +99,48 @@ class HeadBatch {
     const double correction1 = 1.0 - std::pow(0.9, static_cast<double>(steps_));
     const double correction2 = 1.0 - std::pow(0.999, static_cast<double>(steps_));
     const auto denominator = (v.sqrt() / std::sqrt(correction2)).add_(1e-8);
-    param.sub_(lr_ / correction1 * m / denominator);
+    param.sub_(lr_ * (lr_factor_ / correction1) * m / denominator);
   }
 
   const ProbeOptions& options_;
   torch::Tensor lr_, decay_, weights_, bias_;
+  double lr_factor_ = 1.0;
   std::vector<torch::Tensor> first_, second_;
   int64_t steps_ = 0;
 };
 
-/// Metrics of every head on `data`, scored in blocks of examples.
-std::vector<ClassificationMetrics> score_heads(const HeadBatch& heads, const LabelledFeatures& data,
-                                               int64_t count) {
+/// Every head's metrics on `data` (scored in blocks of examples) and the score a sweep chooses
+/// on (top-1, or mean average precision for multi-label targets).
+struct HeadScores {
+  std::vector<ClassificationMetrics> single;
+  std::vector<MultiLabelMetrics> multi;
+  std::vector<double> choice;
+};
+
+HeadScores score_heads(const HeadBatch& heads, const LabelledFeatures& data, int64_t count) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> blocks;
   constexpr int64_t kBlock = 4096;
   for (int64_t start = 0; start < data.features.size(0); start += kBlock)
     blocks.push_back(heads.logits(data.features.slice(0, start, start + kBlock)));
   const auto scores = torch::cat(blocks, 1);
-  std::vector<ClassificationMetrics> metrics;
-  for (int64_t h = 0; h < count; ++h)
-    metrics.push_back(classification_metrics(scores[h], data.labels));
-  return metrics;
+  HeadScores out;
+  for (int64_t h = 0; h < count; ++h) {
+    if (data.targets.defined()) {
+      out.multi.push_back(multi_label_metrics(scores[h], data.targets));
+      out.choice.push_back(out.multi.back().mean_average_precision);
+    } else {
+      out.single.push_back(classification_metrics(scores[h], data.labels));
+      out.choice.push_back(out.single.back().top1);
+    }
+  }
+  return out;
 }
 
 LabelledFeatures standardised(const LabelledFeatures& data, const torch::Tensor& mean,
                               const torch::Tensor& std) {
   if (!data.features.defined()) return data;
-  return {(data.features - mean) / std, data.labels};
+  return {(data.features - mean) / std, data.labels, data.targets};
 }
 
 }  // namespace
@@ -138,28 +165,34 @@ ProbeResult train_probes(const LabelledFeatures& train, const LabelledFeatures& 
   HeadBatch batch(tr.features.size(1), classes, options, generator);
   const int64_t n = tr.features.size(0);
   for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
+    batch.scale_lr(lr_factor(options.schedule(), epoch, options.epochs()));
     const auto order = torch::randperm(n, generator, torch::kInt64);
     for (int64_t start = 0; start < n; start += options.batch_size()) {
       const auto rows = order.slice(0, start, start + options.batch_size());
-      batch.step(tr.features.index_select(0, rows), tr.labels.index_select(0, rows));
+      batch.step(tr.features.index_select(0, rows),
+                 tr.targets.defined() ? torch::Tensor() : tr.labels.index_select(0, rows),
+                 tr.targets.defined() ? tr.targets.index_select(0, rows) : torch::Tensor());
     }
   }
   ProbeResult result;
-  const auto test_metrics = score_heads(batch, te, heads);
-  const auto val_metrics =
-      va.features.defined() ? score_heads(batch, va, heads) : std::vector<ClassificationMetrics>();
-  for (int64_t h = 0; h < heads; ++h) {
+  result.multi_label = tr.targets.defined();
+  const auto tested = score_heads(batch, te, heads);
+  const auto validated = va.features.defined() ? score_heads(batch, va, heads) : HeadScores();
+  for (size_t h = 0; h < static_cast<size_t>(heads); ++h) {
     ProbeHead head;
     head.lr = options.lr()[h % options.lr().size()];
     head.weight_decay = options.weight_decay()[h / options.lr().size()];
-    head.val_top1 = val_metrics.empty() ? 0.0 : val_metrics[h].top1;
-    head.test = test_metrics[h];
+    head.val_score = validated.choice.empty() ? 0.0 : validated.choice[h];
+    if (result.multi_label)
+      head.multi_label = tested.multi[h];
+    else
+      head.test = tested.single[h];
     result.heads.push_back(head);
   }
   result.weights = batch.weights();
   result.bias = batch.bias();
   for (size_t h = 1; h < result.heads.size(); ++h)
-    if (result.heads[h].val_top1 > result.heads[result.chosen].val_top1) result.chosen = h;
+    if (result.heads[h].val_score > result.heads[result.chosen].val_score) result.chosen = h;
   return result;
 }
 

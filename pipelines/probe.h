@@ -25,6 +25,8 @@ struct ProbeOptions {
   TORCH_ARG(int64_t, batch_size) = 512;
   /// "adam" (betas 0.9, 0.999) or "sgd" (momentum 0.9).
   TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::kAdam;
+  /// "cosine" (from each head's lr to 0 over the epochs, as DINO's eval_linear) or "constant".
+  TORCH_ARG(LrSchedule, schedule) = LrSchedule::kCosine;
   /// Standardise features with the training set's per-dimension mean and standard deviation.
   TORCH_ARG(bool, standardize) = true;
 
@@ -33,28 +35,40 @@ struct ProbeOptions {
   int64_t heads() const { return static_cast<int64_t>(lr_.size() * weight_decay_.size()); }
 };
 
-/// Features [N, D] with int64 labels [N].
+/// Features [N, D] with int64 labels [N], or for multi-label probes float32 multi-hot `targets`
+/// [N, C] (then the labels are not used).
 struct LabelledFeatures {
   at::Tensor features, labels;
+  at::Tensor targets = {};
 };
 
 struct ProbeHead {
   double lr = 0.0, weight_decay = 0.0;
-  double val_top1 = 0.0;  ///< 0 when there is no validation set
-  ClassificationMetrics test;
+  /// What a sweep chooses on: validation top-1, or mean average precision for multi-label
+  /// targets; 0 when there is no validation set.
+  double val_score = 0.0;
+  ClassificationMetrics test;     ///< one label per example
+  MultiLabelMetrics multi_label;  ///< multi-label targets (`test` is then empty)
 };
 
 struct ProbeResult {
+  bool multi_label = false;      ///< trained on multi-label targets: one sigmoid per label
   std::vector<ProbeHead> heads;  ///< weight decay major, learning rate minor
-  size_t chosen = 0;             ///< best validation top-1 (the first on ties)
+  size_t chosen = 0;             ///< best validation score (the first on ties)
   /// Every head's trained classifier, on standardised features when options.standardize():
   /// logits = features @ weights[h] + bias[h]; weights [H, D, C], bias [H, C].
   at::Tensor weights, bias;
 };
 
+/// The factor on the learning rate in epoch `epoch` (0-based) of `epochs` under `schedule`:
+/// (1 + cos(pi * epoch / epochs)) / 2 for cosine.
+double lr_factor(LrSchedule schedule, int64_t epoch, int64_t epochs);
+
 /// Trains options.heads() linear heads on `train` (same initial weights and batch order, drawn
 /// from `seed`), each with its own learning rate and weight decay, and scores them on `val`
-/// (when given: features defined) and `test`. Labels are in [0, classes).
+/// (when given: features defined) and `test`. Labels are in [0, classes). With targets (multi-
+/// label), each head is `classes` logistic regressions (binary cross-entropy of one sigmoid per
+/// label, averaged over labels and examples as torch's BCEWithLogitsLoss).
 ProbeResult train_probes(const LabelledFeatures& train, const LabelledFeatures& val,
                          const LabelledFeatures& test, int64_t classes, const ProbeOptions& options,
                          uint64_t seed);

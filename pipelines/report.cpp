@@ -127,17 +127,39 @@ std::string knn_section(const std::string& dir) {
   return html.str();
 }
 
+// The multi-label probe's scores: mAP and F1, then each label's average precision.
+std::string multi_label_table(const MultiLabelMetrics& m, const std::vector<std::string>& classes) {
+  std::ostringstream html;
+  html << "<table><tr><th>mAP</th><th>micro-F1</th><th>macro-F1</th></tr><tr><td>"
+       << percent(m.mean_average_precision) << "</td><td>" << percent(m.micro_f1) << "</td><td>"
+       << percent(m.macro_f1) << "</td></tr></table>\n<table><tr><th>label</th><th>average "
+       << "precision</th></tr>\n";
+  for (size_t c = 0; c < m.average_precision.size(); ++c)
+    html << "<tr><th>" << xml_escape(c < classes.size() ? classes[c] : "") << "</th><td>"
+         << (m.average_precision[c] ? percent(*m.average_precision[c]) : "- (no positive)")
+         << "</td></tr>\n";
+  html << "</table>\n";
+  return html.str();
+}
+
 std::string probe_section(const std::string& dir) {
   const auto record = read_record(RunDir(dir).probe_json(), probe_record);
   if (!record) return not_run("probe");
   std::ostringstream html;
   html << "<p>Encoder " << xml_escape(record->encoder) << "; learning rate " << record->lr
        << ", weight decay " << record->weight_decay;
-  if (record->val_top1) html << ", chosen on validation top-1 " << percent(*record->val_top1);
-  html << ".</p>\n<table><tr>" << kMetricsHeader << "</tr><tr>" << metrics_cells(record->test)
-       << "</tr></table>\n";
+  if (record->val_score)
+    html << ", chosen on validation "
+         << (record->multi_label ? "mean average precision " : "top-1 ")
+         << percent(*record->val_score);
+  html << ".</p>\n";
+  if (record->multi_label)
+    html << multi_label_table(*record->multi_label, record->classes);
+  else
+    html << "<table><tr>" << kMetricsHeader << "</tr><tr>" << metrics_cells(record->test)
+         << "</tr></table>\n";
   if (fs::exists(RunDir(dir).probe_svg())) html << read_text(RunDir(dir).probe_svg());
-  html << confusion_table(record->test, record->classes);
+  if (!record->multi_label) html << confusion_table(record->test, record->classes);
   return html.str();
 }
 

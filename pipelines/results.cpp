@@ -94,8 +94,12 @@ nlohmann::ordered_json to_json(const ProbeRecord& record) {
   json["classes"] = record.classes;
   json["lr"] = record.lr;
   json["weight_decay"] = record.weight_decay;
-  json["val_top1"] = record.val_top1 ? Json(*record.val_top1) : Json(nullptr);
-  json["test"] = to_json(record.test);
+  // Single-label records keep the keys they always had: val_top1 and the classification test.
+  json["multi_label"] = record.multi_label.has_value();
+  json[record.multi_label ? "val_mean_average_precision" : "val_top1"] =
+      record.val_score ? Json(*record.val_score) : Json(nullptr);
+  json["test"] =
+      record.multi_label ? to_json(*record.multi_label, record.classes) : to_json(record.test);
   return json;
 }
 
@@ -130,8 +134,13 @@ ProbeRecord probe_record(const nlohmann::json& json) {
   read_header(json, record);
   record.lr = json.at("lr").get<double>();
   record.weight_decay = json.at("weight_decay").get<double>();
-  if (!json.at("val_top1").is_null()) record.val_top1 = json.at("val_top1").get<double>();
-  record.test = metrics_from_json(json.at("test"));
+  const bool multi_label = json.value("multi_label", false);
+  const auto& val = json.at(multi_label ? "val_mean_average_precision" : "val_top1");
+  if (!val.is_null()) record.val_score = val.get<double>();
+  if (multi_label)
+    record.multi_label = multi_label_from_json(json.at("test"), record.classes);
+  else
+    record.test = metrics_from_json(json.at("test"));
   return record;
 }
 

@@ -38,9 +38,14 @@ struct ProbeRecord {
   SplitCounts examples;
   std::vector<std::string> classes;
   double lr = 0.0, weight_decay = 0.0;
-  std::optional<double> val_top1;  ///< the choice's validation top-1; none without a sweep
+  /// The choice's validation score (top-1; mean average precision for multi-label targets);
+  /// none without a sweep.
+  std::optional<double> val_score;
+  /// Test scores for one label per example (empty when multi_label is set).
   ClassificationMetrics test;
   SplitCounts groups;
+  /// Test scores for several labels per example.
+  std::optional<MultiLabelMetrics> multi_label = std::nullopt;
 };
 
 /// finetune.json: every seed's test scores, their mean and sample standard deviation.

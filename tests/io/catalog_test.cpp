@@ -97,6 +97,32 @@ TEST(Catalog, ManifestHeaderNamesColumnsIncludingDateAndPlace) {
             std::string::npos);
 }
 
+TEST(Catalog, LabelsColumnGivesSeveralLabelsPerImage) {
+  TempDir dir;
+  image(dir / "s1.png");
+  image(dir / "s2.png");
+  image(dir / "s3.png");
+  testing::write_text(dir / "multi.csv",
+                      "path,labels,split\ns1.png, forest ;water,train\n"
+                      "s2.png,urban,test\ns3.png,,train\n");
+  const auto catalog = Catalog::from_path(dir / "multi.csv");
+  EXPECT_TRUE(catalog.multi_label());
+  EXPECT_TRUE(catalog.with_split("train").multi_label());
+  EXPECT_EQ(catalog.items()[0].labels, (std::vector<std::string>{"forest", "water"}));
+  EXPECT_EQ(catalog.items()[0].label, "");
+  EXPECT_EQ(catalog.items()[1].labels, (std::vector<std::string>{"urban"}));
+  EXPECT_TRUE(catalog.items()[2].labels.empty());
+  EXPECT_EQ(catalog.class_names(), (std::vector<std::string>{"forest", "urban", "water"}));
+  testing::write_text(dir / "single.csv", "path,label\ns1.png,forest\n");
+  EXPECT_FALSE(Catalog::from_path(dir / "single.csv").multi_label());
+
+  testing::write_text(dir / "both.csv", "path,label,labels\ns1.png,a,a;b\n");
+  EXPECT_NE(testing::input_error_of([&] {
+              Catalog::from_path(dir / "both.csv");
+            }).find("both.csv:1: columns 'label' (one per image) and 'labels'"),
+            std::string::npos);
+}
+
 TEST(Catalog, BadInputNamesThePathAndLine) {
   TempDir dir;
   EXPECT_NE(

@@ -1,6 +1,8 @@
 // extract / knn / probe / finetune / export as the CLI runs them, on the tiny demo tiles.
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <torch/types.h>
@@ -58,7 +60,7 @@ TEST_F(EvalCommandsTest, ProbeSweepWritesEveryHeadAndThePlot) {
   const auto result = probe(cfg, EncoderSource{{}, {}, true}, "", log_);
   ASSERT_EQ(result.heads.size(), 6u);
   for (const auto& head : result.heads)
-    EXPECT_LE(head.val_top1, result.heads[result.chosen].val_top1);
+    EXPECT_LE(head.val_score, result.heads[result.chosen].val_score);
   EXPECT_EQ(lines_of(runs_ / "p/probe.csv"), 7);
   std::ifstream svg(runs_ / "p/probe.svg");
   const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
@@ -137,6 +139,70 @@ TEST_F(EvalCommandsTest, ExportedWeightsInitialiseTheSameEncoder) {
     EXPECT_NE(message.find("encoder.pt: '"), std::string::npos) << message;
     EXPECT_NE(message.find("' has shape [8"), std::string::npos) << message;
     EXPECT_NE(message.find("the encoder's is [16"), std::string::npos) << message;
+  }
+}
+
+// A manifest `labels` column: the demo tiles' 4 classes as 3 overlapping labels (class 1 has two).
+TEST_F(EvalCommandsTest, MultiLabelDataGetsAMultiLabelProbeAndNoSingleLabelScores) {
+  const std::map<std::string, std::string> labels_of_class = {
+      {"", ""}, {"0", "x"}, {"1", "x;y"}, {"2", "y"}, {"3", "z"}};
+  const auto catalog = io::Catalog::from_path(data_->path());
+  const auto classes = catalog.class_names();
+  std::ofstream manifest(runs_ / "multi.csv");
+  manifest << "path,labels,split\n";
+  for (const auto& item : catalog.items()) {
+    const auto c = std::lower_bound(classes.begin(), classes.end(), item.label) - classes.begin();
+    manifest << item.path << ',' << labels_of_class.at(std::to_string(c)) << ',' << item.split
+             << '\n';
+  }
+  manifest.close();
+  const auto cfg =
+      config(runs_ / "m", {"data.root=" + runs_ / "multi.csv", "probe.lr=[0.001, 0.01, 0.1]",
+                           "probe.epochs=5", "probe.batch_size=16"});
+  const EncoderSource random{{}, {}, true};
+  const auto features = extract(cfg, random, runs_ / "m/features.pt", log_);
+  const auto set = load_features(features);
+  EXPECT_EQ(set.class_names, (std::vector<std::string>{"x", "y", "z"}));
+  ASSERT_TRUE(set.targets.defined());
+  ASSERT_EQ(set.targets.sizes(), (std::vector<int64_t>{64, 3}));
+  for (int64_t i = 0; i < set.size(); ++i) {
+    const auto c = std::lower_bound(classes.begin(), classes.end(), catalog.items()[i].label) -
+                   classes.begin();
+    const std::vector<float> expected =
+        c == 0 ? std::vector<float>{1, 0, 0}
+               : (c == 1 ? std::vector<float>{1, 1, 0}
+                         : (c == 2 ? std::vector<float>{0, 1, 0} : std::vector<float>{0, 0, 1}));
+    EXPECT_TRUE(torch::equal(set.targets[i], torch::tensor(expected))) << i;
+    EXPECT_EQ(set.labels[i].item<int64_t>(), c == 3 ? 2 : (c == 2 ? 1 : 0));  // first label
+  }
+
+  const auto result = probe(cfg, random, features, log_);
+  EXPECT_TRUE(result.multi_label);
+  const auto json = read_json(runs_ / "m/probe.json");
+  EXPECT_TRUE(json["multi_label"].get<bool>());
+  const auto& chosen = result.heads[result.chosen];
+  EXPECT_DOUBLE_EQ(json["val_mean_average_precision"].get<double>(), chosen.val_score);
+  EXPECT_DOUBLE_EQ(json["test"]["mean_average_precision"].get<double>(),
+                   chosen.multi_label.mean_average_precision);
+  for (const char* label : {"x", "y", "z"})
+    EXPECT_TRUE(json["test"]["average_precision"][label].is_number()) << label;
+  std::ifstream csv(runs_ / "m/probe.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header,
+            "lr,weight_decay,val_mean_average_precision,test_mean_average_precision,"
+            "test_micro_f1,test_macro_f1,chosen");
+  std::ifstream report(write_report(cfg));
+  const std::string html((std::istreambuf_iterator<char>(report)),
+                         std::istreambuf_iterator<char>());
+  EXPECT_NE(html.find("<th>micro-F1</th>"), std::string::npos);
+  EXPECT_NE(html.find("chosen on validation mean average precision"), std::string::npos);
+
+  for (const auto& refused : std::vector<std::function<void()>>{
+           [&] { knn(cfg, random, features, log_); }, [&] { finetune(cfg, random, log_); }}) {
+    const auto message = testing::input_error_of(refused);
+    EXPECT_NE(message.find("several labels each (a manifest 'labels' column)"), std::string::npos)
+        << message;
   }
 }
 

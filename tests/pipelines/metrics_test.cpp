@@ -64,5 +64,34 @@ TEST(Metrics, BinaryTasksReportAurocOfTheClassOneMargin) {
   EXPECT_DOUBLE_EQ(m.balanced_accuracy, (1.0 + 2.0 / 3.0) / 2);
 }
 
+// Six examples, three labels; the expected values are sklearn 1.2's average_precision_score and
+// f1_score(average="micro" / "macro") on the decisions score > 0, and by hand: label 0 ranks
+// 2 (+), {1 (-), 1 (+)} tied, 0.3 (+): AP = 1/3 * 1 + 1/3 * 2/3 + 1/3 * 3/4 = 29/36.
+TEST(Metrics, MultiLabelAveragePrecisionAndF1MatchSklearn) {
+  const auto scores = torch::tensor({{2.0, -1.0, 0.5},
+                                     {1.0, 0.3, -0.2},
+                                     {1.0, -2.0, 0.1},
+                                     {-0.5, 0.8, -1.0},
+                                     {-1.5, 0.2, 0.4},
+                                     {0.3, -0.7, -0.3}});
+  const auto targets = torch::tensor(
+      {{1, 0, 1}, {0, 1, 0}, {1, 0, 0}, {0, 1, 1}, {0, 0, 1}, {1, 0, 0}}, torch::kFloat32);
+  const auto m = multi_label_metrics(scores, targets);
+  EXPECT_EQ(m.count, 6);
+  ASSERT_EQ(m.average_precision.size(), 3u);
+  EXPECT_NEAR(m.average_precision[0].value_or(-1), 0.8055555555555556, 1e-12);
+  EXPECT_NEAR(m.average_precision[1].value_or(-1), 1.0, 1e-12);
+  EXPECT_NEAR(m.average_precision[2].value_or(-1), 0.8333333333333333, 1e-12);
+  EXPECT_NEAR(m.mean_average_precision, (0.8055555555555556 + 1.0 + 0.8333333333333333) / 3, 1e-12);
+  EXPECT_NEAR(m.micro_f1, 0.7777777777777777, 1e-12);
+  EXPECT_NEAR(m.macro_f1, 0.7746031746031745, 1e-12);
+
+  // A label no example has gets no AP and stays out of the mean.
+  const auto m2 = multi_label_metrics(torch::cat({scores, torch::zeros({6, 1})}, 1),
+                                      torch::cat({targets, torch::zeros({6, 1})}, 1));
+  EXPECT_FALSE(m2.average_precision[3].has_value());
+  EXPECT_NEAR(m2.mean_average_precision, m.mean_average_precision, 1e-12);
+}
+
 }  // namespace
 }  // namespace pretext::pipelines

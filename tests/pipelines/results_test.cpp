@@ -61,13 +61,33 @@ TEST(Results, KnnAndProbeRecordsRoundTripUnderTheirKeys) {
   auto probe_json = to_json(probe);
   EXPECT_TRUE(probe_json["val_top1"].is_null());
   auto probe_back = probe_record(nlohmann::json::parse(probe_json.dump()));
-  EXPECT_FALSE(probe_back.val_top1.has_value());
+  EXPECT_FALSE(probe_back.val_score.has_value());
+  EXPECT_FALSE(probe_back.multi_label.has_value());
   EXPECT_DOUBLE_EQ(probe_back.weight_decay, 1e-4);
   expect_same(probe_back.test, probe.test);
   ProbeRecord swept = probe;
-  swept.val_top1 = 0.66;
+  swept.val_score = 0.66;
   probe_back = probe_record(nlohmann::json::parse(to_json(swept).dump()));
-  EXPECT_DOUBLE_EQ(probe_back.val_top1.value_or(-1), 0.66);
+  EXPECT_DOUBLE_EQ(probe_back.val_score.value_or(-1), 0.66);
+
+  // Multi-label: the test scores by label name, the choice on validation mAP.
+  ProbeRecord multi = swept;
+  multi.test = {};
+  multi.multi_label = MultiLabelMetrics{20, {0.5, std::nullopt}, 0.5, 0.4, 0.3};
+  const auto multi_json = to_json(multi);
+  EXPECT_TRUE(multi_json["multi_label"].get<bool>());
+  EXPECT_DOUBLE_EQ(multi_json["val_mean_average_precision"].get<double>(), 0.66);
+  EXPECT_DOUBLE_EQ(multi_json["test"]["average_precision"]["a"].get<double>(), 0.5);
+  EXPECT_TRUE(multi_json["test"]["average_precision"]["b"].is_null());
+  probe_back = probe_record(nlohmann::json::parse(multi_json.dump()));
+  ASSERT_TRUE(probe_back.multi_label.has_value());
+  EXPECT_DOUBLE_EQ(probe_back.val_score.value_or(-1), 0.66);
+  EXPECT_EQ(probe_back.multi_label->count, 20);
+  EXPECT_DOUBLE_EQ(probe_back.multi_label->average_precision[0].value_or(-1), 0.5);
+  EXPECT_FALSE(probe_back.multi_label->average_precision[1].has_value());
+  EXPECT_DOUBLE_EQ(probe_back.multi_label->mean_average_precision, 0.5);
+  EXPECT_DOUBLE_EQ(probe_back.multi_label->micro_f1, 0.4);
+  EXPECT_DOUBLE_EQ(probe_back.multi_label->macro_f1, 0.3);
 }
 
 TEST(Results, FinetuneRecordSummarisesSeedsWithTheSampleDeviation) {
