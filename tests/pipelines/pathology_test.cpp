@@ -118,13 +118,26 @@ TEST(Pathology, HoldOutsTakeWholeSlides) {
                           "\n  kind: slides\n  image_size: 32\n  microns_per_pixel: 1.0\n" +
                           "model:\n  backbone: resnet18\n  width_multiplier: 0.125\n" +
                           "  small_stem: true\naugment:\n  size: 32\neval:\n  k: [1]\n");
-  run_pretext("knn --config " + (dir / "run.yaml") + " --random-init");
-  // 6 slides of 32 tissue tiles; 20% of each class's 3 slides (at least one) in test.
+  const std::string options = " --config " + (dir / "run.yaml") + " --random-init";
+  run_pretext("knn" + options);
+  run_pretext("probe" + options);
+  run_pretext("finetune" + options +
+              " --set finetune.epochs=1 --set finetune.seeds=[0] --set finetune.validate=true");
+  // 6 slides of 32 tissue tiles; 20% of each class's 3 slides (at least one) in test, for every
+  // evaluation.
+  for (const char* file : {"knn.json", "probe.json", "finetune.json"}) {
+    const auto json = nlohmann::json::parse(read_text(dir / ("run/" + std::string(file))));
+    EXPECT_EQ(json["groups"]["test"], 2) << file;
+    EXPECT_EQ(json["examples"]["test"], 64) << file;
+  }
   const auto knn = nlohmann::json::parse(read_text(dir / "run/knn.json"));
-  EXPECT_EQ(knn["groups"]["test"], 2);
-  EXPECT_EQ(knn["examples"]["test"], 64);
   EXPECT_EQ(knn["groups"]["train"], 4);
   EXPECT_EQ(knn["examples"]["train"], 128);
+  // Fine-tuning validates on a slide of each class from the training slides.
+  const auto finetune = nlohmann::json::parse(read_text(dir / "run/finetune.json"));
+  EXPECT_EQ(finetune["groups"]["train"], 2);
+  EXPECT_EQ(finetune["groups"]["val"], 2);
+  EXPECT_EQ(finetune["examples"]["val"], 64);
 }
 
 TEST(Pathology, ASlideWithoutAResolutionNamesTheConfigKeyThatFixesIt) {

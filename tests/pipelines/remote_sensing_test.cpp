@@ -141,12 +141,24 @@ TEST(RemoteSensing, HoldOutsTakeWholePlaces) {
     }
   }
   testing::write_text(dir / "run.yaml", config_text(dir, ""));
-  run_pretext("knn --config " + (dir / "run.yaml") + " --random-init");
-  // 6 places x 3 dates x 16 windows; 20% of each class's 3 places (at least one) in test.
+  const std::string options = " --config " + (dir / "run.yaml") + " --random-init";
+  run_pretext("knn" + options);
+  run_pretext("probe" + options);
+  run_pretext("finetune" + options +
+              " --set finetune.epochs=1 --set finetune.seeds=[0] --set finetune.validate=true");
+  // 6 places x 3 dates x 16 windows; 20% of each class's 3 places (at least one) in test, for
+  // every evaluation.
+  for (const char* file : {"knn.json", "probe.json", "finetune.json"}) {
+    const auto json = nlohmann::json::parse(read_text(dir / ("run/" + std::string(file))));
+    EXPECT_EQ(json["groups"]["test"], 2) << file;
+    EXPECT_EQ(json["examples"]["test"], 2 * 3 * 16) << file;
+  }
   auto knn = nlohmann::json::parse(read_text(dir / "run/knn.json"));
-  EXPECT_EQ(knn["groups"]["test"], 2);
-  EXPECT_EQ(knn["examples"]["test"], 2 * 3 * 16);
   EXPECT_EQ(knn["groups"]["train"], 4);
+  // Fine-tuning validates on a place of each class from the training places.
+  const auto finetune = nlohmann::json::parse(read_text(dir / "run/finetune.json"));
+  EXPECT_EQ(finetune["groups"]["train"], 2);
+  EXPECT_EQ(finetune["groups"]["val"], 2);
   // By file, dates of one place are apart: 20% of each class's 9 scenes.
   run_pretext("knn --config " + (dir / "run.yaml") + " --random-init --set eval.group_by=file");
   knn = nlohmann::json::parse(read_text(dir / "run/knn.json"));
