@@ -119,10 +119,7 @@ TEST(Pathology, HoldOutsTakeWholeSlides) {
                           "model:\n  backbone: resnet18\n  width_multiplier: 0.125\n" +
                           "  small_stem: true\naugment:\n  size: 32\neval:\n  k: [1]\n");
   const std::string options = " --config " + (dir / "run.yaml") + " --random-init";
-  run_pretext("knn" + options);
-  run_pretext("probe" + options);
-  run_pretext("finetune" + options +
-              " --set finetune.epochs=1 --set finetune.seeds=[0] --set finetune.validate=true");
+  run_every_evaluation(options);
   // 6 slides of 32 tissue tiles; 20% of each class's 3 slides (at least one) in test, for every
   // evaluation.
   for (const char* file : {"knn.json", "probe.json", "finetune.json"}) {

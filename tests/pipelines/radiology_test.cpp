@@ -130,10 +130,7 @@ TEST(Radiology, HoldOutsTakeWholePatients) {
         }
   testing::write_text(dir / "run.yaml", config_text(root, dir / "run"));
   const std::string options = " --config " + (dir / "run.yaml") + " --random-init";
-  run_pretext("knn" + options);
-  run_pretext("probe" + options);
-  run_pretext("finetune" + options +
-              " --set finetune.epochs=1 --set finetune.seeds=[0] --set finetune.validate=true");
+  run_every_evaluation(options);
   const auto read = [&](const char* file) {
     return nlohmann::json::parse(read_bytes(dir / ("run/" + std::string(file))));
   };

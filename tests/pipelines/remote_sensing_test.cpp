@@ -142,10 +142,7 @@ TEST(RemoteSensing, HoldOutsTakeWholePlaces) {
   }
   testing::write_text(dir / "run.yaml", config_text(dir, ""));
   const std::string options = " --config " + (dir / "run.yaml") + " --random-init";
-  run_pretext("knn" + options);
-  run_pretext("probe" + options);
-  run_pretext("finetune" + options +
-              " --set finetune.epochs=1 --set finetune.seeds=[0] --set finetune.validate=true");
+  run_every_evaluation(options);
   // 6 places x 3 dates x 16 windows; 20% of each class's 3 places (at least one) in test, for
   // every evaluation.
   for (const char* file : {"knn.json", "probe.json", "finetune.json"}) {

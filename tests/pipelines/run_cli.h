@@ -18,4 +18,13 @@ inline std::string run_pretext(const std::string& arguments, int expected_status
   return output;
 }
 
+/// knn, probe and a one-epoch fine-tune that validates (so that every evaluation draws its
+/// hold-outs), each with `options` (config, encoder source).
+inline void run_every_evaluation(const std::string& options) {
+  run_pretext("knn" + options);
+  run_pretext("probe" + options);
+  run_pretext("finetune" + options +
+              " --set finetune.epochs=1 --set finetune.seeds=[0] --set finetune.validate=true");
+}
+
 }  // namespace pretext::pipelines
