@@ -28,9 +28,9 @@ SliceDataset::SliceDataset(const io::Catalog& catalog, SliceDatasetOptions optio
   if (options_.slab() < 1 || options_.slab() % 2 == 0)
     throw InputError("slab " + std::to_string(options_.slab()) + " (must be odd and >= 1)");
   if (catalog.multi_label())
-    throw InputError(
-        "slices take one label per series or volume (a manifest 'label' column), "
-        "not a 'labels' column");
+    throw InputError(catalog.source() +
+                     ": slices take one label per series or volume (a manifest 'label' column), "
+                     "not a 'labels' column");
   std::vector<io::CatalogItem> dicom_files, volume_files;
   for (const auto& item : catalog.items())
     (io::detect_format(item.path) == io::Format::kDicom ? dicom_files : volume_files)

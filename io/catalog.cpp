@@ -81,6 +81,7 @@ Catalog Catalog::from_folder(const std::string& root,
   std::error_code error;
   if (!fs::is_directory(root, error)) throw InputError(root + ": not a folder");
   Catalog catalog;
+  catalog.source_ = root;
   fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, error);
   if (error) throw InputError(root + ": cannot list (" + error.message() + ")");
   for (; it != fs::recursive_directory_iterator(); it.increment(error)) {
@@ -122,6 +123,7 @@ Catalog Catalog::from_manifest(const std::string& csv_path) {
   if (!file) throw InputError(csv_path + ": cannot open");
   const fs::path base = fs::path(csv_path).parent_path();
   Catalog catalog;
+  catalog.source_ = csv_path;
   std::string line;
   std::vector<std::string> fields;
   // Column order: positional path, label, split unless a header row names them.
@@ -200,6 +202,7 @@ std::vector<std::string> Catalog::class_names() const {
 
 Catalog Catalog::with_split(const std::string& split) const {
   Catalog subset;
+  subset.source_ = source_;
   subset.multi_label_ = multi_label_;
   for (const auto& item : items_)
     if (split.empty() || item.split == split) subset.items_.push_back(item);

@@ -64,8 +64,11 @@ class Catalog {
   bool has_splits() const;
   /// Whether the manifest has a `labels` column (several labels per image).
   bool multi_label() const { return multi_label_; }
+  /// The folder or manifest it was read from, for messages.
+  const std::string& source() const { return source_; }
 
  private:
+  std::string source_;
   std::vector<CatalogItem> items_;
   int64_t skipped_files_ = 0;
   bool multi_label_ = false;

@@ -258,6 +258,8 @@ FeatureSet load_features(const std::string& path) {
       (set.targets.dim() != 2 || set.targets.size(0) != n || set.targets.size(1) != classes))
     throw InputError(path + ": the targets are not [" + std::to_string(n) + ", " +
                      std::to_string(classes) + "] (examples x classes)");
+  if (set.targets.defined() && !set.targets.eq(0).logical_or(set.targets.eq(1)).all().item<bool>())
+    throw InputError(path + ": a target is neither 0 nor 1");
   return set;
 }
 
@@ -288,12 +290,9 @@ ExampleLabels labels_of(const io::Dataset& dataset, io::GroupBy by) {
   std::map<std::string, int64_t> number_of;  // group key -> its number, in order of appearance
   const bool multi_label = dataset.multi_label();
   for (int64_t i = 0; i < dataset.size(); ++i) {
-    if (multi_label) {
-      const auto classes = dataset.label_set(i);
-      out.labels.push_back(classes.empty() ? -1 : classes.front());
-    } else {
-      out.labels.push_back(dataset.label_of(i));
-    }
+    auto classes = dataset.label_set(i);
+    out.labels.push_back(classes.empty() ? -1 : classes.front());
+    if (multi_label) out.label_sets.push_back(std::move(classes));
     out.splits.push_back(dataset.item(i).split);
     const auto key = dataset.group_of(i, by);
     out.groups.push_back(
@@ -322,7 +321,7 @@ FeatureSet extract_feature_set(methods::BackboneImpl& encoder,
     set.targets = torch::zeros({set.size(), static_cast<int64_t>(set.class_names.size())});
     auto rows = set.targets.accessor<float, 2>();
     for (const int64_t i : all)
-      for (const int64_t c : dataset->label_set(i)) rows[i][c] = 1.0F;
+      for (const int64_t c : examples.label_sets[static_cast<size_t>(i)]) rows[i][c] = 1.0F;
   }
   return set;
 }

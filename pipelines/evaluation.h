@@ -66,6 +66,8 @@ struct ExampleLabels {
   std::vector<int64_t> labels;
   std::vector<std::string> splits;
   std::vector<int64_t> groups;
+  /// Multi-label data only: every class index of each example, ascending.
+  std::vector<std::vector<int64_t>> label_sets = {};
 };
 /// Throws InputError when the data has no such group (see io::Dataset::group_of).
 ExampleLabels labels_of(const io::Dataset& dataset, io::GroupBy by = io::GroupBy::kNone);

@@ -179,6 +179,21 @@ TEST(SliceDataset, VolumesInEveryFormatSliceAlongTheChosenAxis) {
                            volume.voxels.slice(0, 1, 3).slice(1, 2, 4).slice(2, 3, 5)));
 }
 
+TEST(SliceDataset, ALabelsColumnIsRefusedNamingTheManifest) {
+  TempDir dir;
+  io::Volume volume;
+  volume.voxels = torch::zeros({2, 4, 4});
+  io::write_volume(dir / "a.nii", volume);
+  testing::write_text(dir / "data.csv", "path,labels\na.nii,liver;lesion\n");
+  try {
+    SliceDataset(io::Catalog::from_manifest(dir / "data.csv"), SliceDatasetOptions());
+    ADD_FAILURE() << "slices took a labels column";
+  } catch (const InputError& error) {
+    const std::string message = error.what();
+    EXPECT_EQ(message.rfind(dir / "data.csv: slices take one label", 0), 0) << message;
+  }
+}
+
 TEST(SliceDataset, TruncatedVolumesNameTheFileAndTheReason) {
   TempDir dir;
   io::Volume volume;

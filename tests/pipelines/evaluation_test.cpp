@@ -152,5 +152,30 @@ TEST(FeatureFile, RoundTripsAndRejectsOtherFiles) {
   EXPECT_THROW(load_features(path), InputError);
 }
 
+TEST(FeatureFile, MultiLabelTargetsRoundTripAndMustBeZeroOrOne) {
+  testing::TempDir dir;
+  FeatureSet set;
+  set.features = torch::randn({2, 4});
+  set.labels = torch::tensor({0, 1}, torch::kInt64);
+  set.paths = {"a.tif", "b.tif"};
+  set.splits = {"", ""};
+  set.groups = {-1, -1};
+  set.class_names = {"forest", "water"};
+  set.targets = torch::tensor({1.0F, 1.0F, 0.0F, 1.0F}).view({2, 2});
+  const auto path = dir.path() + "/features.pt";
+  save_features(path, set);
+  EXPECT_TRUE(torch::equal(load_features(path).targets, set.targets));
+  set.targets[1][0] = 0.5F;
+  save_features(path, set);
+  try {
+    load_features(path);
+    FAIL() << "a target of 0.5 was read";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("features.pt: a target is neither 0 nor 1"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace pretext::pipelines
