@@ -98,8 +98,8 @@ DinoImpl::DinoImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<Backbo
   center_ = register_buffer("center", torch::zeros({1, options.out_dim()}));
   steps_ = register_buffer("steps", torch::zeros({1}, torch::kInt64));
   // The teacher starts as the student and learns only through the moving average.
-  start_momentum_copy(*student_, *teacher_);
-  start_momentum_copy(*student_head_, *teacher_head_);
+  momentum_pairs_.add(*student_, *teacher_);
+  momentum_pairs_.add(*student_head_, *teacher_head_);
 }
 
 void DinoImpl::sync_encoder_copies() { copy_weights(*teacher_, *student_); }
@@ -145,8 +145,7 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
 void DinoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
   steps_.fill_(step);
   const double m = cosine_momentum(options_.momentum_teacher(), step, total_steps);
-  momentum_update(*student_, *teacher_, m);
-  momentum_update(*student_head_, *teacher_head_, m);
+  momentum_pairs_.update(m);
 }
 
 }  // namespace pretext::methods

@@ -9,6 +9,7 @@
 
 #include "base/fields.h"
 #include "methods/method.h"
+#include "methods/momentum.h"
 
 namespace pretext::methods {
 
@@ -93,6 +94,7 @@ class DinoImpl : public MethodImpl {
   DinoOptions options_;
   std::shared_ptr<BackboneImpl> student_, teacher_;
   DinoHead student_head_{nullptr}, teacher_head_{nullptr};
+  MomentumPairs momentum_pairs_;  // teacher <- student
   torch::Tensor center_, steps_;
 };
 

@@ -15,16 +15,22 @@ void copy_weights(torch::nn::Module& from, torch::nn::Module& to) {
   for (auto& item : to.named_buffers()) item.value().copy_(buffers[item.key()]);
 }
 
-void start_momentum_copy(torch::nn::Module& online, torch::nn::Module& target) {
+void MomentumPairs::add(torch::nn::Module& online, torch::nn::Module& target) {
   copy_weights(online, target);
-  for (auto& parameter : target.parameters()) parameter.requires_grad_(false);
+  auto parameters = online.named_parameters();
+  for (auto& item : target.named_parameters()) {
+    item.value().requires_grad_(false);
+    // The same tensors for the whole run: moving a module (to(device)) and loading weights
+    // replace a parameter's data, not the parameter.
+    online_.push_back(parameters[item.key()]);
+    target_.push_back(item.value());
+  }
 }
 
-void momentum_update(torch::nn::Module& online, torch::nn::Module& target, double m) {
+void MomentumPairs::update(double m) {
   torch::NoGradGuard no_grad;
-  auto parameters = online.named_parameters();
-  for (auto& item : target.named_parameters())
-    item.value().mul_(m).add_(parameters[item.key()], 1 - m);
+  torch::_foreach_mul_(target_, m);
+  torch::_foreach_add_(target_, online_, 1 - m);
 }
 
 double cosine_momentum(double start, int64_t step, int64_t total) {
@@ -49,8 +55,8 @@ MomentumMethodImpl::MomentumMethodImpl(std::shared_ptr<BackboneImpl> backbone,
         "predictor", ProjectionHead(ProjectionHeadOptions(projector.out_dim(), projector.out_dim())
                                         .hidden_dim(predictor_hidden_dim)
                                         .layers(2)));
-  start_momentum_copy(*backbone_, *momentum_backbone_);
-  start_momentum_copy(*projector_, *momentum_projector_);
+  momentum_pairs_.add(*backbone_, *momentum_backbone_);
+  momentum_pairs_.add(*projector_, *momentum_projector_);
 }
 
 void MomentumMethodImpl::sync_encoder_copies() { copy_weights(*backbone_, *momentum_backbone_); }
@@ -67,8 +73,7 @@ torch::Tensor MomentumMethodImpl::target(const torch::Tensor& views) {
 
 void MomentumMethodImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
   const double m = cosine_momentum(momentum_, step, total_steps);
-  momentum_update(*backbone_, *momentum_backbone_, m);
-  momentum_update(*projector_, *momentum_projector_, m);
+  momentum_pairs_.update(m);
 }
 
 }  // namespace pretext::methods

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <torch/nn/module.h>
 
@@ -13,12 +14,18 @@ namespace pretext::methods {
 /// Copies every parameter and buffer of `from` into `to` (same layout), gradients untouched.
 void copy_weights(torch::nn::Module& from, torch::nn::Module& to);
 
-/// Makes `target` (same layout as `online`) a copy of it whose parameters take no gradient: a
-/// momentum encoder or teacher starts as the online network and learns only by moving averages.
-void start_momentum_copy(torch::nn::Module& online, torch::nn::Module& target);
+/// The parameters of online networks paired by name with their momentum copies', once, for the
+/// EMA step after every optimiser step: target = m * target + (1 - m) * online, all pairs in two
+/// fused _foreach kernels (buffers are the targets' own).
+class MomentumPairs {
+ public:
+  /// `target` starts as a copy of `online`, its parameters without gradients, and follows it.
+  void add(torch::nn::Module& online, torch::nn::Module& target);
+  void update(double m);
 
-/// target = m * target + (1 - m) * online, parameter by parameter (buffers are the target's own).
-void momentum_update(torch::nn::Module& online, torch::nn::Module& target, double m);
+ private:
+  std::vector<torch::Tensor> online_, target_;
+};
 
 /// Momentum after optimiser step `step` of `total` on the cosine schedule that BYOL, MoCo v3 and
 /// DINO share: 1 - (1 - start) (cos(pi step / total) + 1) / 2, from `start` to 1 at the last step.
@@ -50,6 +57,7 @@ class MomentumMethodImpl : public MethodImpl {
  private:
   std::shared_ptr<BackboneImpl> backbone_, momentum_backbone_;
   ProjectionHead projector_{nullptr}, momentum_projector_{nullptr}, predictor_{nullptr};
+  MomentumPairs momentum_pairs_;
   double momentum_;
 };
 

@@ -84,6 +84,8 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   archive.write("step", torch::tensor(state.step));
   archive.write("epoch", torch::tensor(state.epoch));
   archive.write("batch_in_epoch", torch::tensor(state.batch_in_epoch));
+  archive.write("loss_scale", torch::tensor(state.loss_scale.scale, torch::kFloat64));
+  archive.write("loss_scale_good_steps", torch::tensor(state.loss_scale.good_steps));
   archive.write("config", c10::IValue(config_text));
 
   replace_file(path, [&](const std::string& temporary) { archive.save_to(temporary); });
@@ -113,6 +115,12 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
     state.epoch = value.item<int64_t>();
     archive.read("batch_in_epoch", value);
     state.batch_in_epoch = value.item<int64_t>();
+    // Checkpoints from before run.precision have no loss scale: they trained in fp32.
+    // (A fresh tensor each: reading into a defined one keeps its dtype.)
+    torch::Tensor scale, good_steps;
+    if (archive.try_read("loss_scale", scale)) state.loss_scale.scale = scale.item<double>();
+    if (archive.try_read("loss_scale_good_steps", good_steps))
+      state.loss_scale.good_steps = good_steps.item<int64_t>();
     if (config_text) {
       c10::IValue config;
       archive.read("config", config);

@@ -9,6 +9,8 @@
 #include <ATen/core/ivalue.h>
 #include <c10/core/Device.h>
 
+#include "pipelines/precision.h"
+
 namespace torch::nn {
 class Module;
 }
@@ -23,6 +25,7 @@ struct TrainState {
   int64_t step = 0;            ///< optimiser steps taken
   int64_t epoch = 0;           ///< epoch in progress
   int64_t batch_in_epoch = 0;  ///< batches of that epoch already consumed
+  LossScale loss_scale = {};   ///< run.precision fp16's loss scale
 };
 
 /// Calls `write(temporary)` to write a file next to `path`, flushes it to disk and renames it over

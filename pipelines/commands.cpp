@@ -25,10 +25,16 @@ void on_interrupt(int) { g_interrupted = 1; }
 
 void prepare_compute(const RunConfig& config, RunLog& log) {
   const int64_t threads = configure_threads(config.run.threads());
+  const torch::Device device(config.run.device());
+  if (device.is_cuda()) configure_cuda(config.run.tf32());
   const auto blas = measure_blas();
-  log.file_only("threads " + std::to_string(threads) + ", device " + config.run.device() +
-                ", BLAS " + (blas.implementation.empty() ? "" : blas.implementation + " ") +
-                std::to_string(static_cast<int>(blas.gflops)) + " GFLOP/s (" + blas.library + ")");
+  log.file_only(torch_summary());
+  log.file_only(
+      "threads " + std::to_string(threads) + ", device " + config.run.device() + ", precision " +
+      name_of(config.run.precision()) +
+      (device.is_cuda() ? std::string(", tf32 ") + (config.run.tf32() ? "on" : "off") : "") +
+      ", BLAS " + (blas.implementation.empty() ? "" : blas.implementation + " ") +
+      std::to_string(static_cast<int>(blas.gflops)) + " GFLOP/s (" + blas.library + ")");
   if (const auto warning = blas_warning(blas); !warning.empty()) log.warn(warning);
 }
 
@@ -73,6 +79,7 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
   context.run_dir = run;
   context.seed = static_cast<uint64_t>(config.run.seed());
   context.device = torch::Device(config.run.device());
+  context.precision = config.run.precision();
   context.config_text = resolved;
   context.log = &log;
   Trainer trainer(method, config.train, context);

@@ -36,7 +36,10 @@ Any key can be changed for one run with --set section.key=value, e.g. --set trai
 int run(int argc, char** argv) {
   CLI::App app{"pretext: self-supervised pretraining on medical and satellite imagery"};
   app.require_subcommand(0, 1);
-  app.set_version_flag("--version", std::string("pretext ") + PRETEXT_VERSION);
+  app.set_version_flag("--version", std::function<std::string()>([] {
+                         return std::string("pretext ") + PRETEXT_VERSION + " (" + torch_summary() +
+                                ")";
+                       }));
 
   std::string config_path;
   std::vector<std::string> overrides;

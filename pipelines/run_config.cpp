@@ -13,6 +13,8 @@ void RunOptions::visit_fields(FieldVisitor& visit) {
   visit("seed", seed_, Check::at_least(0));
   visit("threads", threads_, Check::between(0, 1024));
   visit("device", device_);
+  visit("precision", precision_);
+  visit("tf32", tf32_);
 }
 
 void DataOptions::visit_fields(FieldVisitor& visit) {
@@ -117,6 +119,10 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
   } catch (const c10::Error&) {
     require(false, *file, "run", "device", "expected cpu, cuda or cuda:N");
   }
+  require(
+      config.run.precision() != Precision::kFp16 || torch::Device(config.run.device()).is_cuda(),
+      *file, "run", "precision",
+      "fp16 needs run.device cuda (CPU autocast computes in bf16: use precision bf16)");
   if (!config.data.bands().empty()) config.check_bands(config.data.bands().size());
   require(config.augment.window_levels().size() == config.augment.window_widths().size(), *file,
           "augment", "window_widths",

@@ -15,6 +15,7 @@
 #include "pipelines/config.h"
 #include "pipelines/evaluation.h"
 #include "pipelines/finetune.h"
+#include "pipelines/precision.h"
 #include "pipelines/probe.h"
 #include "pipelines/trainer.h"
 
@@ -30,6 +31,14 @@ struct RunOptions {
   TORCH_ARG(int64_t, threads) = 0;
   /// "cpu", "cuda" or "cuda:N".
   TORCH_ARG(std::string, device) = "cpu";
+  /// What pretraining computes in: fp32, bf16 or fp16 (autocast; weights, optimiser state and
+  /// running statistics stay fp32, see pipelines/precision.h). fp16 needs a CUDA device and
+  /// scales the loss; bf16 also runs on the CPU (fast only on CPUs with bf16 instructions).
+  TORCH_ARG(Precision, precision) = Precision::kFp32;
+  /// On CUDA: TF32 tensor cores for fp32 matrix multiplies and convolutions (about 10 mantissa
+  /// bits instead of 23) and cuDNN's benchmark mode, which picks convolution algorithms by timing
+  /// them (PyTorch's allow_tf32 / cudnn.benchmark). No effect on the CPU.
+  TORCH_ARG(bool, tf32) = true;
 
  public:
   void visit_fields(FieldVisitor& visit);

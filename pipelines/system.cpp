@@ -7,8 +7,16 @@
 #include <filesystem>
 #include <thread>
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/types.h>
+
+#include "base/torch_compat.h"
+
+#ifdef PRETEXT_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 namespace pretext::pipelines {
 
@@ -17,6 +25,47 @@ int64_t configure_threads(int64_t requested) {
   if (threads <= 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(threads));
   return threads;
+}
+
+namespace {
+
+// CUDA's and cuDNN's version numbers as "major.minor": CUDA runtime 12040 is 12.4; cuDNN 9 counts
+// major * 10000 (90100 is 9.1), earlier ones major * 1000 (8907 is 8.9).
+std::string cuda_version(long number) {
+  return std::to_string(number / 1000) + "." + std::to_string(number % 1000 / 10);
+}
+std::string cudnn_version(long number) {
+  const long major_unit = number >= 90000 ? 10000 : 1000;
+  return std::to_string(number / major_unit) + "." + std::to_string(number % major_unit / 100);
+}
+
+std::string gpu_names(int count) {
+  std::string out = ", " + std::to_string(count) + (count == 1 ? " GPU" : " GPUs");
+#ifdef PRETEXT_WITH_CUDA
+  for (int i = 0; i < count; ++i) {
+    const auto* properties = at::cuda::getDeviceProperties(i);
+    out += std::string(i == 0 ? ": " : "; ") + properties->name + " (" +
+           std::to_string(properties->totalGlobalMem >> 30) + " GiB)";
+  }
+#endif
+  return out;
+}
+
+}  // namespace
+
+std::string torch_summary() {
+  std::string out = "LibTorch " + compat::torch_version();
+  if (!at::globalContext().hasCUDA()) return out + ", CPU only";
+  const auto& cuda = at::detail::getCUDAHooks();
+  out += ", CUDA " + cuda_version(cuda.versionCUDART());
+  if (cuda.hasCuDNN()) out += ", cuDNN " + cudnn_version(cuda.versionCuDNN());
+  return out + gpu_names(cuda.getNumGPUs());
+}
+
+void configure_cuda(bool tf32) {
+  if (!at::globalContext().hasCUDA()) return;
+  compat::allow_tf32(tf32);
+  at::globalContext().setBenchmarkCuDNN(tf32);
 }
 
 void configure_allocator() {

@@ -9,6 +9,15 @@ namespace pretext::pipelines {
 /// starts with one thread, which halves speed on two cores without a word.
 int64_t configure_threads(int64_t requested);
 
+/// The LibTorch pretext runs on and what it computes with, for --version and run.log:
+/// "LibTorch 1.13.0, CPU only" or "LibTorch 2.6.0, CUDA 12.4, cuDNN 9.1, 1 GPU: NVIDIA H200
+/// (139 GiB)".
+std::string torch_summary();
+
+/// For a CUDA device: TF32 for fp32 matrix multiplies and convolutions, and cuDNN's benchmark
+/// mode, both on or off (run.tf32). Nothing on the CPU.
+void configure_cuda(bool tf32);
+
 /// Keeps freed tensor memory in the process heap instead of returning it to the kernel after
 /// every step: glibc serves each large tensor with a fresh mmap by default, and the page faults of
 /// touching it again cost about 5% of a small model's training step on 2 cores.

@@ -5,11 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <torch/nn/utils/clip_grad.h>
 
 #include "base/errors.h"
+#include "base/torch_compat.h"
 #include "domains/sampler.h"
 #include "pipelines/optimizer.h"
 #include "pipelines/progress.h"
@@ -52,6 +54,24 @@ std::string first_difference(const std::string& a, const std::string& b) {
 }
 
 }  // namespace
+
+bool backward_and_step(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,
+                       const std::vector<torch::Tensor>& parameters, const TrainerOptions& options,
+                       LossScale* loss_scale) {
+  optimizer.zero_grad();
+  (loss_scale ? loss.to(torch::kFloat) * loss_scale->scale : loss).backward();
+  if (loss_scale) {
+    const bool finite = unscale_gradients(parameters, loss_scale->scale);
+    update_loss_scale(*loss_scale, finite);
+    if (!finite) return false;
+  }
+  if (options.grad_clip() > 0 && options.clip_mode() == ClipMode::kGlobal)
+    torch::nn::utils::clip_grad_norm_(parameters, options.grad_clip());
+  if (options.grad_clip() > 0 && options.clip_mode() == ClipMode::kPerParameter)
+    clip_gradients_per_parameter(parameters, options.grad_clip());
+  optimizer.step();
+  return true;
+}
 
 Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions options,
                  TrainerContext context)
@@ -138,14 +158,20 @@ methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAug
   auto views = augment(images, context_.seed, state_.step, method_->view_count(),
                        method_->global_view_count(), method_->joint_frames());
   for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
-  auto out = method_->step_dated(views, batch.acquired_at);
-  optimizer_->zero_grad();
-  out.loss.backward();
-  if (options_.grad_clip() > 0 && options_.clip_mode() == ClipMode::kGlobal)
-    torch::nn::utils::clip_grad_norm_(method_->parameters(), options_.grad_clip());
-  if (options_.grad_clip() > 0 && options_.clip_mode() == ClipMode::kPerParameter)
-    clip_gradients_per_parameter(method_->parameters(), options_.grad_clip());
-  optimizer_->step();
+  methods::StepOutput out;
+  {
+    std::optional<compat::Autocast> autocast;
+    if (context_.precision != Precision::kFp32)
+      autocast.emplace(context_.device.type(), compute_dtype(context_.precision));
+    out = method_->step_dated(views, batch.acquired_at);
+  }
+  const bool fp16 = context_.precision == Precision::kFp16;
+  const bool stepped = backward_and_step(out.loss, *optimizer_, method_->parameters(), options_,
+                                         fp16 ? &state_.loss_scale : nullptr);
+  if (fp16) {
+    out.logs["loss_scale"] = state_.loss_scale.scale;
+    out.logs["step_skipped"] = stepped ? 0.0 : 1.0;
+  }
   ++state_.step;
   ++state_.batch_in_epoch;
   method_->after_optimizer_step(state_.step, total);

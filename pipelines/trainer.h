@@ -16,6 +16,7 @@
 #include "methods/method.h"
 #include "pipelines/checkpoint.h"
 #include "pipelines/optimizer_kind.h"
+#include "pipelines/precision.h"
 #include "pipelines/run_dir.h"
 #include "pipelines/run_log.h"
 
@@ -72,6 +73,8 @@ struct TrainerContext {
   /// This process's place among data-parallel ranks; each rank sees its share of every epoch.
   int64_t rank = 0;
   int64_t world_size = 1;
+  /// What the method's forward computes in (run.precision); fp16 scales the loss.
+  Precision precision = Precision::kFp32;
   /// Written into checkpoints; a resume with another config is refused.
   std::string config_text;
   RunLog* log = nullptr;
@@ -82,6 +85,14 @@ struct TrainResult {
   double last_loss = 0.0;
   bool interrupted = false;
 };
+
+/// The end of a training step: backward of `loss`, gradient clipping as `options` say, and the
+/// optimiser step. With `loss_scale` (fp16) the loss is scaled before backward and the gradients
+/// unscaled before clipping; a step with an inf or NaN gradient is skipped, and the scale is
+/// updated. Whether the optimiser stepped.
+bool backward_and_step(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,
+                       const std::vector<torch::Tensor>& parameters, const TrainerOptions& options,
+                       LossScale* loss_scale);
 
 /// Owns the optimisation loop: data order, augmentation, optimiser, schedule, clipping,
 /// checkpoints, metrics. Everything a resume needs is in one checkpoint; augmentation randomness

@@ -36,6 +36,16 @@ const char* const kUidRoot = "1.2.826.0.1.3680043.99.424242.";
 
 namespace {
 
+// Whether the syntax compresses pixel data, which then must be encoded before saving. DCMTK 3.6.9
+// deprecates isEncapsulated() for this pair of questions (it adds encapsulated uncompressed).
+bool compressed(const DcmXfer& syntax) {
+#if PACKAGE_VERSION_NUMBER >= 369
+  return syntax.usesEncapsulatedFormat() && syntax.isPixelDataCompressed();
+#else
+  return syntax.isEncapsulated();
+#endif
+}
+
 void check(const OFCondition& status, const std::string& what) {
   if (status.bad()) throw std::runtime_error(what + ": " + status.text());
 }
@@ -210,7 +220,7 @@ void write_dicom(const std::string& path, const DicomSpec& spec) {
     put_pixels(ds, spec);
   const E_TransferSyntax xfer = DcmXfer(spec.transfer_syntax.c_str()).getXfer();
   if (xfer == EXS_Unknown) throw std::runtime_error("unknown syntax " + spec.transfer_syntax);
-  if (DcmXfer(xfer).isEncapsulated()) {
+  if (compressed(DcmXfer(xfer))) {
     DJ_RPLossless lossless;
     DJ_RPLossy lossy(95);
     DJLSRepresentationParameter jpeg_ls(0, OFTrue);

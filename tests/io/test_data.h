@@ -66,6 +66,8 @@ SceneSpec wgs84_ground_scene(double west, double south, double east, double nort
 void truncate_file(const std::string& path, double fraction);
 /// Writes `text` to `path`.
 void write_text(const std::string& path, const std::string& text);
+/// The whole file ("" when it cannot be read).
+std::string read_text(const std::string& path);
 /// The message of the InputError `action` throws, or "no error".
 std::string input_error_of(const std::function<void()>& action);
 /// The option an InputError of `action` names (InputError::option), "no error" when none is

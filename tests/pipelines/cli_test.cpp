@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/types.h>
+#include <torch/version.h>
 
 #include "pipelines/demo.h"
 #include "tests/io/test_data.h"
@@ -49,7 +50,8 @@ void write_tiny_run(const TempDir& dir, const std::string& data, const std::stri
 TEST(Cli, VersionAndHelp) {
   const auto version = pretext("--version");
   EXPECT_EQ(version.status, 0);
-  EXPECT_EQ(version.output, "pretext 0.1.0\n");
+  // The LibTorch it runs on, which a bug report needs: here Debian's CPU build.
+  EXPECT_EQ(version.output, "pretext 0.1.0 (LibTorch " TORCH_VERSION ", CPU only)\n");
   const auto help = pretext("demo --help");
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.output.find("To run the same on your own images"), std::string::npos);
@@ -138,6 +140,10 @@ TEST(Cli, PretrainResumeAndKnnEndToEnd) {
   EXPECT_NE(trained.output.find("finished at step 6"), std::string::npos) << trained.output;
   for (const char* file : {"config.yaml", "run.log", "metrics.csv", "checkpoint.pt"})
     EXPECT_TRUE(fs::exists(dir / ("run/" + std::string(file)))) << file;
+  // The log names what computed: the LibTorch, the device and the precision.
+  const std::string log = testing::read_text(dir / "run/run.log");
+  EXPECT_NE(log.find("LibTorch " TORCH_VERSION ", CPU only"), std::string::npos) << log;
+  EXPECT_NE(log.find("device cpu, precision fp32"), std::string::npos) << log;
   const auto more = pretext("pretrain --config " + (dir / "run.yaml") + " --resume");
   EXPECT_EQ(more.status, 0) << more.output;
   EXPECT_NE(more.output.find("resuming from"), std::string::npos) << more.output;
