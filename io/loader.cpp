@@ -60,7 +60,7 @@ Batch Loader::assemble(int64_t position) const {
   Example first = dataset_->get(order_[begin]);
   std::vector<int64_t> shape = {end - begin};
   shape.insert(shape.end(), first.pixels.sizes().begin(), first.pixels.sizes().end());
-  batch.pixels = torch::empty(shape, first.pixels.options());
+  batch.pixels = torch::empty(shape, first.pixels.options().pinned_memory(options_.pin_memory()));
   batch.pixels[0].copy_(first.pixels);
   labels[0] = first.label;
   batch.indices.push_back(order_[begin]);

@@ -39,6 +39,9 @@ struct LoaderOptions {
   TORCH_ARG(int64_t, prefetch) = 4;
   /// Drop a last batch smaller than batch_size (training wants equal batches).
   TORCH_ARG(bool, drop_last) = true;
+  /// Batches in page-locked memory, so that copies to a CUDA device run asynchronously (needs a
+  /// CUDA LibTorch; set it when the device is CUDA).
+  TORCH_ARG(bool, pin_memory) = false;
 };
 
 /// Reads the examples of `order` in batches on worker threads. Batches come out in the order's

@@ -129,14 +129,14 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
   const auto probabilities =
       F::softmax((teacher_logits - center_) / temperature, F::SoftmaxFuncOptions(-1));
   out.logs["teacher_entropy"] =
-      (-(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1)).mean().item<double>();
+      (-(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1)).mean();
   // Collapse shows in these: to uniform when every sample's entropy nears log(out_dim), to one
   // prototype when the entropy of the batch's mean distribution nears 0.
   const auto mean_probabilities = probabilities.mean(0);
   out.logs["teacher_mean_entropy"] =
-      (-(mean_probabilities * mean_probabilities.clamp_min(1e-12).log()).sum()).item<double>();
+      (-(mean_probabilities * mean_probabilities.clamp_min(1e-12).log()).sum());
   out.logs["teacher_embedding_std"] = embedding_std(teacher_features);
-  out.logs["teacher_temp"] = temperature;
+  out.logs["teacher_temp"] = torch::tensor(temperature);
   center_.mul_(options_.center_momentum())
       .add_(teacher_logits.mean(0, true) * (1 - options_.center_momentum()));
   return out;

@@ -51,9 +51,9 @@ torch::Tensor negative_cosine(const torch::Tensor& p, const torch::Tensor& z) {
   return -F::cosine_similarity(p, z.detach(), F::CosineSimilarityFuncOptions().dim(1)).mean();
 }
 
-double embedding_std(const torch::Tensor& z) {
+torch::Tensor embedding_std(const torch::Tensor& z) {
   torch::NoGradGuard no_grad;
-  return F::normalize(z, F::NormalizeFuncOptions().dim(1)).std(0).mean().item<double>();
+  return F::normalize(z, F::NormalizeFuncOptions().dim(1)).std(0).mean();
 }
 
 }  // namespace pretext::methods

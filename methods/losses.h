@@ -26,6 +26,6 @@ torch::Tensor negative_cosine(const torch::Tensor& p, const torch::Tensor& z);
 /// Collapse check (SimSiam, section 4.1): the standard deviation over the batch of L2-normalised
 /// rows of `z` [B, D], averaged over dimensions; about 1 / sqrt(D) for embeddings spread over the
 /// sphere, 0 when every image maps to one point.
-double embedding_std(const torch::Tensor& z);
+torch::Tensor embedding_std(const torch::Tensor& z);
 
 }  // namespace pretext::methods

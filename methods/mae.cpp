@@ -249,7 +249,7 @@ StepOutput MaeImpl::loss(const torch::Tensor& stack, const std::vector<torch::Te
     if (mean.defined()) target = (target - mean) / scale;
     const auto group_mask = mask.select(2, g).reshape({batch, -1});
     const auto loss = masked_patch_loss(predictions[g], target, group_mask);
-    if (groups > 1) out.logs["loss_group_" + std::to_string(g)] = loss.item<double>();
+    if (groups > 1) out.logs["loss_group_" + std::to_string(g)] = loss.detach();
     const auto count = group_mask.sum();
     total = total + loss * count;
     masked = masked + count;

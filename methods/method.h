@@ -11,10 +11,12 @@
 
 namespace pretext::methods {
 
-/// What one training step produced: the loss to minimise and scalars worth logging.
+/// What one training step produced: the loss to minimise and scalars worth logging, as 0-dim
+/// tensors where they were computed (the trainer reads them, a host-device sync, only at the
+/// steps it writes a log line).
 struct StepOutput {
   torch::Tensor loss;
-  std::map<std::string, double> logs;
+  std::map<std::string, torch::Tensor> logs;
 };
 
 /// A self-supervised method: a module that turns augmented views into a loss.

@@ -272,11 +272,16 @@ torch::Tensor extract_features(methods::BackboneImpl& encoder,
   encoder.eval();
   torch::NoGradGuard no_grad;
   io::Loader loader(dataset, indices,
-                    io::LoaderOptions().batch_size(batch_size).workers(workers).drop_last(false));
+                    io::LoaderOptions()
+                        .batch_size(batch_size)
+                        .workers(workers)
+                        .drop_last(false)
+                        .pin_memory(device.is_cuda()));
   std::vector<torch::Tensor> features;
   Progress progress("features of " + std::to_string(indices.size()) + " images", loader.batches());
   while (auto batch = loader.next()) {
-    const auto images = domains::evaluation_view(batch->pixels.to(device), augment);
+    const auto images =
+        domains::evaluation_view(batch->pixels.to(device, /*non_blocking=*/true), augment);
     features.push_back(encoder.forward(images).to(torch::kCPU, torch::kFloat32));
     progress.update(batch->position + 1);
   }

@@ -135,13 +135,14 @@ void train_epoch(Classifier& model, torch::optim::Optimizer& optimizer,
                     io::LoaderOptions()
                         .batch_size(options.batch_size())
                         .workers(context.workers)
-                        .drop_last(false));
+                        .drop_last(false)
+                        .pin_memory(context.device.is_cuda()));
   model->train();
   if (options.freeze_encoder()) model->encoder().eval();
   while (auto batch = loader.next()) {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(
         domains::mix_seed(domains::mix_seed(seed, 4), static_cast<uint64_t>(step++)));
-    const auto views = augment(batch->pixels.to(context.device), generator);
+    const auto views = augment(batch->pixels.to(context.device, /*non_blocking=*/true), generator);
     const auto loss = F::cross_entropy(model->forward(views), batch->labels.to(context.device));
     optimizer.zero_grad();
     loss.backward();

@@ -108,4 +108,17 @@ void clip_gradients_per_parameter(const std::vector<torch::Tensor>& parameters, 
   }
 }
 
+void clip_gradients_globally(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads, norms;
+  for (const auto& parameter : parameters)
+    if (parameter.grad().defined()) {
+      grads.push_back(parameter.grad());
+      norms.push_back(parameter.grad().norm());
+    }
+  if (grads.empty()) return;
+  const auto coefficient = (max_norm / (torch::stack(norms).norm() + 1e-6)).clamp_max(1.0);
+  for (auto& grad : grads) grad.mul_(coefficient);
+}
+
 }  // namespace pretext::pipelines

@@ -34,6 +34,10 @@ void set_weight_decay(torch::optim::OptimizerParamGroup& group, OptimizerKind ki
 /// Scales each parameter's gradient so that its norm is at most `max_norm` (DINO's
 /// utils.clip_gradients: factor max_norm / (norm + 1e-6) where below 1), without a host sync.
 void clip_gradients_per_parameter(const std::vector<torch::Tensor>& parameters, double max_norm);
+/// Scales all gradients together so that their joint L2 norm is at most `max_norm`, as
+/// torch.nn.utils.clip_grad_norm_ (coefficient max_norm / (norm + 1e-6), at most 1), without
+/// reading the norm on the host: no wait for the device.
+void clip_gradients_globally(const std::vector<torch::Tensor>& parameters, double max_norm);
 
 /// Adam's and AdamW's coefficients of the running means of the gradient and its square.
 struct Betas {

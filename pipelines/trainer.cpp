@@ -8,8 +8,6 @@
 #include <optional>
 #include <sstream>
 
-#include <torch/nn/utils/clip_grad.h>
-
 #include "base/errors.h"
 #include "base/torch_compat.h"
 #include "domains/sampler.h"
@@ -66,7 +64,7 @@ bool backward_and_step(const torch::Tensor& loss, torch::optim::Optimizer& optim
     if (!finite) return false;
   }
   if (options.grad_clip() > 0 && options.clip_mode() == ClipMode::kGlobal)
-    torch::nn::utils::clip_grad_norm_(parameters, options.grad_clip());
+    clip_gradients_globally(parameters, options.grad_clip());
   if (options.grad_clip() > 0 && options.clip_mode() == ClipMode::kPerParameter)
     clip_gradients_per_parameter(parameters, options.grad_clip());
   optimizer.step();
@@ -169,8 +167,8 @@ methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAug
   const bool stepped = backward_and_step(out.loss, *optimizer_, method_->parameters(), options_,
                                          fp16 ? &state_.loss_scale : nullptr);
   if (fp16) {
-    out.logs["loss_scale"] = state_.loss_scale.scale;
-    out.logs["step_skipped"] = stepped ? 0.0 : 1.0;
+    out.logs["loss_scale"] = torch::tensor(state_.loss_scale.scale);
+    out.logs["step_skipped"] = torch::tensor(stepped ? 0.0 : 1.0);
   }
   ++state_.step;
   ++state_.batch_in_epoch;
@@ -182,7 +180,9 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
                          const domains::ViewAugment& augment, io::LoaderOptions loader_options,
                          const std::function<bool(int64_t)>& should_stop) {
   context_.run_dir.create();
-  loader_options.batch_size(options_.batch_size()).drop_last(true);
+  loader_options.batch_size(options_.batch_size())
+      .drop_last(true)
+      .pin_memory(context_.device.is_cuda());
   const domains::EpochSampler sampler(dataset->size(), context_.seed, context_.rank,
                                       context_.world_size);
   const int64_t total = total_steps(sampler, dataset->size());
@@ -191,7 +191,8 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
   TrainResult result;
   Progress progress("train", total);
   auto last_time = std::chrono::steady_clock::now();
-  double images_per_s = 0.0;
+  int64_t last_step = state_.step;
+  double images_per_s = 0.0;  // over the steps since the last read
   while (state_.step < total && !result.interrupted) {
     io::Loader loader(dataset, sampler.order(state_.epoch), loader_options, state_.batch_in_epoch);
     while (state_.step < total) {
@@ -199,32 +200,42 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
       if (!batch) break;
       const double lr = lr_at(state_.step, total);
       const auto out = step(*batch, augment, lr, total);
-      result.last_loss = out.loss.item<double>();
-      if (!std::isfinite(result.last_loss))
-        throw InputError("training diverged: loss is " + std::to_string(result.last_loss) +
-                         " at step " + std::to_string(state_.step) +
-                         " (lower train.lr or set train.grad_clip)");
-      const auto now = std::chrono::steady_clock::now();
-      const double seconds = std::chrono::duration<double>(now - last_time).count();
-      last_time = now;
-      const double rate = options_.batch_size() / std::max(seconds, 1e-9);
-      images_per_s = images_per_s == 0.0 ? rate : 0.9 * images_per_s + 0.1 * rate;
-      if (state_.step % options_.log_every() == 0 || state_.step == total) {
+      const bool logs = state_.step % options_.log_every() == 0 || state_.step == total;
+      const bool saves =
+          options_.checkpoint_every() > 0 && state_.step % options_.checkpoint_every() == 0;
+      // The loss and the logs stay on the device between log lines: reading them waits for the
+      // step to finish, so they are read only where something is written.
+      if (logs || saves) {
+        result.last_loss = out.loss.item<double>();
+        if (!std::isfinite(result.last_loss))
+          throw InputError("training diverged: loss is " + std::to_string(result.last_loss) +
+                           " at step " + std::to_string(state_.step) +
+                           " (lower train.lr or set train.grad_clip)");
+        const auto now = std::chrono::steady_clock::now();
+        const double seconds = std::chrono::duration<double>(now - last_time).count();
+        images_per_s = static_cast<double>((state_.step - last_step) * options_.batch_size()) /
+                       std::max(seconds, 1e-9);
+        last_time = now;
+        last_step = state_.step;
+      }
+      if (logs) {
         metrics << to_csv({state_.step, state_.epoch, result.last_loss, lr, images_per_s}) << '\n';
         metrics.flush();
         if (!out.logs.empty() && context_.log) {
           std::ostringstream line;
           line << "step " << state_.step;
-          for (const auto& [name, value] : out.logs) line << "  " << name << " " << value;
+          for (const auto& [name, value] : out.logs)
+            line << "  " << name << " " << value.item<double>();
           context_.log->file_only(line.str());
         }
       }
       std::ostringstream detail;
       detail << "epoch " << state_.epoch << "  loss " << result.last_loss;
       progress.update(state_.step, detail.str(), images_per_s);
-      if (options_.checkpoint_every() > 0 && state_.step % options_.checkpoint_every() == 0) save();
+      if (saves) save();
       if (should_stop && should_stop(state_.step)) {
         result.interrupted = true;
+        result.last_loss = out.loss.item<double>();
         break;
       }
     }

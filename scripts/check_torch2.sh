@@ -42,11 +42,15 @@ for fs in proc sys dev; do
 done
 
 # The checkout as git sees it (tracked and untracked files, not what .gitignore leaves out), so
-# the run tests exactly this working tree; the root's own build/ stays for the next run.
+# the run tests exactly this working tree; the root's own build/ stays for the next run. The
+# copies get the time of copying (--touch): with the checkout's times, a file edited before the
+# last run's build would look older than its stale object and not be rebuilt. ccache keeps the
+# rebuild of unchanged files cheap.
 src="$root/src/pretext"
 mkdir -p "$src"
 find "$src" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
-git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$src"
+git ls-files -z --cached --others --exclude-standard |
+  tar --null --ignore-failed-read -T - -cf - | tar -xf - --touch -C "$src"
 
 started=$(date +%s)
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \

@@ -108,7 +108,7 @@ TEST(Dino, CentreIsARunningMeanOfTeacherOutputs) {
                                             torch::rand({2, 3, 8, 8}), torch::rand({2, 3, 8, 8})};
   const auto out = dino.step(views);
   EXPECT_TRUE(std::isfinite(out.loss.item<double>()));
-  EXPECT_GT(out.logs.at("teacher_entropy"), 0.0);
+  EXPECT_GT(out.logs.at("teacher_entropy").item<double>(), 0.0);
   // The teacher head's output on the globals, recomputed, gives the centre after one update.
   torch::NoGradGuard no_grad;
   auto head = dino.named_children()["teacher_head"];
@@ -154,9 +154,9 @@ TEST(Dino, AShortRunLowersTheLossWithoutCollapse) {
     optimizer.step();
     dino.after_optimizer_step(step + 1, steps);
     loss.push_back(out.loss.item<double>());
-    entropy.push_back(out.logs.at("teacher_entropy"));
-    mean_entropy.push_back(out.logs.at("teacher_mean_entropy"));
-    spread.push_back(out.logs.at("teacher_embedding_std"));
+    entropy.push_back(out.logs.at("teacher_entropy").item<double>());
+    mean_entropy.push_back(out.logs.at("teacher_mean_entropy").item<double>());
+    spread.push_back(out.logs.at("teacher_embedding_std").item<double>());
   }
   const auto average = [](const std::vector<double>& v, size_t from, size_t to) {
     return std::accumulate(v.begin() + from, v.begin() + to, 0.0) / static_cast<double>(to - from);

@@ -75,8 +75,8 @@ TEST(Siamese, NegativeCosineHoldsTheTargetConstant) {
   EXPECT_TRUE(p.grad().defined());
   EXPECT_FALSE(z.grad().defined());  // stop-gradient
   // 1/sqrt(D) for spread rows, 0 for identical rows.
-  EXPECT_NEAR(embedding_std(torch::eye(64)), 0.125, 0.01);
-  EXPECT_NEAR(embedding_std(torch::ones({8, 16})), 0.0, 1e-7);
+  EXPECT_NEAR(embedding_std(torch::eye(64)).item<double>(), 0.125, 0.01);
+  EXPECT_NEAR(embedding_std(torch::ones({8, 16})).item<double>(), 0.0, 1e-7);
 }
 
 TEST(Moco, QueueTakesBothViewsKeysOldestFirstAndWrapsAround) {
@@ -199,7 +199,7 @@ Run short_run(MethodImpl& method, int64_t steps, double lr) {
     if (step < 10) run.first_loss += out.loss.item<double>() / 10;
     if (step >= steps - 10) {
       run.last_loss += out.loss.item<double>() / 10;
-      run.last_std += out.logs.at("embedding_std") / 10;
+      run.last_std += out.logs.at("embedding_std").item<double>() / 10;
     }
   }
   return run;

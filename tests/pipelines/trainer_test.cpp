@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
@@ -320,6 +321,25 @@ TEST_F(TrainerTest, Bf16ComputesInBf16AndKeepsWeightsAndStatisticsInFp32) {
     EXPECT_NE(std::string(e.what()).find("run.precision: fp16 needs run.device cuda"),
               std::string::npos)
         << e.what();
+  }
+}
+
+TEST(Optimizer, GlobalClippingIsTorchsClipGradNorm) {
+  for (const double max_norm : {1.0, 100.0}) {  // clipped, and under the bound
+    auto a = torch::zeros({2}, torch::requires_grad());
+    auto b = torch::zeros({3}, torch::requires_grad());
+    auto unused = torch::zeros({1}, torch::requires_grad());  // no gradient: left out
+    a.mutable_grad() = torch::tensor({3.0f, 4.0f});
+    b.mutable_grad() = torch::tensor({1.0f, 2.0f, 2.0f});
+    auto a_ref = a.detach().clone().requires_grad_(true);
+    auto b_ref = b.detach().clone().requires_grad_(true);
+    a_ref.mutable_grad() = a.grad().clone();
+    b_ref.mutable_grad() = b.grad().clone();
+    clip_gradients_globally({a, b, unused}, max_norm);
+    torch::nn::utils::clip_grad_norm_(std::vector<torch::Tensor>{a_ref, b_ref}, max_norm);
+    EXPECT_TRUE(torch::allclose(a.grad(), a_ref.grad())) << max_norm;
+    EXPECT_TRUE(torch::allclose(b.grad(), b_ref.grad())) << max_norm;
+    EXPECT_FALSE(unused.grad().defined());
   }
 }
 
