@@ -6,9 +6,10 @@
 # makes a trixie root with debootstrap in ROOT (default /var/tmp/pretext-trixie; kept and reused,
 # so a second run skips the download), copies this checkout's tracked and untracked files into
 # ROOT/src/pretext, and runs the README's test command (scripts/setup.sh test) inside it. The
-# build directory inside the root is kept between runs. Needs root (debootstrap, chroot, mount)
-# and Debian's registry; not part of CI. On 2 cores: about 45 minutes the first time (debootstrap
-# 1, packages 8, build 30, tests 6), about 12 after a change to one source file.
+# build directory and ccache inside the root are kept between runs. Needs root (debootstrap,
+# chroot, mount) and Debian's registry; not part of CI. Measured 2026-12-01 on 2 cores that other
+# builds shared (not on an idle machine): debootstrap 3 minutes, the packages 10, the first build
+# about 60, a later one (ccache) about 20, the tests about 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,10 +31,17 @@ cp /etc/resolv.conf "$root/etc/resolv.conf" 2> /dev/null || true
 
 mounted=()
 cleanup() {
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[i]}" 2> /dev/null || true; done
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -R "${mounted[i]}" 2> /dev/null || true; done
 }
 trap cleanup EXIT
-for fs in proc sys dev; do
+# A proc of its own (a bind of the host's showed nothing inside the root here, and UCX, which
+# Debian 13's LibTorch links, then prints "failed to get boot id" into every command's output);
+# sys and dev bound from the host.
+if ! mountpoint -q "$root/proc"; then
+  mount -t proc proc "$root/proc"
+  mounted+=("$root/proc")
+fi
+for fs in sys dev; do
   if ! mountpoint -q "$root/$fs"; then
     mount --rbind "/$fs" "$root/$fs"
     mount --make-rslave "$root/$fs"
