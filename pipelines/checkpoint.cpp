@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
-#include <torch/serialize.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -55,8 +57,26 @@ void write_file(const std::string& path, std::string_view bytes) {
 }
 
 void save_pickle(const std::string& path, const c10::IValue& value) {
-  const auto bytes = torch::pickle_save(value);
-  write_file(path, std::string_view(bytes.data(), bytes.size()));
+  // torch::pickle_save, except that dicts and lists are written untagged: a tagged one is rebuilt
+  // through torch.jit._pickle.restore_type_tag, which torch.load's weights_only mode (the
+  // default from PyTorch 2.6) refuses to call.
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler(
+      [&](const char* bytes, size_t size) { pickled.insert(pickled.end(), bytes, bytes + size); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  std::string archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t size) {
+    archive.append(static_cast<const char*>(bytes), size);
+    return size;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickled.data(), pickled.size(), pickler.tensorData(),
+                                     writer);
+  writer.writeEndOfFile();
+  write_file(path, archive);
 }
 
 c10::IValue load_pickle(const std::string& path, const std::string& what) {

@@ -85,10 +85,10 @@ class ViT(nn.Module):
 
 def check(folder, name, model):
     model.fc = nn.Identity()
-    state = torch.load(f"{folder}/{name}.pt")
+    state = torch.load(f"{folder}/{name}.pt", weights_only=True)
     model.load_state_dict(state, strict=True)
     model.eval()
-    io = torch.load(f"{folder}/{name}_io.pt")
+    io = torch.load(f"{folder}/{name}_io.pt", weights_only=True)
     with torch.no_grad():
         out = model(io["input"])
     error = (out - io["output"]).abs().max().item()
