@@ -3,10 +3,12 @@
 // What differs between the LibTorch versions pretext builds against: Debian 12's 1.13 and the
 // 2.x of Debian 13, the official downloads and pip wheels. Every version test is in this file.
 
+#include <cmath>
 #include <string>
 
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/core/Tensor.h>
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 #include <torch/version.h>
@@ -16,10 +18,29 @@
   (TORCH_VERSION_MAJOR > (major) ||          \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+#if PRETEXT_TORCH_AT_LEAST(2, 0)
+#include <ATen/ops/scaled_dot_product_attention.h>
+#endif
+
 namespace pretext::compat {
 
 /// "1.13.0", "2.6.0", ...
 inline std::string torch_version() { return TORCH_VERSION; }
+
+/// softmax(q kᵀ / sqrt(d)) v over [B, heads, N, d]: PyTorch's fused kernel from 2.0 (flash or
+/// memory-efficient attention on a GPU, no [N, N] matrix kept for backward), the plain product
+/// before. `weights`, when given, receives the softmax, which only the plain product computes.
+inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            at::Tensor* weights = nullptr) {
+#if PRETEXT_TORCH_AT_LEAST(2, 0)
+  if (!weights) return at::scaled_dot_product_attention(q, k, v);
+#endif
+  const auto softmax = (q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))))
+                           .matmul(k.transpose(-2, -1))
+                           .softmax(-1);
+  if (weights) *weights = softmax;
+  return softmax.matmul(v);
+}
 
 /// TF32 tensor cores for fp32 matrix multiplies (cuBLAS) and convolutions (cuDNN), on or off.
 inline void allow_tf32(bool on) {

@@ -6,6 +6,7 @@
 #include <torch/nn/functional.h>
 #include <torch/types.h>
 
+#include "base/device.h"
 #include "domains/sampler.h"
 
 namespace pretext::domains {
@@ -67,19 +68,64 @@ torch::Tensor factor_or_one(const torch::Tensor& on, double spread, at::Generato
   return torch::where(on > 0, factor, torch::ones_like(factor));
 }
 
+// Constants in the dtype and on the device of `options`.
+torch::Tensor constant(const torch::Tensor& host, const torch::TensorOptions& options) {
+  return to_device(host, options.device()).to(options.dtype());
+}
+
 torch::Tensor per_band(const std::vector<double>& values, int64_t channels,
                        const torch::Tensor& like) {
   // One value per band; a temporal stack (frames x bands) repeats them for every frame.
   const auto count = static_cast<int64_t>(values.size());
   TORCH_CHECK(count > 0 && channels % count == 0, "normalisation has ", count, " values for ",
               channels, " bands");
-  const auto t = torch::tensor(values, torch::kFloat64).to(like.options());
+  const auto t = constant(torch::tensor(values, torch::kFloat64), like.options());
   return t.repeat({channels / count}).view({1, channels, 1, 1});
+}
+
+// Every tensor of the parameters, for packing.
+std::vector<torch::Tensor*> tensors_of(AugmentParams& p) {
+  return {&p.crop_x,     &p.crop_y,        &p.crop_width,   &p.crop_height,  &p.hflip,
+          &p.vflip,      &p.quarter_turns, &p.brightness,   &p.contrast,     &p.gamma,
+          &p.blur_sigma, &p.window_preset, &p.window_shift, &p.window_scale, &p.bias,
+          &p.noise_std,  &p.hed_scale,     &p.hed_shift,    &p.band_scale,   &p.band_shift,
+          &p.band_keep};
+}
+
+bool any_differs(const torch::Tensor& values, double neutral) {
+  return values.defined() && (values != neutral).any().item<bool>();
+}
+
+// 32-bit integer hash (Mueller's, a bijection of [0, 2^32)) in int64 arithmetic: products stay
+// below 2^59, so nothing overflows and every device computes the same bits.
+torch::Tensor hash32(torch::Tensor h) {
+  constexpr int64_t kMultiplier = 0x45d9f3b, kMask = 0xffffffff;
+  h = (h.__rshift__(16).bitwise_xor(h) * kMultiplier).bitwise_and(kMask);
+  h = (h.__rshift__(16).bitwise_xor(h) * kMultiplier).bitwise_and(kMask);
+  return h.__rshift__(16).bitwise_xor(h);
 }
 
 }  // namespace
 
 Augment::Augment(AugmentOptions options) : options_(std::move(options)) {}
+
+AugmentParams AugmentParams::to(const c10::Device& device) const {
+  // Packed on the CPU too (a few small copies), so that every test runs the device path.
+  AugmentParams moved = *this;
+  std::vector<torch::Tensor*> present;
+  std::vector<torch::Tensor> flat;
+  std::vector<int64_t> lengths;
+  for (auto* t : tensors_of(moved)) {
+    if (!t->defined()) continue;
+    present.push_back(t);
+    flat.push_back(t->to(torch::kFloat64).flatten());  // preset indices are exact in float64
+    lengths.push_back(flat.back().numel());
+  }
+  const auto parts = to_device(torch::cat(flat), device).split_with_sizes(lengths);
+  for (size_t i = 0; i < present.size(); ++i)
+    *present[i] = parts[i].view(present[i]->sizes()).to(present[i]->scalar_type());
+  return moved;
+}
 
 AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
                               at::Generator& generator, int64_t channels) const {
@@ -146,56 +192,59 @@ torch::Tensor Augment::operator()(const torch::Tensor& batch, at::Generator& gen
 
 torch::Tensor Augment::apply(const torch::Tensor& batch, const AugmentParams& params) const {
   TORCH_CHECK(batch.dim() == 4, "augment expects [B, C, H, W], got ", batch.sizes());
-  auto x = crop_flip_rotate(batch.to(torch::kFloat32), params);
-  x = bias_field(x, params);
-  x = apply_window(x, options_, params.window_preset, params.window_shift, params.window_scale);
-  x = stain(x, params);
-  x = jitter(x, params);
-  x = band_jitter(x, params);
-  x = noise(x, params);
-  x = blur(x, params);
+  // Which optional stages any sample takes, read from the parameters where they were drawn (the
+  // CPU), so that applying them on the batch's device reads nothing back.
+  const bool bias = any_differs(params.bias, 0);
+  const bool stained =
+      batch.size(1) == 3 && (any_differs(params.hed_scale, 1) || any_differs(params.hed_shift, 0));
+  const bool noisy = any_differs(params.noise_std, 0);
+  const bool blurred = any_differs(params.blur_sigma, 0);
+  const auto p = params.to(batch.device());
+  auto x = crop_flip_rotate(batch.to(torch::kFloat32), p);
+  if (bias) x = bias_field(x, p);
+  x = apply_window(x, options_, p.window_preset, p.window_shift, p.window_scale);
+  if (stained) x = stain(x, p);
+  x = jitter(x, p);
+  x = band_jitter(x, p);
+  if (noisy) x = noise(x, p);
+  if (blurred) x = blur(x, p);
   x = normalise(x);
-  if (params.band_keep.defined() && params.band_keep.size(1) == x.size(1))
-    x = x * params.band_keep.to(x.options()).view({x.size(0), x.size(1), 1, 1});
+  if (p.band_keep.defined() && p.band_keep.size(1) == x.size(1))
+    x = x * p.band_keep.to(x.dtype()).view({x.size(0), x.size(1), 1, 1});
   return x;
 }
 
 torch::Tensor Augment::band_jitter(const torch::Tensor& x, const AugmentParams& p) const {
   if (!p.band_scale.defined() || p.band_scale.size(1) != x.size(1)) return x;
   const auto shape = std::vector<int64_t>{x.size(0), x.size(1), 1, 1};
-  return x * p.band_scale.to(x.options()).view(shape) + p.band_shift.to(x.options()).view(shape);
+  return x * p.band_scale.to(x.dtype()).view(shape) + p.band_shift.to(x.dtype()).view(shape);
 }
 
 torch::Tensor Augment::bias_field(const torch::Tensor& x, const AugmentParams& p) const {
-  if (!p.bias.defined() || !(p.bias != 0).any().item<bool>()) return x;
   const int64_t height = x.size(2), width = x.size(3);
-  const auto options = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto options = x.options().dtype(torch::kFloat64);
   const auto v = torch::linspace(-1, 1, height, options).view({height, 1}).expand({height, width});
   const auto u = torch::linspace(-1, 1, width, options).view({1, width}).expand({height, width});
   const auto terms = torch::stack({u, v, u * u, u * v, v * v});            // [5, H, W]
   const auto field = torch::einsum("bt,thw->bhw", {p.bias, terms}).exp();  // [B, H, W]
-  return x * field.unsqueeze(1).to(x.options());
+  return x * field.unsqueeze(1).to(x.dtype());
 }
 
 torch::Tensor Augment::stain(const torch::Tensor& x, const AugmentParams& p) const {
-  if (!p.hed_scale.defined() || x.size(1) != 3 ||
-      !((p.hed_scale != 1).any().item<bool>() || (p.hed_shift != 0).any().item<bool>()))
-    return x;
-  const auto scale = p.hed_scale.to(x.options()).view({-1, 3, 1, 1});
-  const auto shift = p.hed_shift.to(x.options()).view({-1, 3, 1, 1});
+  const auto scale = p.hed_scale.to(x.dtype()).view({-1, 3, 1, 1});
+  const auto shift = p.hed_shift.to(x.dtype()).view({-1, 3, 1, 1});
   const auto jittered = hed_to_rgb(rgb_to_hed(x) * scale + shift);
   // Samples without stain jitter keep their exact pixels.
-  const auto on = ((p.hed_scale != 1).any(1) | (p.hed_shift != 0).any(1)).to(x.device());
+  const auto on = (p.hed_scale != 1).any(1) | (p.hed_shift != 0).any(1);
   return torch::where(on.view({-1, 1, 1, 1}), jittered, x);
 }
 
 namespace {
 
 // Ruifrok and Johnston's stain vectors (rows: haematoxylin, eosin, DAB), as scikit-image uses.
-torch::Tensor rgb_from_hed(const torch::Tensor& like) {
+torch::Tensor rgb_from_hed() {
   return torch::tensor({0.65, 0.70, 0.29, 0.07, 0.99, 0.11, 0.27, 0.57, 0.78}, torch::kFloat64)
-      .view({3, 3})
-      .to(like.options());
+      .view({3, 3});
 }
 
 constexpr double kLogFloor = -13.815510557964274;  // log(1e-6)
@@ -204,20 +253,36 @@ constexpr double kLogFloor = -13.815510557964274;  // log(1e-6)
 
 torch::Tensor rgb_to_hed(const torch::Tensor& rgb) {
   const auto od = rgb.clamp_min(1e-6).log() / kLogFloor;  // [B, 3, H, W], 0 for white
-  const auto hed_from_rgb = torch::inverse(rgb_from_hed(rgb).to(torch::kFloat64)).to(rgb.options());
+  // Inverted on the CPU: an inverse on a GPU checks its result, a read back.
+  const auto hed_from_rgb = constant(torch::inverse(rgb_from_hed()), rgb.options());
   return torch::einsum("bchw,cs->bshw", {od, hed_from_rgb});
 }
 
 torch::Tensor hed_to_rgb(const torch::Tensor& hed) {
-  const auto od = torch::einsum("bshw,sc->bchw", {hed, rgb_from_hed(hed)});
+  const auto od = torch::einsum("bshw,sc->bchw", {hed, constant(rgb_from_hed(), hed.options())});
   return (od * kLogFloor).exp().clamp(0, 1);
 }
 
 torch::Tensor Augment::noise(const torch::Tensor& x, const AugmentParams& p) const {
-  if (!p.noise_std.defined() || !(p.noise_std > 0).any().item<bool>()) return x;
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(p.noise_seed);
-  const auto noise = torch::randn(x.sizes(), generator, torch::kFloat32).to(x.device());
-  return x + noise * p.noise_std.to(x.options()).view({-1, 1, 1, 1});
+  const auto noise = seeded_normal(x.sizes(), p.noise_seed, x.options());
+  return x + noise * p.noise_std.to(x.dtype()).view({-1, 1, 1, 1});
+}
+
+torch::Tensor seeded_normal(at::IntArrayRef sizes, uint64_t seed,
+                            const at::TensorOptions& options) {
+  constexpr int64_t kMask = 0xffffffff;
+  constexpr double kTwoTo32 = 4294967296.0;
+  const auto low = static_cast<int64_t>(seed & kMask), high = static_cast<int64_t>(seed >> 32);
+  int64_t count = 1;
+  for (const auto size : sizes) count *= size;
+  const auto position =
+      torch::arange(count, options.dtype(torch::kInt64)).bitwise_and(kMask);  // the counter
+  const auto first = hash32(hash32(position.bitwise_xor(low)).bitwise_xor(high));
+  const auto second = hash32(first.bitwise_xor(hash32(position.bitwise_xor(high))));
+  const auto u1 = (first.to(torch::kFloat64) + 1) / kTwoTo32;  // (0, 1]: log is finite
+  const auto u2 = second.to(torch::kFloat64) / kTwoTo32;
+  const auto normal = (-2 * u1.log()).sqrt() * (2 * M_PI * u2).cos();
+  return normal.to(options.dtype()).view(sizes);
 }
 
 torch::Tensor Augment::crop_flip_rotate(const torch::Tensor& batch, const AugmentParams& p) const {
@@ -255,18 +320,17 @@ torch::Tensor Augment::jitter(const torch::Tensor& x, const AugmentParams& p) co
 }
 
 torch::Tensor Augment::blur(const torch::Tensor& x, const AugmentParams& p) const {
-  if (!(p.blur_sigma > 0).any().item<bool>()) return x;
   const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
   // One kernel length for the batch, wide enough for the largest sigma; reflection padding needs
   // it shorter than the image.
   int64_t half = static_cast<int64_t>(std::ceil(3 * options_.blur_sigma_max()));
   half = std::max<int64_t>(1, std::min({half, height - 1, width - 1}));
-  const auto t = torch::arange(-half, half + 1, torch::kFloat64).view({1, -1});
+  const auto t = torch::arange(-half, half + 1, x.options().dtype(torch::kFloat64)).view({1, -1});
   const auto sigma = p.blur_sigma.view({-1, 1});
   auto weights = torch::exp(-t * t / (2 * sigma.clamp_min(1e-6).pow(2)));
   // sigma 0: the identity kernel.
   weights = torch::where(sigma > 0, weights, (t == 0).to(torch::kFloat64).expand_as(weights));
-  weights = (weights / weights.sum(1, true)).to(x.options());
+  weights = (weights / weights.sum(1, true)).to(x.dtype());
   const auto kernel = weights.repeat_interleave(channels, 0);  // [B * C, K]
   const int64_t k = 2 * half + 1;
   auto y = x.reshape({1, batch * channels, height, width});
@@ -293,31 +357,47 @@ torch::Tensor apply_window(const torch::Tensor& batch, const AugmentOptions& opt
                            const torch::Tensor& scale) {
   if (options.window() == WindowMode::kNone) return batch;
   const auto x = batch.to(torch::kFloat32);
-  torch::Tensor level, width;  // float64 [B]
+  const auto float64 = x.options().dtype(torch::kFloat64);
+  torch::Tensor level, width;  // float64 [B] on the batch's device
   if (options.window() == WindowMode::kPresets) {
-    const auto levels = torch::tensor(options.window_levels(), torch::kFloat64);
-    const auto widths = torch::tensor(options.window_widths(), torch::kFloat64);
-    level = levels.index_select(0, preset);
-    width = widths.index_select(0, preset);
+    const auto levels = constant(torch::tensor(options.window_levels(), torch::kFloat64), float64);
+    const auto widths = constant(torch::tensor(options.window_widths(), torch::kFloat64), float64);
+    level = levels.index_select(0, preset.to(x.device()));
+    width = widths.index_select(0, preset.to(x.device()));
   } else {
     const auto& q = options.window_percentiles();
-    const auto bounds = torch::quantile(x.flatten(1).to(torch::kFloat64).cpu(),
-                                        torch::tensor({q[0] / 100, q[1] / 100}, torch::kFloat64),
-                                        1);  // [2, B]
+    const auto bounds = row_quantiles(x.flatten(1), {q[0] / 100, q[1] / 100});  // [2, B]
     level = (bounds[0] + bounds[1]) / 2;
     width = (bounds[1] - bounds[0]).clamp_min(1e-6);
   }
-  level = level + shift * width;
-  width = width * scale;
-  const auto low = (level - width / 2).to(x.options()).view({-1, 1, 1, 1});
-  return ((x - low) / width.to(x.options()).view({-1, 1, 1, 1})).clamp(0, 1);
+  level = level + shift.to(float64) * width;
+  width = width * scale.to(float64);
+  const auto low = (level - width / 2).to(x.dtype()).view({-1, 1, 1, 1});
+  return ((x - low) / width.to(x.dtype()).view({-1, 1, 1, 1})).clamp(0, 1);
+}
+
+torch::Tensor row_quantiles(const torch::Tensor& rows, const std::vector<double>& fractions) {
+  TORCH_CHECK(rows.dim() == 2 && rows.size(1) > 0, "row_quantiles expects [B, N], got ",
+              rows.sizes());
+  const auto sorted = std::get<0>(rows.sort(1));
+  const int64_t last = rows.size(1) - 1;
+  std::vector<torch::Tensor> quantiles;
+  for (const double fraction : fractions) {
+    const double position = fraction * static_cast<double>(last);
+    const auto below = std::min(static_cast<int64_t>(std::floor(position)), last);
+    const auto above = std::min(below + 1, last);
+    const auto low = sorted.select(1, below).to(torch::kFloat64);
+    const auto high = sorted.select(1, above).to(torch::kFloat64);
+    quantiles.push_back(low + (high - low) * (position - static_cast<double>(below)));
+  }
+  return torch::stack(quantiles);
 }
 
 torch::Tensor evaluation_view(const torch::Tensor& batch, const AugmentOptions& options) {
   const int64_t n = batch.size(0);
-  const auto x =
-      apply_window(batch, options, torch::zeros({n}, torch::kInt64),
-                   torch::zeros({n}, torch::kFloat64), torch::ones({n}, torch::kFloat64));
+  const auto on_device = batch.options().dtype(torch::kFloat64);
+  const auto x = apply_window(batch, options, torch::zeros({n}, on_device.dtype(torch::kInt64)),
+                              torch::zeros({n}, on_device), torch::ones({n}, on_device));
   return normalise(x, options.mean(), options.std());
 }
 

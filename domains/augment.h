@@ -105,7 +105,7 @@ struct AugmentOptions {
   void visit_fields(FieldVisitor& visit);
 };
 
-/// Per-sample random parameters of one batch, all float64 [B] on the CPU.
+/// Per-sample random parameters of one batch, float64 [B] (or [B, k]) as drawn on the CPU.
 struct AugmentParams {
   at::Tensor crop_x, crop_y;               ///< crop centre, normalised [-1, 1] image coordinates
   at::Tensor crop_width, crop_height;      ///< crop half-extent as a fraction of the image side
@@ -122,11 +122,17 @@ struct AugmentParams {
   at::Tensor hed_scale, hed_shift;         ///< [B, 3]: 1 and 0 where no stain jitter applies
   at::Tensor band_scale, band_shift;       ///< [B, C]: 1 and 0 where no band jitter applies
   at::Tensor band_keep;                    ///< [B, C]: 0 for dropped bands, else 1
+
+  /// The same parameters on `device`, packed into one tensor for a single copy (pinned and
+  /// non-blocking for CUDA: no host-device synchronisation per parameter).
+  AugmentParams to(const c10::Device& device) const;
 };
 
 /// Batched augmentation with per-sample parameters drawn from a seeded generator. One code path
 /// for CPU and GPU tensors: parameters are drawn on the CPU (so a seed gives the same views on
-/// every device) and applied to the batch where it lives. Crop, flips and rotations are one
+/// every device), copied once, and applied to the batch where it lives, with no read back: the
+/// bias field, the noise (a counter-based hash of the seed and each value's position) and the
+/// percentile window are computed on the batch's device. Crop, flips and rotations are one
 /// affine `grid_sample`; jitter is broadcast arithmetic; blur a grouped separable convolution.
 class Augment {
  public:
@@ -170,6 +176,16 @@ class ViewAugment {
  private:
   Augment augment_, local_;
 };
+
+/// Standard normal values of the given shape from `seed` alone, the same bits of integer hashing
+/// on every device (Box-Muller of two 32-bit hashes of each value's position and the seed), so
+/// CPU and GPU add the same noise up to float rounding.
+at::Tensor seeded_normal(at::IntArrayRef sizes, uint64_t seed, const at::TensorOptions& options);
+
+/// torch.quantile's linear interpolation along dim 1 of [B, N], for each of `fractions` in
+/// [0, 1]: [fractions, B] float64. Unlike torch.quantile, any N (it refuses inputs of more than
+/// 2^24 values, less than a batch of 224² images).
+at::Tensor row_quantiles(const at::Tensor& rows, const std::vector<double>& fractions);
 
 /// The normalisation alone: (x - mean) / std per band.
 at::Tensor normalise(const at::Tensor& batch, const std::vector<double>& mean,

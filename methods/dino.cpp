@@ -96,7 +96,7 @@ DinoImpl::DinoImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<Backbo
   student_head_ = register_module("student_head", DinoHead(student_->feature_dim(), options));
   teacher_head_ = register_module("teacher_head", DinoHead(teacher_->feature_dim(), options));
   center_ = register_buffer("center", torch::zeros({1, options.out_dim()}));
-  steps_ = register_buffer("steps", torch::zeros({1}, torch::kInt64));
+  steps_ = MirroredInt(*this, "steps", 0);
   // The teacher starts as the student and learns only through the moving average.
   momentum_pairs_.add(*student_, *teacher_);
   momentum_pairs_.add(*student_head_, *teacher_head_);
@@ -114,14 +114,14 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
     student_out.push_back(
         student_->forward(torch::cat(std::vector<torch::Tensor>(views.begin() + 2, views.end()))));
   const auto student_logits = student_head_->forward(
-      torch::cat(student_out), steps_.item<int64_t>() < options_.freeze_last_layer_steps());
+      torch::cat(student_out), steps_.get() < options_.freeze_last_layer_steps());
   torch::Tensor teacher_logits, teacher_features;
   {
     torch::NoGradGuard no_grad;
     teacher_features = teacher_->forward(torch::cat(globals));
     teacher_logits = teacher_head_->forward(teacher_features);
   }
-  const double temperature = teacher_temperature(options_, steps_.item<int64_t>());
+  const double temperature = teacher_temperature(options_, steps_.get());
   StepOutput out;
   out.loss = dino_loss(student_logits, teacher_logits, center_, options_.student_temp(),
                        temperature, count, 2);
@@ -143,7 +143,7 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
 }
 
 void DinoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
-  steps_.fill_(step);
+  steps_.set(step);
   const double m = cosine_momentum(options_.momentum_teacher(), step, total_steps);
   momentum_pairs_.update(m);
 }

@@ -10,6 +10,7 @@
 #include "base/fields.h"
 #include "methods/method.h"
 #include "methods/momentum.h"
+#include "methods/step_random.h"
 
 namespace pretext::methods {
 
@@ -95,7 +96,8 @@ class DinoImpl : public MethodImpl {
   std::shared_ptr<BackboneImpl> student_, teacher_;
   DinoHead student_head_{nullptr}, teacher_head_{nullptr};
   MomentumPairs momentum_pairs_;  // teacher <- student
-  torch::Tensor center_, steps_;
+  torch::Tensor center_;
+  MirroredInt steps_;
 };
 
 }  // namespace pretext::methods

@@ -6,8 +6,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/modules/container/modulelist.h>
 
+#include "base/device.h"
 #include "base/errors.h"
-#include "methods/step_random.h"
 
 namespace pretext::methods {
 
@@ -57,7 +57,7 @@ Masking random_masking(const torch::Tensor& tokens, double ratio, at::Generator 
         {spread(order.slice(1, 0, per_sequence)), spread(order.slice(1, per_sequence))}, 1);
     keep = per_sequence * sequences;
   }
-  ids_shuffle = ids_shuffle.to(tokens.device());
+  ids_shuffle = to_device(ids_shuffle, tokens.device());
   Masking m;
   m.ids_restore = ids_shuffle.argsort(/*dim=*/1, /*descending=*/false);
   m.ids_keep = ids_shuffle.slice(1, 0, keep);
@@ -139,13 +139,13 @@ MaeImpl::MaeImpl(std::shared_ptr<BackboneImpl> backbone, const MaeOptions& optio
             .view({1, 1, -1, 1, width}),
         /*requires_grad=*/false);
   }
-  steps_ = register_buffer("steps", torch::zeros({1}, torch::kInt64));
-  mask_seed_ = register_buffer("mask_seed", draw_method_seed());
+  steps_ = MirroredInt(*this, "steps", 0);
+  mask_seed_ = MirroredInt(*this, "mask_seed", draw_method_seed());
 }
 
 at::Generator MaeImpl::mask_generator() const {
   // Independent masks per step, the same on every run and resume.
-  return step_generator(mask_seed_, steps_.item<int64_t>());
+  return step_generator(mask_seed_.get(), steps_.get());
 }
 
 torch::Tensor MaeImpl::date_encoding(const torch::Tensor& acquired_at, int64_t frames,
@@ -153,8 +153,7 @@ torch::Tensor MaeImpl::date_encoding(const torch::Tensor& acquired_at, int64_t f
   if (!options_.temporal_encoding() || !acquired_at.defined()) return {};
   TORCH_CHECK(acquired_at.dim() == 2 && acquired_at.size(1) == frames, "dates ",
               acquired_at.sizes(), " for ", frames, " frames");
-  return acquisition_encoding(acquired_at, dim)
-      .to(decoder_pos_embed_.device())
+  return to_device(acquisition_encoding(acquired_at, dim), decoder_pos_embed_.device())
       .view({acquired_at.size(0), frames, 1, 1, dim});
 }
 
@@ -258,6 +257,6 @@ StepOutput MaeImpl::loss(const torch::Tensor& stack, const std::vector<torch::Te
   return out;
 }
 
-void MaeImpl::after_optimizer_step(int64_t step, int64_t /*total_steps*/) { steps_.fill_(step); }
+void MaeImpl::after_optimizer_step(int64_t step, int64_t /*total_steps*/) { steps_.set(step); }
 
 }  // namespace pretext::methods

@@ -14,6 +14,7 @@
 
 #include "base/fields.h"
 #include "methods/method.h"
+#include "methods/step_random.h"
 #include "methods/vit.h"
 
 namespace pretext::methods {
@@ -121,7 +122,7 @@ class MaeImpl : public MethodImpl {
   torch::nn::LayerNorm decoder_norm_{nullptr};
   // Optimiser steps taken and the seed of the masks, buffers so that checkpoints carry them and a
   // resumed run draws the masks an uninterrupted one would.
-  torch::Tensor steps_, mask_seed_;
+  MirroredInt steps_, mask_seed_;
 };
 TORCH_MODULE(Mae);
 

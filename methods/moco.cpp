@@ -7,8 +7,8 @@
 #include <torch/nn/functional.h>
 #include <torch/types.h>
 
+#include "base/device.h"
 #include "methods/losses.h"
-#include "methods/step_random.h"
 
 namespace pretext::methods {
 namespace F = torch::nn::functional;
@@ -30,7 +30,7 @@ torch::Tensor forward_in_splits(const std::function<torch::Tensor(const torch::T
                                 const torch::Tensor& order) {
   const int64_t rows = x.size(0);
   const int64_t parts = std::max<int64_t>(1, std::min(splits, rows / 2));
-  const auto index = order.to(x.device());
+  const auto index = to_device(order, x.device());
   std::vector<torch::Tensor> outputs;
   for (const auto& part : x.index_select(0, index).chunk(parts)) outputs.push_back(forward(part));
   // Row order[i] of x went to position i: put it back.
@@ -52,15 +52,15 @@ MocoImpl::MocoImpl(std::shared_ptr<BackboneImpl> backbone,
     queue_ = register_buffer(
         "queue", F::normalize(torch::randn({options.queue_size(), options.projection_dim()}),
                               F::NormalizeFuncOptions().dim(1)));
-    queue_position_ = register_buffer("queue_position", torch::zeros({1}, torch::kInt64));
-    steps_ = register_buffer("steps", torch::zeros({1}, torch::kInt64));
-    shuffle_seed_ = register_buffer("shuffle_seed", draw_method_seed());
+    queue_position_ = MirroredInt(*this, "queue_position", 0);
+    steps_ = MirroredInt(*this, "steps", 0);
+    shuffle_seed_ = MirroredInt(*this, "shuffle_seed", draw_method_seed());
   }
 }
 
 void MocoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
   MomentumMethodImpl::after_optimizer_step(step, total_steps);
-  if (steps_.defined()) steps_.fill_(step);
+  if (options_.version() == 2) steps_.set(step);
 }
 
 std::pair<torch::Tensor, torch::Tensor> MocoImpl::split_batch_projections(
@@ -82,7 +82,7 @@ StepOutput MocoImpl::step(const std::vector<torch::Tensor>& views) {
   if (options_.version() == 2) {
     // Each view through each encoder on its own, in shuffle-BN sub-batches; the keys' shuffles
     // are drawn from (seed, step).
-    auto generator = step_generator(shuffle_seed_, steps_.item<int64_t>());
+    auto generator = step_generator(shuffle_seed_.get(), steps_.get());
     std::tie(q1, k1) = split_batch_projections(views[0], generator);
     std::tie(q2, k2) = split_batch_projections(views[1], generator);
     // The queue as it was before this batch: a copy, since enqueue overwrites it in place.
@@ -110,11 +110,12 @@ void MocoImpl::enqueue(const torch::Tensor& keys) {
   const int64_t size = queue_.size(0);
   auto normalised = F::normalize(keys, F::NormalizeFuncOptions().dim(1));
   if (normalised.size(0) > size) normalised = normalised.slice(0, normalised.size(0) - size);
-  const int64_t start = queue_position_.item<int64_t>();
+  const int64_t start = queue_position_.get();
   const auto rows =
-      (torch::arange(normalised.size(0), queue_position_.options()) + start).remainder(size);
-  queue_.index_copy_(0, rows.to(queue_.device()), normalised.to(queue_.dtype()));
-  queue_position_.fill_((start + normalised.size(0)) % size);
+      (torch::arange(normalised.size(0), queue_.options().dtype(torch::kInt64)) + start)
+          .remainder(size);
+  queue_.index_copy_(0, rows, normalised.to(queue_.dtype()));
+  queue_position_.set((start + normalised.size(0)) % size);
 }
 
 }  // namespace pretext::methods

@@ -8,6 +8,7 @@
 
 #include "base/fields.h"
 #include "methods/momentum.h"
+#include "methods/step_random.h"
 
 namespace pretext::methods {
 
@@ -65,8 +66,9 @@ class MocoImpl : public MomentumMethodImpl {
                                                                   at::Generator& generator);
   void enqueue(const torch::Tensor& keys);
   MocoOptions options_;
-  torch::Tensor queue_, queue_position_;
-  torch::Tensor steps_, shuffle_seed_;  // the key shuffle of each step
+  torch::Tensor queue_;
+  MirroredInt queue_position_;
+  MirroredInt steps_, shuffle_seed_;  // the key shuffle of each step
 };
 
 }  // namespace pretext::methods

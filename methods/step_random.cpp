@@ -1,15 +1,40 @@
 #include "methods/step_random.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/module.h>
 #include <torch/types.h>
 
 namespace pretext::methods {
 
-at::Tensor draw_method_seed() { return torch::randint(1LL << 62, {1}, torch::kInt64); }
+MirroredInt::MirroredInt(torch::nn::Module& owner, const std::string& name, int64_t value)
+    : buffer_(owner.register_buffer(name, torch::full({1}, value, torch::kInt64))), value_(value) {
+  remember();
+}
 
-at::Generator step_generator(const at::Tensor& seed, int64_t step) {
-  uint64_t z = static_cast<uint64_t>(seed.item<int64_t>()) +
-               0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(step + 1);
+int64_t MirroredInt::get() const {
+  if (buffer_._version() != version_ || buffer_.data_ptr() != storage_) {
+    value_ = buffer_.item<int64_t>();
+    remember();
+  }
+  return value_;
+}
+
+void MirroredInt::set(int64_t value) {
+  buffer_.fill_(value);
+  value_ = value;
+  remember();
+}
+
+void MirroredInt::remember() const {
+  version_ = buffer_._version();
+  storage_ = buffer_.data_ptr();
+}
+
+int64_t draw_method_seed() { return torch::randint(1LL << 62, {1}, torch::kInt64).item<int64_t>(); }
+
+at::Generator step_generator(int64_t seed, int64_t step) {
+  uint64_t z =
+      static_cast<uint64_t>(seed) + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(step + 1);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return at::make_generator<at::CPUGeneratorImpl>(z ^ (z >> 31));

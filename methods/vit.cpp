@@ -7,6 +7,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "base/errors.h"
+#include "base/torch_compat.h"
 
 namespace pretext::methods {
 namespace F = torch::nn::functional;
@@ -69,10 +70,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& tokens, torch::Tensor*
   // [3, B, heads, N, head_dim]
   const auto qkv =
       qkv_(tokens).reshape({batch, count, 3, heads_, head_dim}).permute({2, 0, 3, 1, 4});
-  const auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const auto attention = q.matmul(qkv[1].transpose(-2, -1)).softmax(-1);
-  if (weights) *weights = attention;
-  return proj_(attention.matmul(qkv[2]).transpose(1, 2).reshape({batch, count, dim}));
+  const auto mixed = compat::attention(qkv[0], qkv[1], qkv[2], weights);
+  return proj_(mixed.transpose(1, 2).reshape({batch, count, dim}));
 }
 
 BlockImpl::BlockImpl(int64_t dim, int64_t heads, int64_t hidden)

@@ -96,7 +96,8 @@ std::pair<EvalSplit, std::vector<KnnScore>> knn_of(const RunConfig& config, cons
   auto split = split_of(config, set.examples(), false, where, log);
   auto scores = knn_classify(set.features_of(split.train), set.labels_of(split.train),
                              set.features_of(split.test), set.labels_of(split.test), config.eval,
-                             static_cast<int64_t>(set.class_names.size()));
+                             static_cast<int64_t>(set.class_names.size()),
+                             torch::Device(config.run.device()));
   return {std::move(split), std::move(scores)};
 }
 
@@ -188,9 +189,10 @@ ProbeResult probe(const RunConfig& config, const EncoderSource& source, const st
            std::to_string(config.probe.heads()) + " heads on " +
            std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
            " validation, " + std::to_string(split.test.size()) + " test features");
-  const auto result = train_probes(part(split.train), part(split.val), part(split.test),
-                                   static_cast<int64_t>(set.class_names.size()), config.probe,
-                                   static_cast<uint64_t>(config.run.seed()));
+  const auto result =
+      train_probes(part(split.train), part(split.val), part(split.test),
+                   static_cast<int64_t>(set.class_names.size()), config.probe,
+                   static_cast<uint64_t>(config.run.seed()), torch::Device(config.run.device()));
   const RunDir run(config.run.dir());
   write_file(run.probe_csv(), probe_csv(result, sweep));
   if (sweep) write_file(run.probe_svg(), sweep_plot(result));

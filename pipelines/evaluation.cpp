@@ -270,6 +270,7 @@ torch::Tensor extract_features(methods::BackboneImpl& encoder,
                                int64_t batch_size, int64_t workers) {
   const bool was_training = encoder.is_training();
   encoder.eval();
+  methods::to_channels_last(encoder);  // as the trainer runs it
   torch::NoGradGuard no_grad;
   io::Loader loader(dataset, indices,
                     io::LoaderOptions()
@@ -281,7 +282,8 @@ torch::Tensor extract_features(methods::BackboneImpl& encoder,
   Progress progress("features of " + std::to_string(indices.size()) + " images", loader.batches());
   while (auto batch = loader.next()) {
     const auto images =
-        domains::evaluation_view(batch->pixels.to(device, /*non_blocking=*/true), augment);
+        domains::evaluation_view(batch->pixels.to(device, /*non_blocking=*/true), augment)
+            .contiguous(torch::MemoryFormat::ChannelsLast);
     features.push_back(encoder.forward(images).to(torch::kCPU, torch::kFloat32));
     progress.update(batch->position + 1);
   }

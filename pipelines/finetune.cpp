@@ -6,6 +6,7 @@
 #include <torch/nn/functional.h>
 #include <torch/types.h>
 
+#include "base/device.h"
 #include "domains/sampler.h"
 #include "io/loader.h"
 #include "pipelines/checkpoint.h"
@@ -102,6 +103,7 @@ Classifier make_classifier(const FinetuneContext& context, const FinetuneOptions
   if (options.freeze_encoder())
     for (auto& p : model->encoder().parameters()) p.requires_grad_(false);
   model->to(context.device);
+  methods::to_channels_last(*model);  // as the trainer runs it
   return model;
 }
 
@@ -142,8 +144,10 @@ void train_epoch(Classifier& model, torch::optim::Optimizer& optimizer,
   while (auto batch = loader.next()) {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(
         domains::mix_seed(domains::mix_seed(seed, 4), static_cast<uint64_t>(step++)));
-    const auto views = augment(batch->pixels.to(context.device, /*non_blocking=*/true), generator);
-    const auto loss = F::cross_entropy(model->forward(views), batch->labels.to(context.device));
+    const auto views = augment(batch->pixels.to(context.device, /*non_blocking=*/true), generator)
+                           .contiguous(torch::MemoryFormat::ChannelsLast);
+    const auto loss =
+        F::cross_entropy(model->forward(views), to_device(batch->labels, context.device));
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();

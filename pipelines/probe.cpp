@@ -6,6 +6,7 @@
 #include <torch/nn/functional.h>
 #include <torch/types.h>
 
+#include "base/device.h"
 #include "base/errors.h"
 
 namespace pretext::pipelines {
@@ -33,7 +34,8 @@ namespace {
 /// so that every head has its own learning rate and weight decay ([H, 1, 1] tensors).
 class HeadBatch {
  public:
-  HeadBatch(int64_t dim, int64_t classes, const ProbeOptions& options, at::Generator& generator)
+  HeadBatch(int64_t dim, int64_t classes, const ProbeOptions& options, at::Generator& generator,
+            const c10::Device& device)
       : options_(options) {
     const int64_t heads = options.heads();
     std::vector<double> lr, decay;
@@ -42,22 +44,23 @@ class HeadBatch {
         lr.push_back(rate);
         decay.push_back(wd);
       }
-    lr_ = torch::tensor(lr, torch::kFloat32).view({heads, 1, 1});
-    decay_ = torch::tensor(decay, torch::kFloat32).view({heads, 1, 1});
+    lr_ = to_device(torch::tensor(lr, torch::kFloat32).view({heads, 1, 1}), device);
+    decay_ = to_device(torch::tensor(decay, torch::kFloat32).view({heads, 1, 1}), device);
     // Every head starts from the same N(0, 0.01) weights, so heads differ by their settings only.
-    const auto start = torch::randn({dim, classes}, generator, torch::kFloat32) * 0.01;
+    const auto start =
+        to_device(torch::randn({dim, classes}, generator, torch::kFloat32) * 0.01, device);
     weights_ = start.expand({heads, dim, classes}).clone().requires_grad_(true);
-    bias_ = torch::zeros({heads, 1, classes}).requires_grad_(true);
+    bias_ = torch::zeros({heads, 1, classes}, start.options()).requires_grad_(true);
     for (const auto& p : {weights_, bias_}) {
       first_.push_back(torch::zeros_like(p));
       second_.push_back(torch::zeros_like(p));
     }
   }
 
-  torch::Tensor weights() const { return weights_.detach(); }
+  torch::Tensor weights() const { return weights_.detach().cpu(); }
   /// Every head's learning rate times `factor` from the next step on (the schedule).
   void scale_lr(double factor) { lr_factor_ = factor; }
-  torch::Tensor bias() const { return bias_.detach().squeeze(1); }
+  torch::Tensor bias() const { return bias_.detach().squeeze(1).cpu(); }
 
   /// [N, D] -> [H, N, C]
   torch::Tensor logits(const torch::Tensor& features) const {
@@ -123,14 +126,14 @@ HeadScores score_heads(const HeadBatch& heads, const LabelledFeatures& data, int
   constexpr int64_t kBlock = 4096;
   for (int64_t start = 0; start < data.features.size(0); start += kBlock)
     blocks.push_back(heads.logits(data.features.slice(0, start, start + kBlock)));
-  const auto scores = torch::cat(blocks, 1);
+  const auto scores = torch::cat(blocks, 1).cpu();
   HeadScores out;
   for (int64_t h = 0; h < count; ++h) {
     if (data.targets.defined()) {
-      out.multi.push_back(multi_label_metrics(scores[h], data.targets));
+      out.multi.push_back(multi_label_metrics(scores[h], data.targets.cpu()));
       out.choice.push_back(out.multi.back().mean_average_precision);
     } else {
-      out.single.push_back(classification_metrics(scores[h], data.labels));
+      out.single.push_back(classification_metrics(scores[h], data.labels.cpu()));
       out.choice.push_back(out.single.back().top1);
     }
   }
@@ -143,30 +146,36 @@ LabelledFeatures standardised(const LabelledFeatures& data, const torch::Tensor&
   return {(data.features - mean) / std, data.labels, data.targets};
 }
 
+LabelledFeatures on_device(const LabelledFeatures& data, const c10::Device& device) {
+  const auto move = [&](const torch::Tensor& t) { return t.defined() ? to_device(t, device) : t; };
+  return {move(data.features), move(data.labels), move(data.targets)};
+}
+
 }  // namespace
 
 ProbeResult train_probes(const LabelledFeatures& train, const LabelledFeatures& val,
                          const LabelledFeatures& test, int64_t classes, const ProbeOptions& options,
-                         uint64_t seed) {
+                         uint64_t seed, const c10::Device& device) {
   const int64_t heads = options.heads();
   if (heads > 1 && !val.features.defined())
     throw ConfigError("a probe sweep over " + std::to_string(heads) +
                       " settings needs a validation set to choose on");
-  LabelledFeatures tr = train, va = val, te = test;
+  LabelledFeatures tr = on_device(train, device), va = on_device(val, device),
+                   te = on_device(test, device);
   if (options.standardize()) {
-    const auto mean = train.features.mean(0);
+    const auto mean = tr.features.mean(0);
     // A constant feature has std 0; 1e-6 keeps it finite (and 0 after centring).
-    const auto std = train.features.std(0).clamp_min(1e-6);
-    tr = standardised(train, mean, std);
-    va = standardised(val, mean, std);
-    te = standardised(test, mean, std);
+    const auto std = tr.features.std(0).clamp_min(1e-6);
+    tr = standardised(tr, mean, std);
+    va = standardised(va, mean, std);
+    te = standardised(te, mean, std);
   }
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-  HeadBatch batch(tr.features.size(1), classes, options, generator);
+  HeadBatch batch(tr.features.size(1), classes, options, generator, device);
   const int64_t n = tr.features.size(0);
   for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
     batch.scale_lr(lr_factor(options.schedule(), epoch, options.epochs()));
-    const auto order = torch::randperm(n, generator, torch::kInt64);
+    const auto order = to_device(torch::randperm(n, generator, torch::kInt64), device);
     for (int64_t start = 0; start < n; start += options.batch_size()) {
       const auto rows = order.slice(0, start, start + options.batch_size());
       batch.step(tr.features.index_select(0, rows),

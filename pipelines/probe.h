@@ -68,9 +68,10 @@ double lr_factor(LrSchedule schedule, int64_t epoch, int64_t epochs);
 /// from `seed`), each with its own learning rate and weight decay, and scores them on `val`
 /// (when given: features defined) and `test`. Labels are in [0, classes). With targets (multi-
 /// label), each head is `classes` logistic regressions (binary cross-entropy of one sigmoid per
-/// label, averaged over labels and examples as torch's BCEWithLogitsLoss).
+/// label, averaged over labels and examples as torch's BCEWithLogitsLoss). Trains on `device`
+/// (the run's); the result's tensors are on the CPU.
 ProbeResult train_probes(const LabelledFeatures& train, const LabelledFeatures& val,
                          const LabelledFeatures& test, int64_t classes, const ProbeOptions& options,
-                         uint64_t seed);
+                         uint64_t seed, const c10::Device& device = c10::kCPU);
 
 }  // namespace pretext::pipelines

@@ -16,6 +16,8 @@
 
 #ifdef PRETEXT_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 namespace pretext::pipelines {
@@ -66,6 +68,33 @@ void configure_cuda(bool tf32) {
   if (!at::globalContext().hasCUDA()) return;
   compat::allow_tf32(tf32);
   at::globalContext().setBenchmarkCuDNN(tf32);
+}
+
+#ifdef PRETEXT_WITH_CUDA
+namespace {
+c10::DeviceIndex index_of(const c10::Device& device) {
+  return device.has_index() ? device.index() : c10::cuda::current_device();
+}
+}  // namespace
+#endif
+
+int64_t peak_device_memory(const c10::Device& device) {
+#ifdef PRETEXT_WITH_CUDA
+  // Statistic 0 is the aggregate over small and large pools.
+  if (device.is_cuda())
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(index_of(device))
+        .allocated_bytes[0]
+        .peak;
+#endif
+  (void)device;
+  return 0;
+}
+
+void reset_peak_device_memory(const c10::Device& device) {
+#ifdef PRETEXT_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(index_of(device));
+#endif
+  (void)device;
 }
 
 void configure_allocator() {

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include <c10/core/Device.h>
+
 namespace pretext::pipelines {
 
 /// Sets LibTorch's intra-op threads (0: every core) and returns the count. Debian's LibTorch
@@ -17,6 +19,11 @@ std::string torch_summary();
 /// For a CUDA device: TF32 for fp32 matrix multiplies and convolutions, and cuDNN's benchmark
 /// mode, both on or off (run.tf32). Nothing on the CPU.
 void configure_cuda(bool tf32);
+
+/// The most memory tensors on `device` held at once since the last reset, in bytes, as the
+/// caching allocator counts it (torch.cuda.max_memory_allocated); 0 on the CPU.
+int64_t peak_device_memory(const c10::Device& device);
+void reset_peak_device_memory(const c10::Device& device);
 
 /// Keeps freed tensor memory in the process heap instead of returning it to the kernel after
 /// every step: glibc serves each large tensor with a fresh mmap by default, and the page faults of

@@ -63,6 +63,60 @@ TEST(Augment, ParametersArePerSampleAndReproducibleFromTheSeed) {
   EXPECT_TRUE(torch::equal(augment(batch, g4), augment(batch, g5)));
 }
 
+TEST(Augment, ParametersTravelAsOnePackedCopyAndComeBackExact) {
+  const Augment augment(AugmentOptions().bias_field_p(0.5).band_jitter_p(0.5).hed_p(0.5));
+  auto g = seeded(4);
+  const auto params = augment.sample(6, 20, 30, g, 3);
+  const auto moved = params.to(torch::kCPU);  // the packing the GPU path uses
+  const auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return a.scalar_type() == b.scalar_type() && torch::equal(a, b);
+  };
+  EXPECT_TRUE(same(moved.crop_x, params.crop_x));
+  EXPECT_TRUE(same(moved.window_preset, params.window_preset));  // int64 kept
+  EXPECT_TRUE(same(moved.bias, params.bias));                    // [B, 5]
+  EXPECT_TRUE(same(moved.hed_shift, params.hed_shift));
+  EXPECT_TRUE(same(moved.band_keep, params.band_keep));  // the last one
+  EXPECT_EQ(moved.noise_seed, params.noise_seed);
+  AugmentParams partial = identity(6);  // undefined band tensors stay undefined
+  EXPECT_FALSE(partial.to(torch::kCPU).band_scale.defined());
+  EXPECT_TRUE(same(partial.to(torch::kCPU).gamma, partial.gamma));
+}
+
+TEST(Augment, SeededNormalIsAHashOfSeedAndPosition) {
+  // Golden values from the same hash and Box-Muller in plain Python integers and floats.
+  const auto values = seeded_normal({5}, 0x123456789abcdefULL, torch::kFloat64);
+  const auto expected = torch::tensor({0.20280985804602134, 0.784139675748452, 1.1533167601932433,
+                                       1.085954042792481, -0.5902908420404146},
+                                      torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(values, expected, 0, 1e-12));
+  const auto noise = seeded_normal({4, 50, 1000}, 7, torch::kFloat32);
+  EXPECT_EQ(noise.sizes(), (std::vector<int64_t>{4, 50, 1000}));
+  EXPECT_NEAR(noise.mean().item<double>(), 0.0, 0.01);
+  EXPECT_NEAR(noise.std().item<double>(), 1.0, 0.01);
+  EXPECT_NEAR((noise.abs() < 1).to(torch::kFloat64).mean().item<double>(), 0.6827, 0.005);
+  const auto flat = noise.flatten();  // neighbours independent
+  const auto next = (flat.slice(0, 1) * flat.slice(0, 0, -1)).mean().item<double>();
+  EXPECT_NEAR(next, 0.0, 0.01);
+  const auto other = seeded_normal({4, 50, 1000}, 8, torch::kFloat32);
+  EXPECT_NEAR((noise * other).mean().item<double>(), 0.0, 0.01);
+  EXPECT_TRUE(torch::equal(seeded_normal({4, 50, 1000}, 7, torch::kFloat32), noise));
+}
+
+TEST(Augment, RowQuantilesMatchTorchAndAcceptLargeRows) {
+  const auto rows = torch::randn({3, 101});
+  const std::vector<double> fractions = {0, 0.005, 0.37, 0.5, 0.995, 1};
+  const auto ours = row_quantiles(rows, fractions);
+  const auto theirs =
+      torch::quantile(rows.to(torch::kFloat64), torch::tensor(fractions, torch::kFloat64), 1);
+  EXPECT_TRUE(torch::allclose(ours, theirs, 0, 1e-12));
+  // torch.quantile refuses more than 2^24 values; a shuffled ramp's quantiles are its positions.
+  const int64_t n = (int64_t{1} << 24) + 1;
+  const auto ramp = torch::randperm(n, torch::kFloat32).view({1, n});
+  const auto middle = row_quantiles(ramp, {0.25, 0.5});
+  EXPECT_DOUBLE_EQ(middle[0][0].item<double>(), 0.25 * (n - 1));
+  EXPECT_DOUBLE_EQ(middle[1][0].item<double>(), 0.5 * (n - 1));
+}
+
 TEST(Augment, IdentityParametersOnlyNormalise) {
   const auto batch = torch::rand({4, 3, 16, 16});
   const Augment augment(AugmentOptions().size(16).mean({0.5, 0.4, 0.3}).std({0.2, 0.25, 0.5}));
