@@ -48,6 +48,26 @@ inline void allow_tf32(bool on) {
   at::globalContext().setAllowTF32CuDNN(on);
 }
 
+/// TF32 off while it lives, the previous settings back after: evaluation (k-NN similarities,
+/// linear probes) computes in exact fp32, so its numbers do not depend on the device.
+class ExactFp32 {
+ public:
+  ExactFp32()
+      : cublas_(at::globalContext().allowTF32CuBLAS()),
+        cudnn_(at::globalContext().allowTF32CuDNN()) {
+    allow_tf32(false);
+  }
+  ~ExactFp32() {
+    at::globalContext().setAllowTF32CuBLAS(cublas_);
+    at::globalContext().setAllowTF32CuDNN(cudnn_);
+  }
+  ExactFp32(const ExactFp32&) = delete;
+  ExactFp32& operator=(const ExactFp32&) = delete;
+
+ private:
+  bool cublas_, cudnn_;
+};
+
 /// Autocast on `device` (CPU or CUDA) while it lives, computing eligible ops in `dtype` (the
 /// Python `with torch.autocast(device, dtype)`); the previous state comes back after, and the
 /// cast-weight cache is cleared when the outermost one ends.

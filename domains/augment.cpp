@@ -96,12 +96,14 @@ bool any_differs(const torch::Tensor& values, double neutral) {
   return values.defined() && (values != neutral).any().item<bool>();
 }
 
+constexpr int64_t kLow32 = 0xffffffff;
+
 // 32-bit integer hash (Mueller's, a bijection of [0, 2^32)) in int64 arithmetic: products stay
 // below 2^59, so nothing overflows and every device computes the same bits.
 torch::Tensor hash32(torch::Tensor h) {
-  constexpr int64_t kMultiplier = 0x45d9f3b, kMask = 0xffffffff;
-  h = (h.__rshift__(16).bitwise_xor(h) * kMultiplier).bitwise_and(kMask);
-  h = (h.__rshift__(16).bitwise_xor(h) * kMultiplier).bitwise_and(kMask);
+  constexpr int64_t kMultiplier = 0x45d9f3b;
+  h = (h.__rshift__(16).bitwise_xor(h) * kMultiplier).bitwise_and(kLow32);
+  h = (h.__rshift__(16).bitwise_xor(h) * kMultiplier).bitwise_and(kLow32);
   return h.__rshift__(16).bitwise_xor(h);
 }
 
@@ -270,13 +272,12 @@ torch::Tensor Augment::noise(const torch::Tensor& x, const AugmentParams& p) con
 
 torch::Tensor seeded_normal(at::IntArrayRef sizes, uint64_t seed,
                             const at::TensorOptions& options) {
-  constexpr int64_t kMask = 0xffffffff;
   constexpr double kTwoTo32 = 4294967296.0;
-  const auto low = static_cast<int64_t>(seed & kMask), high = static_cast<int64_t>(seed >> 32);
+  const auto low = static_cast<int64_t>(seed & kLow32), high = static_cast<int64_t>(seed >> 32);
   int64_t count = 1;
   for (const auto size : sizes) count *= size;
   const auto position =
-      torch::arange(count, options.dtype(torch::kInt64)).bitwise_and(kMask);  // the counter
+      torch::arange(count, options.dtype(torch::kInt64)).bitwise_and(kLow32);  // the counter
   const auto first = hash32(hash32(position.bitwise_xor(low)).bitwise_xor(high));
   const auto second = hash32(first.bitwise_xor(hash32(position.bitwise_xor(high))));
   const auto u1 = (first.to(torch::kFloat64) + 1) / kTwoTo32;  // (0, 1]: log is finite
@@ -310,9 +311,9 @@ torch::Tensor Augment::crop_flip_rotate(const torch::Tensor& batch, const Augmen
 
 torch::Tensor Augment::jitter(const torch::Tensor& x, const AugmentParams& p) const {
   const auto shape = std::vector<int64_t>{-1, 1, 1, 1};
-  const auto b = p.brightness.to(x.options()).view(shape);
-  const auto c = p.contrast.to(x.options()).view(shape);
-  const auto g = p.gamma.to(x.options()).view(shape);
+  const auto b = p.brightness.to(x.dtype()).view(shape);
+  const auto c = p.contrast.to(x.dtype()).view(shape);
+  const auto g = p.gamma.to(x.dtype()).view(shape);
   auto y = x * b;
   const auto mean = y.mean({1, 2, 3}, true);
   y = (y - mean) * c + mean;
@@ -362,8 +363,9 @@ torch::Tensor apply_window(const torch::Tensor& batch, const AugmentOptions& opt
   if (options.window() == WindowMode::kPresets) {
     const auto levels = constant(torch::tensor(options.window_levels(), torch::kFloat64), float64);
     const auto widths = constant(torch::tensor(options.window_widths(), torch::kFloat64), float64);
-    level = levels.index_select(0, preset.to(x.device()));
-    width = widths.index_select(0, preset.to(x.device()));
+    const auto index = preset.to(x.device());
+    level = levels.index_select(0, index);
+    width = widths.index_select(0, index);
   } else {
     const auto& q = options.window_percentiles();
     const auto bounds = row_quantiles(x.flatten(1), {q[0] / 100, q[1] / 100});  // [2, B]
@@ -385,10 +387,14 @@ torch::Tensor row_quantiles(const torch::Tensor& rows, const std::vector<double>
   for (const double fraction : fractions) {
     const double position = fraction * static_cast<double>(last);
     const auto below = std::min(static_cast<int64_t>(std::floor(position)), last);
-    const auto above = std::min(below + 1, last);
+    const double weight = position - static_cast<double>(below);
     const auto low = sorted.select(1, below).to(torch::kFloat64);
-    const auto high = sorted.select(1, above).to(torch::kFloat64);
-    quantiles.push_back(low + (high - low) * (position - static_cast<double>(below)));
+    if (weight == 0) {  // a rank that falls on a value: that value, also where it is infinite
+      quantiles.push_back(low);
+      continue;
+    }
+    const auto high = sorted.select(1, std::min(below + 1, last)).to(torch::kFloat64);
+    quantiles.push_back(low + (high - low) * weight);
   }
   return torch::stack(quantiles);
 }

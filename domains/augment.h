@@ -184,7 +184,8 @@ at::Tensor seeded_normal(at::IntArrayRef sizes, uint64_t seed, const at::TensorO
 
 /// torch.quantile's linear interpolation along dim 1 of [B, N], for each of `fractions` in
 /// [0, 1]: [fractions, B] float64. Unlike torch.quantile, any N (it refuses inputs of more than
-/// 2^24 values, less than a batch of 224² images).
+/// 2^24 values, less than a batch of 224² images), and NaN sorts last instead of making the row
+/// NaN.
 at::Tensor row_quantiles(const at::Tensor& rows, const std::vector<double>& fractions);
 
 /// The normalisation alone: (x - mean) / std per band.

@@ -12,7 +12,8 @@ MirroredInt::MirroredInt(torch::nn::Module& owner, const std::string& name, int6
 }
 
 int64_t MirroredInt::get() const {
-  if (buffer_._version() != version_ || buffer_.data_ptr() != storage_) {
+  if (buffer_._version() != version_ ||
+      buffer_.storage().unsafeGetStorageImpl() != storage_.unsafeGetStorageImpl()) {
     value_ = buffer_.item<int64_t>();
     remember();
   }
@@ -27,7 +28,7 @@ void MirroredInt::set(int64_t value) {
 
 void MirroredInt::remember() const {
   version_ = buffer_._version();
-  storage_ = buffer_.data_ptr();
+  storage_ = buffer_.storage();
 }
 
 int64_t draw_method_seed() { return torch::randint(1LL << 62, {1}, torch::kInt64).item<int64_t>(); }

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
+#include <c10/core/Storage.h>
 
 namespace torch::nn {
 class Module;
@@ -15,7 +16,8 @@ namespace pretext::methods {
 /// An int64 a method keeps in a [1] buffer, which its checkpoints carry, mirrored on the host so
 /// that reading it needs no host-device synchronisation. The mirror is read again, once, after
 /// the buffer was replaced from outside (a checkpoint load, a move to another device): its
-/// storage or its version counter then differs from what the last set() left.
+/// storage or its version counter then differs from what the last set() left. The storage seen
+/// last is held, so a new one cannot take its address.
 ///   steps_ = MirroredInt(*this, "steps", 0);
 class MirroredInt {
  public:
@@ -31,7 +33,7 @@ class MirroredInt {
   at::Tensor buffer_;
   mutable int64_t value_ = 0;
   mutable int64_t version_ = 0;
-  mutable const void* storage_ = nullptr;
+  mutable c10::Storage storage_;
 };
 
 /// A seed for a method's own randomness (MAE's masks, MoCo's key shuffle), drawn from the global

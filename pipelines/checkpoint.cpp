@@ -59,7 +59,9 @@ void write_file(const std::string& path, std::string_view bytes) {
 void save_pickle(const std::string& path, const c10::IValue& value) {
   // torch::pickle_save, except that dicts and lists are written untagged: a tagged one is rebuilt
   // through torch.jit._pickle.restore_type_tag, which torch.load's weights_only mode (the
-  // default from PyTorch 2.6) refuses to call.
+  // default from PyTorch 2.6) refuses to call. Lists of ints, floats, bools or tensors still
+  // pickle as torch.jit._pickle.build_*list, refused too: files for Python hold dicts of tensors
+  // and generic (string) lists only.
   std::vector<char> pickled;
   torch::jit::Pickler pickler(
       [&](const char* bytes, size_t size) { pickled.insert(pickled.end(), bytes, bytes + size); },

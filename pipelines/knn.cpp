@@ -5,7 +5,7 @@
 #include <torch/nn/functional.h>
 #include <torch/types.h>
 
-#include "base/device.h"
+#include "base/torch_compat.h"
 
 namespace pretext::pipelines {
 namespace F = torch::nn::functional;
@@ -16,9 +16,10 @@ std::vector<KnnScore> knn_classify(const torch::Tensor& bank, const torch::Tenso
                                    const c10::Device& device) {
   const auto& ks = options.k();
   const int64_t k_max = std::min<int64_t>(*std::max_element(ks.begin(), ks.end()), bank.size(0));
-  const auto bank_n = F::normalize(to_device(bank, device), F::NormalizeFuncOptions().dim(1));
-  const auto queries_n = F::normalize(to_device(queries, device), F::NormalizeFuncOptions().dim(1));
-  const auto bank_labels_on_device = to_device(bank_labels, device);
+  const compat::ExactFp32 exact;
+  const auto bank_n = F::normalize(bank.to(device), F::NormalizeFuncOptions().dim(1));
+  const auto queries_n = F::normalize(queries.to(device), F::NormalizeFuncOptions().dim(1));
+  const auto bank_labels_on_device = bank_labels.to(device);
   std::vector<std::vector<torch::Tensor>> votes(ks.size());
   constexpr int64_t kChunk = 512;  // queries per similarity block: [512, bank] floats
   for (int64_t start = 0; start < queries.size(0); start += kChunk) {

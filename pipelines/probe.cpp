@@ -6,8 +6,8 @@
 #include <torch/nn/functional.h>
 #include <torch/types.h>
 
-#include "base/device.h"
 #include "base/errors.h"
+#include "base/torch_compat.h"
 
 namespace pretext::pipelines {
 namespace F = torch::nn::functional;
@@ -44,11 +44,10 @@ class HeadBatch {
         lr.push_back(rate);
         decay.push_back(wd);
       }
-    lr_ = to_device(torch::tensor(lr, torch::kFloat32).view({heads, 1, 1}), device);
-    decay_ = to_device(torch::tensor(decay, torch::kFloat32).view({heads, 1, 1}), device);
+    lr_ = torch::tensor(lr, torch::kFloat32).view({heads, 1, 1}).to(device);
+    decay_ = torch::tensor(decay, torch::kFloat32).view({heads, 1, 1}).to(device);
     // Every head starts from the same N(0, 0.01) weights, so heads differ by their settings only.
-    const auto start =
-        to_device(torch::randn({dim, classes}, generator, torch::kFloat32) * 0.01, device);
+    const auto start = (torch::randn({dim, classes}, generator, torch::kFloat32) * 0.01).to(device);
     weights_ = start.expand({heads, dim, classes}).clone().requires_grad_(true);
     bias_ = torch::zeros({heads, 1, classes}, start.options()).requires_grad_(true);
     for (const auto& p : {weights_, bias_}) {
@@ -127,13 +126,15 @@ HeadScores score_heads(const HeadBatch& heads, const LabelledFeatures& data, int
   for (int64_t start = 0; start < data.features.size(0); start += kBlock)
     blocks.push_back(heads.logits(data.features.slice(0, start, start + kBlock)));
   const auto scores = torch::cat(blocks, 1).cpu();
+  const auto labels = data.labels.defined() ? data.labels.cpu() : data.labels;
+  const auto targets = data.targets.defined() ? data.targets.cpu() : data.targets;
   HeadScores out;
   for (int64_t h = 0; h < count; ++h) {
-    if (data.targets.defined()) {
-      out.multi.push_back(multi_label_metrics(scores[h], data.targets.cpu()));
+    if (targets.defined()) {
+      out.multi.push_back(multi_label_metrics(scores[h], targets));
       out.choice.push_back(out.multi.back().mean_average_precision);
     } else {
-      out.single.push_back(classification_metrics(scores[h], data.labels.cpu()));
+      out.single.push_back(classification_metrics(scores[h], labels));
       out.choice.push_back(out.single.back().top1);
     }
   }
@@ -147,7 +148,7 @@ LabelledFeatures standardised(const LabelledFeatures& data, const torch::Tensor&
 }
 
 LabelledFeatures on_device(const LabelledFeatures& data, const c10::Device& device) {
-  const auto move = [&](const torch::Tensor& t) { return t.defined() ? to_device(t, device) : t; };
+  const auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
   return {move(data.features), move(data.labels), move(data.targets)};
 }
 
@@ -160,6 +161,7 @@ ProbeResult train_probes(const LabelledFeatures& train, const LabelledFeatures& 
   if (heads > 1 && !val.features.defined())
     throw ConfigError("a probe sweep over " + std::to_string(heads) +
                       " settings needs a validation set to choose on");
+  const compat::ExactFp32 exact;
   LabelledFeatures tr = on_device(train, device), va = on_device(val, device),
                    te = on_device(test, device);
   if (options.standardize()) {
@@ -175,7 +177,7 @@ ProbeResult train_probes(const LabelledFeatures& train, const LabelledFeatures& 
   const int64_t n = tr.features.size(0);
   for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
     batch.scale_lr(lr_factor(options.schedule(), epoch, options.epochs()));
-    const auto order = to_device(torch::randperm(n, generator, torch::kInt64), device);
+    const auto order = torch::randperm(n, generator, torch::kInt64).to(device);
     for (int64_t start = 0; start < n; start += options.batch_size()) {
       const auto rows = order.slice(0, start, start + options.batch_size());
       batch.step(tr.features.index_select(0, rows),

@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/types.h>
@@ -109,6 +111,12 @@ TEST(Augment, RowQuantilesMatchTorchAndAcceptLargeRows) {
   const auto theirs =
       torch::quantile(rows.to(torch::kFloat64), torch::tensor(fractions, torch::kFloat64), 1);
   EXPECT_TRUE(torch::allclose(ours, theirs, 0, 1e-12));
+  // Ranks on a value give it, infinite ones included (torch.quantile's rule).
+  const auto infinite = torch::tensor({-INFINITY, 0.f, 1.f, INFINITY}).view({1, 4});
+  const auto ends = row_quantiles(infinite, {0, 0.5, 1});
+  EXPECT_EQ(ends[0][0].item<double>(), -INFINITY);
+  EXPECT_DOUBLE_EQ(ends[1][0].item<double>(), 0.5);
+  EXPECT_EQ(ends[2][0].item<double>(), INFINITY);
   // torch.quantile refuses more than 2^24 values; a shuffled ramp's quantiles are its positions.
   const int64_t n = (int64_t{1} << 24) + 1;
   const auto ramp = torch::randperm(n, torch::kFloat32).view({1, n});
