@@ -9,7 +9,7 @@
 # build directory and ccache inside the root are kept between runs. Needs root (debootstrap,
 # chroot, mount) and Debian's registry; not part of CI. Measured 2026-12-01 on 2 cores that other
 # builds shared: debootstrap 3 minutes, the packages 10, the first build about 60, the tests about
-# 11; a later run (root and ccache kept) 12 minutes in all, 231 of 231 tests passed.
+# 11; a later run (root and ccache kept) 12 to 28 minutes in all; 237 of 237 tests passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
