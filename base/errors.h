@@ -46,4 +46,11 @@ class ConfigError : public std::runtime_error {
   std::string section_, key_, reason_;
 };
 
+/// A data-parallel job that cannot go on: a rank died or a collective did not complete in time.
+/// what(): "rank 1 of 2: all-reduce of the gradients at step 12: [gloo] Connection reset by peer"
+class DistributedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace pretext

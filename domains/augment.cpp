@@ -129,6 +129,14 @@ AugmentParams AugmentParams::to(const c10::Device& device) const {
   return moved;
 }
 
+AugmentParams AugmentParams::rows(int64_t offset, int64_t count) const {
+  AugmentParams part = *this;
+  for (auto* t : tensors_of(part))
+    if (t->defined()) *t = t->narrow(0, offset, count);
+  part.first_row = first_row + offset;
+  return part;
+}
+
 AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
                               at::Generator& generator, int64_t channels) const {
   const auto& o = options_;
@@ -187,9 +195,12 @@ AugmentParams Augment::sample(int64_t batch_size, int64_t height, int64_t width,
   return p;
 }
 
-torch::Tensor Augment::operator()(const torch::Tensor& batch, at::Generator& generator) const {
-  return apply(batch,
-               sample(batch.size(0), batch.size(2), batch.size(3), generator, batch.size(1)));
+torch::Tensor Augment::operator()(const torch::Tensor& batch, at::Generator& generator,
+                                  const BatchSlice& slice) const {
+  const int64_t rows = batch.size(0);
+  const auto params =
+      sample(slice.global_rows(rows), batch.size(2), batch.size(3), generator, batch.size(1));
+  return apply(batch, slice.global > 0 ? params.rows(slice.offset, rows) : params);
 }
 
 torch::Tensor Augment::apply(const torch::Tensor& batch, const AugmentParams& params) const {
@@ -266,18 +277,20 @@ torch::Tensor hed_to_rgb(const torch::Tensor& hed) {
 }
 
 torch::Tensor Augment::noise(const torch::Tensor& x, const AugmentParams& p) const {
-  const auto noise = seeded_normal(x.sizes(), p.noise_seed, x.options());
+  const auto noise =
+      seeded_normal(x.sizes(), p.noise_seed, x.options(), p.first_row * x[0].numel());
   return x + noise * p.noise_std.to(x.dtype()).view({-1, 1, 1, 1});
 }
 
-torch::Tensor seeded_normal(at::IntArrayRef sizes, uint64_t seed,
-                            const at::TensorOptions& options) {
+torch::Tensor seeded_normal(at::IntArrayRef sizes, uint64_t seed, const at::TensorOptions& options,
+                            int64_t first_position) {
   constexpr double kTwoTo32 = 4294967296.0;
   const auto low = static_cast<int64_t>(seed & kLow32), high = static_cast<int64_t>(seed >> 32);
   int64_t count = 1;
   for (const auto size : sizes) count *= size;
   const auto position =
-      torch::arange(count, options.dtype(torch::kInt64)).bitwise_and(kLow32);  // the counter
+      torch::arange(first_position, first_position + count, options.dtype(torch::kInt64))
+          .bitwise_and(kLow32);
   const auto first = hash32(hash32(position.bitwise_xor(low)).bitwise_xor(high));
   const auto second = hash32(first.bitwise_xor(hash32(position.bitwise_xor(high))));
   const auto u1 = (first.to(torch::kFloat64) + 1) / kTwoTo32;  // (0, 1]: log is finite
@@ -416,7 +429,8 @@ ViewAugment::ViewAugment(AugmentOptions options)
 
 std::vector<torch::Tensor> ViewAugment::operator()(const torch::Tensor& batch, uint64_t seed,
                                                    int64_t step, int64_t count,
-                                                   int64_t global_count, bool joint_frames) const {
+                                                   int64_t global_count, bool joint_frames,
+                                                   const BatchSlice& slice) const {
   auto generator =
       at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
   if (global_count < 0) global_count = count;
@@ -428,7 +442,7 @@ std::vector<torch::Tensor> ViewAugment::operator()(const torch::Tensor& batch, u
   for (int64_t i = 0; i < count; ++i)
     views.push_back((i < global_count ? augment_ : local_)(
         frames == 1 || joint_frames ? batch : batch.narrow(1, (i % frames) * bands, bands),
-        generator));
+        generator, slice));
   return views;
 }
 

@@ -7,6 +7,7 @@
 #include <ATen/Tensor.h>
 #include <torch/arg.h>
 
+#include "base/batch_slice.h"
 #include "base/fields.h"
 
 namespace at {
@@ -122,10 +123,14 @@ struct AugmentParams {
   at::Tensor hed_scale, hed_shift;         ///< [B, 3]: 1 and 0 where no stain jitter applies
   at::Tensor band_scale, band_shift;       ///< [B, C]: 1 and 0 where no band jitter applies
   at::Tensor band_keep;                    ///< [B, C]: 0 for dropped bands, else 1
+  int64_t first_row = 0;                   ///< the first sample's row in the batch drawn for
 
   /// The same parameters on `device`, packed into one tensor for a single copy (pinned and
   /// non-blocking for CUDA: no host-device synchronisation per parameter).
   AugmentParams to(const c10::Device& device) const;
+  /// The parameters of samples [offset, offset + count) (a rank's part of the global batch); the
+  /// noise of each sample stays the one it has in the whole batch.
+  AugmentParams rows(int64_t offset, int64_t count) const;
 };
 
 /// Batched augmentation with per-sample parameters drawn from a seeded generator. One code path
@@ -137,8 +142,10 @@ struct AugmentParams {
 class Augment {
  public:
   explicit Augment(AugmentOptions options);
-  /// [B, C, H, W] -> [B, C, size, size].
-  at::Tensor operator()(const at::Tensor& batch, at::Generator& generator) const;
+  /// [B, C, H, W] -> [B, C, size, size]; with `slice`, the batch is that part of a global batch
+  /// and gets the parameters drawn for its rows of it.
+  at::Tensor operator()(const at::Tensor& batch, at::Generator& generator,
+                        const BatchSlice& slice = {}) const;
   AugmentParams sample(int64_t batch_size, int64_t height, int64_t width, at::Generator& generator,
                        int64_t channels = 1) const;
   at::Tensor apply(const at::Tensor& batch, const AugmentParams& params) const;
@@ -167,10 +174,12 @@ class ViewAugment {
   /// The views of training step `step` of a run seeded with `seed`: the same on every run and
   /// every resume, with no generator state to carry. The first `global_count` (all when
   /// negative) are global views, the rest local. With `joint_frames` every view is of the whole
-  /// temporal stack, its frames cropped, flipped and rotated alike (SatMAE).
+  /// temporal stack, its frames cropped, flipped and rotated alike (SatMAE). With `slice` the
+  /// batch is a rank's part of the global batch and gets the views one process of the global
+  /// batch would make of those images.
   std::vector<at::Tensor> operator()(const at::Tensor& batch, uint64_t seed, int64_t step,
                                      int64_t count = 2, int64_t global_count = -1,
-                                     bool joint_frames = false) const;
+                                     bool joint_frames = false, const BatchSlice& slice = {}) const;
   const Augment& augment() const { return augment_; }
 
  private:
@@ -179,8 +188,10 @@ class ViewAugment {
 
 /// Standard normal values of the given shape from `seed` alone, the same bits of integer hashing
 /// on every device (Box-Muller of two 32-bit hashes of each value's position and the seed), so
-/// CPU and GPU add the same noise up to float rounding.
-at::Tensor seeded_normal(at::IntArrayRef sizes, uint64_t seed, const at::TensorOptions& options);
+/// CPU and GPU add the same noise up to float rounding. Positions count from `first_position` (the
+/// values of a slice of a larger tensor's draw).
+at::Tensor seeded_normal(at::IntArrayRef sizes, uint64_t seed, const at::TensorOptions& options,
+                         int64_t first_position = 0);
 
 /// torch.quantile's linear interpolation along dim 1 of [B, N], for each of `fractions` in
 /// [0, 1]: [fractions, B] float64. Unlike torch.quantile, any N (it refuses inputs of more than

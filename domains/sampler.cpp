@@ -21,15 +21,8 @@ uint64_t mix_seed(uint64_t a, uint64_t b) {
   return splitmix64(state);
 }
 
-EpochSampler::EpochSampler(int64_t size, uint64_t seed, int64_t rank, int64_t world_size,
-                           bool shuffle)
-    : size_(size), seed_(seed), rank_(rank), world_size_(world_size), shuffle_(shuffle) {
-  if (world_size < 1 || rank < 0 || rank >= world_size)
-    throw std::invalid_argument("rank " + std::to_string(rank) + " of world size " +
-                                std::to_string(world_size));
-}
-
-int64_t EpochSampler::per_rank() const { return (size_ + world_size_ - 1) / world_size_; }
+EpochSampler::EpochSampler(int64_t size, uint64_t seed, bool shuffle)
+    : size_(size), seed_(seed), shuffle_(shuffle) {}
 
 std::vector<int64_t> EpochSampler::order(int64_t epoch) const {
   std::vector<int64_t> all(static_cast<size_t>(size_));
@@ -46,10 +39,23 @@ std::vector<int64_t> EpochSampler::order(int64_t epoch) const {
       std::swap(all[static_cast<size_t>(i)], all[static_cast<size_t>(r % bound)]);
     }
   }
+  return all;
+}
+
+std::vector<int64_t> rank_share(const std::vector<int64_t>& order, int64_t batch_size, int64_t rank,
+                                int64_t world_size) {
+  if (batch_size < 1 || world_size < 1 || rank < 0 || rank >= world_size)
+    throw std::invalid_argument("rank " + std::to_string(rank) + " of world size " +
+                                std::to_string(world_size) + ", batch " +
+                                std::to_string(batch_size));
+  const int64_t global = batch_size * world_size;
+  const int64_t steps = static_cast<int64_t>(order.size()) / global;
   std::vector<int64_t> mine;
-  if (size_ == 0) return mine;
-  for (int64_t i = rank_; i < per_rank() * world_size_; i += world_size_)
-    mine.push_back(all[static_cast<size_t>(i % size_)]);
+  mine.reserve(static_cast<size_t>(steps * batch_size));
+  for (int64_t step = 0; step < steps; ++step) {
+    const auto first = order.begin() + step * global + rank * batch_size;
+    mine.insert(mine.end(), first, first + batch_size);
+  }
   return mine;
 }
 

@@ -32,8 +32,11 @@ std::optional<std::pair<std::string, std::string>> MaeOptions::mismatch(
 }
 
 Masking random_masking(const torch::Tensor& tokens, double ratio, at::Generator generator,
-                       int64_t sequences, bool consistent) {
+                       int64_t sequences, bool consistent, const BatchSlice& slice) {
   const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
+  const auto noise = [&](int64_t columns) {
+    return at::rand({slice.global_rows(batch), columns}, generator).narrow(0, slice.offset, batch);
+  };
   TORCH_CHECK(sequences >= 1 && count % sequences == 0, count, " tokens do not make ", sequences,
               " sequences");
   const auto kept = [&](int64_t n) {
@@ -42,13 +45,13 @@ Masking random_masking(const torch::Tensor& tokens, double ratio, at::Generator 
   torch::Tensor ids_shuffle;  // [B, count]: kept tokens first
   int64_t keep = 0;
   if (!consistent || sequences == 1) {
-    ids_shuffle = at::rand({batch, count}, generator).argsort(/*dim=*/1, /*descending=*/false);
+    ids_shuffle = noise(count).argsort(/*dim=*/1, /*descending=*/false);
     keep = kept(count);
   } else {
     // Positions shuffled once per row, then every sequence's token at each position in turn:
     // exact even where the noise of two positions ties.
     const int64_t positions = count / sequences, per_sequence = kept(positions);
-    const auto order = at::rand({batch, positions}, generator).argsort(1, false);
+    const auto order = noise(positions).argsort(1, false);
     const auto offsets = torch::arange(sequences, torch::kInt64).mul(positions).view({1, -1, 1});
     const auto spread = [&](const torch::Tensor& ids) {
       return (ids.unsqueeze(1) + offsets).reshape({batch, -1});
@@ -174,7 +177,7 @@ std::pair<std::vector<torch::Tensor>, Masking> MaeImpl::reconstruct(
   const auto patches = torch::cat(per_frame, 1);
   const int64_t positions = patches.size(1) / (frames * groups);
   auto masking = random_masking(patches, options_.mask_ratio(), std::move(generator),
-                                frames * groups, options_.masking() == "consistent");
+                                frames * groups, options_.masking() == "consistent", batch_slice());
   auto x = vit_->final_norm(
       vit_->run_blocks(torch::cat({vit_->prefix_tokens(batch), masking.visible}, 1)));
   x = decoder_embed_(x);

@@ -60,9 +60,11 @@ struct Masking {
 /// per frame and band group), by sorting noise drawn from `generator` (on the CPU, so the masks
 /// do not depend on the device). Independent: round(sequences x N x (1 - ratio)) tokens of a row
 /// are kept (at least one), wherever they are. Consistent: the same round(N x (1 - ratio))
-/// positions (at least one) are kept in every sequence.
+/// positions (at least one) are kept in every sequence. With `slice` the rows are that part of a
+/// global batch and get the masks drawn for their rows of it.
 Masking random_masking(const torch::Tensor& tokens, double ratio, at::Generator generator,
-                       int64_t sequences = 1, bool consistent = false);
+                       int64_t sequences = 1, bool consistent = false,
+                       const BatchSlice& slice = {});
 
 /// SatMAE's temporal encoding: acquisition dates as days since 1970-01-01 [...] -> [..., dim],
 /// the sine-cosine encoding (sincos_encoding) of the years since 1970 (days / 365.2425) in the
@@ -95,6 +97,8 @@ class MaeImpl : public MethodImpl {
                   const Masking& masking) const;
   int64_t view_count() const override { return 1; }
   bool joint_frames() const override { return true; }
+  /// A mean over equal numbers of masked patches per image, on a ViT without batch norm.
+  bool trains_data_parallel() const override { return true; }
   void after_optimizer_step(int64_t step, int64_t total_steps) override;
   std::shared_ptr<BackboneImpl> encoder() override { return vit_; }
 

@@ -7,6 +7,7 @@
 
 #include <torch/nn/module.h>
 
+#include "base/batch_slice.h"
 #include "methods/backbone.h"
 
 namespace pretext::methods {
@@ -48,6 +49,17 @@ class MethodImpl : public torch::nn::Module {
   /// that starts as a copy of it (a teacher, a key or target encoder, DINO's student) becomes that
   /// copy again, so that no part of the method stays at its random initialisation.
   virtual void sync_encoder_copies() {}
+  /// Whether N data-parallel ranks with gradients averaged compute what one process of the
+  /// global batch computes: true where the loss is a mean of per-example terms over equal rank
+  /// batches and nothing (batch norm, negatives, a queue, a centre) couples the examples.
+  virtual bool trains_data_parallel() const { return false; }
+  /// Where this process's batch lies in the global batch of a data-parallel step; methods that
+  /// draw per example (MAE's masks) draw for the global batch and take these rows.
+  void set_batch_slice(const BatchSlice& slice) { batch_slice_ = slice; }
+  const BatchSlice& batch_slice() const { return batch_slice_; }
+
+ private:
+  BatchSlice batch_slice_;
 };
 
 }  // namespace pretext::methods

@@ -108,6 +108,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   archive.write("batch_in_epoch", torch::tensor(state.batch_in_epoch));
   archive.write("loss_scale", torch::tensor(state.loss_scale.scale, torch::kFloat64));
   archive.write("loss_scale_good_steps", torch::tensor(state.loss_scale.good_steps));
+  archive.write("world_size", torch::tensor(state.world_size));
   archive.write("config", c10::IValue(config_text));
 
   replace_file(path, [&](const std::string& temporary) { archive.save_to(temporary); });
@@ -143,6 +144,8 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
     if (archive.try_read("loss_scale", scale)) state.loss_scale.scale = scale.item<double>();
     if (archive.try_read("loss_scale_good_steps", good_steps))
       state.loss_scale.good_steps = good_steps.item<int64_t>();
+    torch::Tensor world_size;
+    if (archive.try_read("world_size", world_size)) state.world_size = world_size.item<int64_t>();
     if (config_text) {
       c10::IValue config;
       archive.read("config", config);

@@ -26,6 +26,9 @@ struct TrainState {
   int64_t epoch = 0;           ///< epoch in progress
   int64_t batch_in_epoch = 0;  ///< batches of that epoch already consumed
   LossScale loss_scale = {};   ///< run.precision fp16's loss scale
+  /// Data-parallel ranks that trained it (1 in checkpoints from before data parallelism): a
+  /// resume continues the same global data order only with as many.
+  int64_t world_size = 1;
 };
 
 /// Calls `write(temporary)` to write a file next to `path`, flushes it to disk and renames it over

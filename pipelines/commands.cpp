@@ -10,11 +10,13 @@
 #include "pipelines/checkpoint.h"
 #include "pipelines/export.h"
 #include "pipelines/figures.h"
+#include "pipelines/process_group.h"
 #include "pipelines/report.h"
 #include "pipelines/results.h"
 #include "pipelines/run_dir.h"
 #include "pipelines/sidecar.h"
 #include "pipelines/system.h"
+#include "pipelines/world.h"
 
 namespace pretext::pipelines {
 namespace {
@@ -23,8 +25,8 @@ volatile std::sig_atomic_t g_interrupted = 0;
 
 void on_interrupt(int) { g_interrupted = 1; }
 
-void prepare_compute(const RunConfig& config, RunLog& log) {
-  const int64_t threads = configure_threads(config.run.threads());
+void prepare_compute(const RunConfig& config, const World& world, RunLog& log) {
+  const int64_t threads = configure_threads(config.run.threads(), world.local_world_size);
   const torch::Device device(config.run.device());
   if (device.is_cuda()) configure_cuda(config.run.tf32());
   const auto blas = measure_blas();
@@ -60,21 +62,41 @@ void refresh_figures(const RunConfig& config, const PreparedData& data, RunLog& 
 
 }  // namespace
 
-void start_command(const RunConfig& config, RunLog& log) {
+void start_command(const RunConfig& config, RunLog& log, const World& world) {
   const RunDir run(config.run.dir());
   run.create();
   log.open(run.log());
-  prepare_compute(config, log);
+  prepare_compute(config, world, log);
 }
 
 TrainResult pretrain(const RunConfig& config, bool resume, const std::string& init_from,
                      RunLog& log) {
   const RunDir run(config.run.dir());
-  start_command(config, log);
+  const World world = world_from_process_environment();
+  if (world.distributed()) log.follow_as_rank(world.rank);
+  start_command(config, log, world);
+  const std::string resolved = config.file->resolved_yaml();
+  std::unique_ptr<ProcessGroup> group;
+  if (world.distributed()) {
+    if (torch::Device(config.run.device()).is_cuda())
+      throw ConfigError(config.file->where("run", "device") + ": data-parallel training on " +
+                        config.run.device() +
+                        " needs NCCL, which this build does not use; "
+                        "several ranks train on the CPU (Gloo)");
+    group = std::make_unique<ProcessGroup>(world, std::chrono::seconds(config.run.timeout_s()));
+    group->check_same("config", "world size " + std::to_string(world.world_size) + "\n" +
+                                    (resume ? "resume\n" : "") + resolved);
+  }
   const auto data = open_data(config, DataUse::kPretraining, log);
   auto method = method_for(config, data);
+  if (world.distributed() && !method->trains_data_parallel())
+    throw ConfigError(config.file->where("method", "name") + ": " + config.method_name +
+                      " does not train data-parallel: with its examples coupled (batch norm, "
+                      "negatives, a queue or a centre) " +
+                      std::to_string(world.world_size) +
+                      " ranks would not compute what one process of the global batch does; mae "
+                      "and satmae train on several ranks");
   if (!init_from.empty() && !resume) init_encoder_from(init_from, *method, log);
-  const std::string resolved = config.file->resolved_yaml();
   TrainerContext context;
   context.run_dir = run;
   context.seed = static_cast<uint64_t>(config.run.seed());
@@ -82,11 +104,16 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
   context.precision = config.run.precision();
   context.config_text = resolved;
   context.log = &log;
+  context.group = group.get();
   Trainer trainer(method, config.train, context);
   if (resume) trainer.resume();
-  write_file(run.config(), resolved);
+  if (world.rank == 0) write_file(run.config(), resolved);
   log.info(std::string(resume ? "resuming " : "pretraining ") + config.method_name + " on " +
-           config.backbone_name + " in " + run.path());
+           config.backbone_name + " in " + run.path() +
+           (world.distributed() ? " on " + std::to_string(world.world_size) + " ranks (" +
+                                      world.launcher + "), global batch " +
+                                      std::to_string(world.world_size * config.train.batch_size())
+                                : ""));
 
   g_interrupted = 0;
   auto previous = std::signal(SIGINT, on_interrupt);
@@ -96,8 +123,10 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
       [](int64_t) { return g_interrupted != 0; });
   std::signal(SIGINT, previous);
   if (result.interrupted) log.info("interrupted; continue with --resume");
-  refresh_figures(config, data, log);
-  refresh_report(config, log);
+  if (world.rank == 0) {
+    refresh_figures(config, data, log);
+    refresh_report(config, log);
+  }
   return result;
 }
 

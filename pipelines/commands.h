@@ -18,12 +18,14 @@
 #include "pipelines/run_config.h"
 #include "pipelines/run_log.h"
 #include "pipelines/trainer.h"
+#include "pipelines/world.h"
 
 namespace pretext::pipelines {
 
 /// Creates the run directory, opens its run.log, and sets up threads and the device (logging
-/// them and the BLAS check). Every command starts here.
-void start_command(const RunConfig& config, RunLog& log);
+/// them and the BLAS check; threads shared among the ranks `world` has on this machine). Every
+/// command starts here.
+void start_command(const RunConfig& config, RunLog& log, const World& world = World{});
 
 /// `pretext pretrain`: trains the config's method on its data in its run directory (resolved
 /// config, run.log, metrics.csv, checkpoint.pt, the report's figures). Ctrl-C stops after the

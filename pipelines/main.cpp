@@ -14,6 +14,7 @@
 #include "pipelines/commands.h"
 #include "pipelines/demo.h"
 #include "pipelines/inspect.h"
+#include "pipelines/launch.h"
 #include "pipelines/report.h"
 #include "pipelines/system.h"
 
@@ -99,6 +100,19 @@ int run(int argc, char** argv) {
   inspect_cmd->add_flag("--stats", stats,
                         "Min / mean / max of the decoded values (after rescale: HU for CT)");
 
+  int64_t ranks = 2;
+  auto* launch_cmd = app.add_subcommand(
+      "launch",
+      "Run pretrain as data-parallel ranks on this machine: pretext launch -n 2 -- pretrain "
+      "--config FILE");
+  launch_cmd->add_option("-n,--ranks", ranks, "Ranks (processes) to start")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  launch_cmd->prefix_command();
+  launch_cmd->footer(
+      "\nEach rank trains on its share of the global batch (ranks x train.batch_size); torchrun "
+      "(--no_python) and srun start the same `pretext pretrain` across machines.");
+
   DemoOptions demo;
   auto* demo_cmd = app.add_subcommand(
       "demo",
@@ -111,8 +125,17 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 1000000));
   demo_cmd->footer(kDemoFooter);
 
+  // `pretext launch -n 2 -- pretrain ...`: CLI11 would take the "--" as the end of its options
+  // and refuse what follows; launch's prefix command is everything after it either way.
+  std::vector<char*> arguments(argv, argv + argc);
+  if (argc > 2 && std::string(argv[1]) == "launch")
+    for (auto it = arguments.begin() + 2; it != arguments.end(); ++it)
+      if (std::string(*it) == "--") {
+        arguments.erase(it);
+        break;
+      }
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(arguments.size()), arguments.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
@@ -172,6 +195,7 @@ int run(int argc, char** argv) {
          std::cout << inspect(file, stats);
          return 0;
        }},
+      {launch_cmd, [&] { return launch(ranks, launch_cmd->remaining()); }},
       {demo_cmd,
        [&] {
          const auto [random, pretrained] = run_demo(demo);
@@ -186,9 +210,19 @@ int run(int argc, char** argv) {
       return action();
     } catch (const InputError& e) {
       // An option of the data would change the outcome: say where the config sets it.
-      if (e.option().empty() || !loaded) throw;
-      throw InputError(std::string(e.what()) + " (" + loaded->file->where("data", e.option()) +
-                       ")");
+      if (e.option().empty() || !loaded) {
+        log.error(e.what());
+        throw;
+      }
+      const std::string where = loaded->file->where("data", e.option());
+      log.error(std::string(e.what()) + " (" + where + ")");
+      throw InputError(std::string(e.what()) + " (" + where + ")");
+    } catch (const c10::Error& e) {
+      log.error(e.what_without_backtrace());
+      throw;
+    } catch (const std::exception& e) {
+      log.error(e.what());
+      throw;
     }
   }
   std::cout << app.help();
@@ -207,6 +241,9 @@ int main(int argc, char** argv) {
   } catch (const pretext::ConfigError& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return 2;
+  } catch (const pretext::DistributedError& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
   } catch (const c10::Error& e) {
     std::cerr << "internal error: " << e.what_without_backtrace() << std::endl;
     return 1;

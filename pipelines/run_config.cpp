@@ -15,6 +15,7 @@ void RunOptions::visit_fields(FieldVisitor& visit) {
   visit("device", device_);
   visit("precision", precision_);
   visit("tf32", tf32_);
+  visit("timeout_s", timeout_s_, Check::between(1, 86400));
 }
 
 void DataOptions::visit_fields(FieldVisitor& visit) {

@@ -39,6 +39,9 @@ struct RunOptions {
   /// bits instead of 23) and cuDNN's benchmark mode, which picks convolution algorithms by timing
   /// them (PyTorch's allow_tf32 / cudnn.benchmark). No effect on the CPU.
   TORCH_ARG(bool, tf32) = true;
+  /// Data-parallel jobs: the longest wait, in seconds, for the other ranks (joining, every
+  /// collective, the checkpoint barrier); a rank that died ends the job within it.
+  TORCH_ARG(int64_t, timeout_s) = 300;
 
  public:
   void visit_fields(FieldVisitor& visit);

@@ -16,9 +16,19 @@ void RunLog::open(const std::string& path) {
   if (!file_) throw InputError(path + ": cannot open the run log for writing");
 }
 
-void RunLog::info(const std::string& line) { write(line, true); }
-void RunLog::warn(const std::string& line) { write("warning: " + line, true); }
-void RunLog::file_only(const std::string& line) { write(line, false); }
+void RunLog::info(const std::string& line) {
+  if (rank_prefix_.empty()) write(line, true);
+}
+void RunLog::warn(const std::string& line) { write(rank_prefix_ + "warning: " + line, true); }
+void RunLog::file_only(const std::string& line) {
+  if (rank_prefix_.empty()) write(line, false);
+}
+void RunLog::error(const std::string& line) { write(rank_prefix_ + "error: " + line, false); }
+
+void RunLog::follow_as_rank(int64_t rank) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  rank_prefix_ = rank > 0 ? "rank " + std::to_string(rank) + ": " : "";
+}
 
 void RunLog::write(const std::string& line, bool to_stderr) {
   std::lock_guard<std::mutex> lock(mutex_);

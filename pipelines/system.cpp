@@ -22,9 +22,11 @@
 
 namespace pretext::pipelines {
 
-int64_t configure_threads(int64_t requested) {
+int64_t configure_threads(int64_t requested, int64_t processes) {
   int64_t threads = requested;
-  if (threads <= 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  if (threads <= 0)
+    threads = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) /
+                                       std::max<int64_t>(1, processes));
   at::set_num_threads(static_cast<int>(threads));
   return threads;
 }

@@ -7,9 +7,10 @@
 
 namespace pretext::pipelines {
 
-/// Sets LibTorch's intra-op threads (0: every core) and returns the count. Debian's LibTorch
-/// starts with one thread, which halves speed on two cores without a word.
-int64_t configure_threads(int64_t requested);
+/// Sets LibTorch's intra-op threads (0: every core, shared among `processes` on this machine: the
+/// data-parallel ranks) and returns the count. Debian's LibTorch starts with one thread, which
+/// halves speed on two cores without a word.
+int64_t configure_threads(int64_t requested, int64_t processes = 1);
 
 /// The LibTorch pretext runs on and what it computes with, for --version and run.log:
 /// "LibTorch 1.13.0, CPU only" or "LibTorch 2.6.0, CUDA 12.4, cuDNN 9.1, 1 GPU: NVIDIA H200

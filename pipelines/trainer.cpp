@@ -55,9 +55,15 @@ std::string first_difference(const std::string& a, const std::string& b) {
 
 bool backward_and_step(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,
                        const std::vector<torch::Tensor>& parameters, const TrainerOptions& options,
-                       LossScale* loss_scale) {
+                       LossScale* loss_scale, ProcessGroup* group) {
   optimizer.zero_grad();
   (loss_scale ? loss.to(torch::kFloat) * loss_scale->scale : loss).backward();
+  if (group) {
+    std::vector<torch::Tensor> gradients;
+    for (const auto& p : parameters)
+      if (p.grad().defined()) gradients.push_back(p.grad());
+    group->average(gradients);
+  }
   if (loss_scale) {
     const bool finite = unscale_gradients(parameters, loss_scale->scale);
     update_loss_scale(*loss_scale, finite);
@@ -74,6 +80,15 @@ bool backward_and_step(const torch::Tensor& loss, torch::optim::Optimizer& optim
 Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions options,
                  TrainerContext context)
     : method_(std::move(method)), options_(std::move(options)), context_(std::move(context)) {
+  if (context_.group) {
+    // Every rank starts from rank 0's weights and buffers, and draws its rows of the global batch.
+    context_.group->doing("receiving rank 0's initial weights");
+    std::vector<torch::Tensor> state = method_->parameters();
+    for (const auto& b : method_->buffers()) state.push_back(b);
+    context_.group->broadcast(state);
+    method_->set_batch_slice(
+        BatchSlice{rank() * options_.batch_size(), world_size() * options_.batch_size()});
+  }
   method_->to(context_.device);
   methods::to_channels_last(*method_);
   optimizer_ = make_optimizer(
@@ -92,6 +107,11 @@ void Trainer::resume() {
     throw ConfigError(checkpoint_path() + ": written with a different config (" +
                       first_difference(config_text, context_.config_text) +
                       "); resume with the config it was written with, or start a new run.dir");
+  if (state_.world_size != world_size())
+    throw ConfigError(checkpoint_path() + ": written by " + std::to_string(state_.world_size) +
+                      " data-parallel rank(s), resumed on " + std::to_string(world_size()) +
+                      "; resume on as many, so that the global batch and data order stay the "
+                      "same");
   resumed_ = true;
   if (context_.log)
     context_.log->info("resuming from " + checkpoint_path() + " at step " +
@@ -118,10 +138,53 @@ double Trainer::weight_decay_at(int64_t step, int64_t total_steps) const {
 }
 
 void Trainer::save() {
-  save_checkpoint(checkpoint_path(), *method_, optimizer_.get(), state_, context_.config_text);
+  state_.world_size = world_size();
+  if (context_.group) check_replicas_agree();
+  if (writes())
+    save_checkpoint(checkpoint_path(), *method_, optimizer_.get(), state_, context_.config_text);
+  if (context_.group) {
+    // No rank goes on before rank 0's checkpoint is complete; a rank that is stuck is named.
+    context_.group->doing("waiting at the checkpoint of step " + std::to_string(state_.step));
+    context_.group->barrier();
+  }
+}
+
+void Trainer::check_replicas_agree() {
+  torch::NoGradGuard no_grad;
+  double checksum = 0;
+  int64_t at = 0;
+  // Weighted by position, so that two tensors swapped do not cancel out.
+  for (const auto& p : method_->parameters())
+    checksum += p.detach().to(torch::kCPU, torch::kFloat64).sum().item<double>() * ++at;
+  context_.group->doing("comparing the weights of every rank at step " +
+                        std::to_string(state_.step));
+  const auto all = context_.group->all_gather(torch::tensor({checksum}, torch::kFloat64));
+  for (int64_t r = 0; r < world_size(); ++r)
+    if (all[r].item<double>() != all[0].item<double>())
+      throw DistributedError("rank " + std::to_string(r) + " of " + std::to_string(world_size()) +
+                             " holds other weights than rank 0 at "
+                             "step " +
+                             std::to_string(state_.step) + " (checksum " +
+                             std::to_string(all[r].item<double>()) + " against " +
+                             std::to_string(all[0].item<double>()) + ")");
+}
+
+double Trainer::mean_over_ranks(const torch::Tensor& value) {
+  if (!context_.group) return value.item<double>();
+  auto mean = value.detach().to(torch::kCPU, torch::kFloat64).reshape({1}).clone();
+  context_.group->average({mean});
+  return mean.item<double>();
+}
+
+bool Trainer::agreed(bool stop) {
+  if (!context_.group) return stop;
+  auto votes = torch::tensor({stop ? 1 : 0}, torch::kInt);
+  context_.group->sum({votes});
+  return votes.item<int>() > 0;
 }
 
 std::ofstream Trainer::open_metrics(bool resuming) {
+  if (!writes()) return {};
   const std::string path = context_.run_dir.metrics();
   std::vector<TrainingRow> kept;
   // Rows after the checkpoint belong to the interrupted tail; the resumed run writes them again.
@@ -135,12 +198,14 @@ std::ofstream Trainer::open_metrics(bool resuming) {
   return out;
 }
 
-int64_t Trainer::total_steps(const domains::EpochSampler& sampler, int64_t dataset_size) const {
-  const int64_t steps_per_epoch = sampler.per_rank() / options_.batch_size();
+int64_t Trainer::total_steps(int64_t dataset_size) const {
+  const int64_t global_batch = options_.batch_size() * world_size();
+  const int64_t steps_per_epoch = dataset_size / global_batch;
   if (steps_per_epoch < 1)
     throw InputError("the data set has " + std::to_string(dataset_size) +
                      " images, fewer than one batch of train.batch_size = " +
-                     std::to_string(options_.batch_size()));
+                     std::to_string(options_.batch_size()) +
+                     (world_size() > 1 ? " times " + std::to_string(world_size()) + " ranks" : ""));
   const int64_t total = options_.epochs() * steps_per_epoch;
   return options_.max_steps() > 0 ? std::min(total, options_.max_steps()) : total;
 }
@@ -153,8 +218,9 @@ methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAug
   if (options_.weight_decay_schedule() != WeightDecaySchedule::kConstant)
     for (const size_t g : decaying_groups_)
       set_weight_decay(groups[g], options_.optimizer(), weight_decay_at(state_.step, total));
-  auto views = augment(images, context_.seed, state_.step, method_->view_count(),
-                       method_->global_view_count(), method_->joint_frames());
+  auto views =
+      augment(images, context_.seed, state_.step, method_->view_count(),
+              method_->global_view_count(), method_->joint_frames(), method_->batch_slice());
   for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
   methods::StepOutput out;
   {
@@ -164,8 +230,10 @@ methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAug
     out = method_->step_dated(views, batch.acquired_at);
   }
   const bool fp16 = context_.precision == Precision::kFp16;
+  if (context_.group)
+    context_.group->doing("averaging the gradients of step " + std::to_string(state_.step + 1));
   const bool stepped = backward_and_step(out.loss, *optimizer_, method_->parameters(), options_,
-                                         fp16 ? &state_.loss_scale : nullptr);
+                                         fp16 ? &state_.loss_scale : nullptr, context_.group);
   if (fp16) {
     out.logs["loss_scale"] = torch::tensor(state_.loss_scale.scale);
     out.logs["step_skipped"] = torch::tensor(stepped ? 0.0 : 1.0);
@@ -183,18 +251,21 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
   loader_options.batch_size(options_.batch_size())
       .drop_last(true)
       .pin_memory(context_.device.is_cuda());
-  const domains::EpochSampler sampler(dataset->size(), context_.seed, context_.rank,
-                                      context_.world_size);
-  const int64_t total = total_steps(sampler, dataset->size());
+  const domains::EpochSampler sampler(dataset->size(), context_.seed);
+  const int64_t total = total_steps(dataset->size());
   std::ofstream metrics = open_metrics(resumed_);
   method_->train();
   TrainResult result;
-  Progress progress("train", total);
+  std::optional<Progress> progress;
+  if (writes()) progress.emplace("train", total);
   auto last_time = std::chrono::steady_clock::now();
   int64_t last_step = state_.step;
   double images_per_s = 0.0;  // over the steps since the last read
   while (state_.step < total && !result.interrupted) {
-    io::Loader loader(dataset, sampler.order(state_.epoch), loader_options, state_.batch_in_epoch);
+    io::Loader loader(dataset,
+                      domains::rank_share(sampler.order(state_.epoch), options_.batch_size(),
+                                          rank(), world_size()),
+                      loader_options, state_.batch_in_epoch);
     while (state_.step < total) {
       auto batch = loader.next();
       if (!batch) break;
@@ -206,7 +277,7 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
       // The loss and the logs stay on the device between log lines: reading them waits for the
       // step to finish, so they are read only where something is written.
       if (logs || saves) {
-        result.last_loss = out.loss.item<double>();
+        result.last_loss = mean_over_ranks(out.loss);
         if (!std::isfinite(result.last_loss))
           throw InputError("training diverged: loss is " + std::to_string(result.last_loss) +
                            " at step " + std::to_string(state_.step) +
@@ -219,23 +290,27 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
         last_step = state_.step;
       }
       if (logs) {
-        metrics << to_csv({state_.step, state_.epoch, result.last_loss, lr, images_per_s}) << '\n';
-        metrics.flush();
-        if (!out.logs.empty() && context_.log) {
-          std::ostringstream line;
-          line << "step " << state_.step;
-          for (const auto& [name, value] : out.logs)
-            line << "  " << name << " " << value.item<double>();
-          context_.log->file_only(line.str());
+        std::ostringstream line;
+        line << "step " << state_.step;
+        for (const auto& [name, value] : out.logs)
+          line << "  " << name << " " << mean_over_ranks(value);
+        if (writes()) {
+          metrics << to_csv({state_.step, state_.epoch, result.last_loss, lr,
+                             images_per_s * world_size()})
+                  << '\n';
+          metrics.flush();
+          if (!out.logs.empty() && context_.log) context_.log->file_only(line.str());
         }
       }
-      std::ostringstream detail;
-      detail << "epoch " << state_.epoch << "  loss " << result.last_loss;
-      progress.update(state_.step, detail.str(), images_per_s);
+      if (progress) {
+        std::ostringstream detail;
+        detail << "epoch " << state_.epoch << "  loss " << result.last_loss;
+        progress->update(state_.step, detail.str(), images_per_s * world_size());
+      }
       if (saves) save();
-      if (should_stop && should_stop(state_.step)) {
+      if (agreed(should_stop && should_stop(state_.step))) {
         result.interrupted = true;
-        result.last_loss = out.loss.item<double>();
+        result.last_loss = mean_over_ranks(out.loss);
         break;
       }
     }
@@ -246,7 +321,7 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
         context_.log->file_only("epoch " + std::to_string(state_.epoch) + ": " + note);
     }
   }
-  progress.finish();
+  if (progress) progress->finish();
   save();
   result.steps = state_.step;
   if (const auto note = dataset->skipped_note(); !note.empty() && context_.log)

@@ -17,6 +17,7 @@
 #include "pipelines/checkpoint.h"
 #include "pipelines/optimizer_kind.h"
 #include "pipelines/precision.h"
+#include "pipelines/process_group.h"
 #include "pipelines/run_dir.h"
 #include "pipelines/run_log.h"
 
@@ -70,9 +71,9 @@ struct TrainerContext {
   RunDir run_dir;
   uint64_t seed = 0;
   c10::Device device = c10::Device("cpu");
-  /// This process's place among data-parallel ranks; each rank sees its share of every epoch.
-  int64_t rank = 0;
-  int64_t world_size = 1;
+  /// The data-parallel job this process is a rank of; null for one process. Rank r trains on rows
+  /// [r x B, (r + 1) x B) of the global batch of world size x B that one process would take.
+  ProcessGroup* group = nullptr;
   /// What the method's forward computes in (run.precision); fp16 scales the loss.
   Precision precision = Precision::kFp32;
   /// Written into checkpoints; a resume with another config is refused.
@@ -89,10 +90,11 @@ struct TrainResult {
 /// The end of a training step: backward of `loss`, gradient clipping as `options` say, and the
 /// optimiser step. With `loss_scale` (fp16) the loss is scaled before backward and the gradients
 /// unscaled before clipping; a step with an inf or NaN gradient is skipped, and the scale is
-/// updated. Whether the optimiser stepped.
+/// updated. With `group` the gradients are averaged over its ranks right after backward. Whether
+/// the optimiser stepped.
 bool backward_and_step(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,
                        const std::vector<torch::Tensor>& parameters, const TrainerOptions& options,
-                       LossScale* loss_scale);
+                       LossScale* loss_scale, ProcessGroup* group = nullptr);
 
 /// Owns the optimisation loop: data order, augmentation, optimiser, schedule, clipping,
 /// checkpoints, metrics. Everything a resume needs is in one checkpoint; augmentation randomness
@@ -126,7 +128,17 @@ class Trainer {
   methods::StepOutput step(const io::Batch& batch, const domains::ViewAugment& augment, double lr,
                            int64_t total);
   /// The number of steps to run: train.epochs over the data set, capped by train.max_steps.
-  int64_t total_steps(const domains::EpochSampler& sampler, int64_t dataset_size) const;
+  int64_t total_steps(int64_t dataset_size) const;
+  int64_t rank() const { return context_.group ? context_.group->rank() : 0; }
+  int64_t world_size() const { return context_.group ? context_.group->size() : 1; }
+  /// Rank 0 writes metrics and checkpoints; the others only train.
+  bool writes() const { return rank() == 0; }
+  /// Every rank agrees on whether to stop: one rank's Ctrl-C stops them all after the same step.
+  bool agreed(bool stop);
+  /// A logged scalar as the mean of every rank's (the value itself for one process).
+  double mean_over_ranks(const torch::Tensor& value);
+  /// Throws DistributedError unless every rank holds the same weights (a checksum of each).
+  void check_replicas_agree();
   /// metrics.csv, ready for rows: its header, and when resuming the rows up to the checkpoint.
   std::ofstream open_metrics(bool resuming);
 

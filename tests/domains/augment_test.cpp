@@ -207,6 +207,28 @@ TEST(ViewAugment, ViewsDependOnSeedAndStepOnly) {
   EXPECT_FALSE(torch::equal(a[0], c[0]));
 }
 
+TEST(ViewAugment, ARankSliceGetsTheViewsOfItsRowsOfTheGlobalBatch) {
+  // Every random stage on, noise too: the views of rows [3, 6) of a batch of 8, made from those
+  // rows alone, are the whole batch's views of them.
+  const ViewAugment augment(AugmentOptions()
+                                .size(16)
+                                .rotate90_p(0.5)
+                                .vflip_p(0.5)
+                                .blur_p(0.5)
+                                .noise_p(0.5)
+                                .noise_std(0.2)
+                                .bias_field_p(0.5)
+                                .band_jitter_p(0.5));
+  const auto batch = torch::rand({8, 3, 20, 20});
+  const auto whole = augment(batch, 7, 3, 2);
+  const auto part = augment(batch.narrow(0, 3, 3), 7, 3, 2, -1, false, BatchSlice{3, 8});
+  for (size_t v = 0; v < whole.size(); ++v)
+    EXPECT_LT((part[v] - whole[v].narrow(0, 3, 3)).abs().max().item<double>(), 1e-6) << v;
+  // Without the slice the same rows get other draws.
+  const auto alone = augment(batch.narrow(0, 3, 3), 7, 3, 2);
+  EXPECT_GT((alone[0] - whole[0].narrow(0, 3, 3)).abs().max().item<double>(), 1e-3);
+}
+
 TEST(Augment, WindowPresetsMapHounsfieldUnitsToTheUnitRange) {
   // Soft tissue 40/400: -160 HU -> 0, 40 -> 0.5, 240 -> 1, beyond clipped; lung -600/1500.
   auto options =

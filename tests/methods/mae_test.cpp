@@ -39,6 +39,18 @@ TEST(MaeMasking, KeepsTheRightCountAndRestoresTheOrder) {
   EXPECT_EQ(random_masking(tokens, 0.99, generator(1)).visible.size(1), 1);  // at least one
 }
 
+TEST(MaeMasking, ARankSliceGetsTheMasksOfItsRowsOfTheGlobalBatch) {
+  const auto tokens = torch::rand({6, 12, 4});
+  for (const bool consistent : {false, true}) {
+    const auto whole = random_masking(tokens, 0.5, generator(4), 3, consistent);
+    const auto part =
+        random_masking(tokens.narrow(0, 2, 2), 0.5, generator(4), 3, consistent, BatchSlice{2, 6});
+    EXPECT_TRUE(torch::equal(part.mask, whole.mask.narrow(0, 2, 2)));
+    EXPECT_TRUE(torch::equal(part.ids_keep, whole.ids_keep.narrow(0, 2, 2)));
+    EXPECT_TRUE(torch::equal(part.visible, whole.visible.narrow(0, 2, 2)));
+  }
+}
+
 TEST(MaePatches, FollowTheReferenceLayoutAndRoundTrip) {
   // 4x4 image of values 0..15, 2x2 patches: patch 0 is the top-left 0, 1, 4, 5.
   const auto image = torch::arange(16, torch::kFloat32).view({1, 1, 4, 4});
