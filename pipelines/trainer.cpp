@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -88,6 +89,16 @@ Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions opt
     context_.group->broadcast(state);
     method_->set_batch_slice(
         BatchSlice{rank() * options_.batch_size(), world_size() * options_.batch_size()});
+    double bytes = 0;
+    for (const auto& p : method_->parameters())
+      if (p.requires_grad()) bytes += static_cast<double>(p.numel() * p.element_size());
+    // A ring all-reduce sends and receives 2 (N - 1) / N of the bytes on every rank.
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "gradients all-reduced per step: %.2f MiB (%.2f MiB sent per rank by a ring "
+                  "all-reduce)",
+                  bytes / (1 << 20), 2.0 * (world_size() - 1) / world_size() * bytes / (1 << 20));
+    if (context_.log) context_.log->info(line);
   }
   method_->to(context_.device);
   methods::to_channels_last(*method_);

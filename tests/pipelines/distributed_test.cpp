@@ -289,6 +289,8 @@ TEST_F(DataParallelRun, LaunchedRanksTrainAsOneProcessOfTheGlobalBatch) {
                                  " on 2 ranks (pretext launch), global batch 16"),
             std::string::npos)
       << launched.output;
+  EXPECT_NE(launched.output.find("[rank 0] gradients all-reduced per step: "), std::string::npos)
+      << launched.output;
   expect_same_training("one", "two");
   // Only rank 0 writes; a resume needs as many ranks as wrote the checkpoint.
   EXPECT_TRUE(fs::exists(dir_ / "two/config.yaml"));
