@@ -31,6 +31,15 @@ inline const EnumNames<WeightDecaySchedule>& field_names(WeightDecaySchedule) {
   return names;
 }
 
+/// train.lr as written ("none"), or scaled by the global batch / 256 ("linear", as the MAE, DINO
+/// and MoCo v3 references set their rates from a base rate).
+enum class LrScaling { kNone, kLinear };
+inline const EnumNames<LrScaling>& field_names(LrScaling) {
+  static const EnumNames<LrScaling> names = {{"none", LrScaling::kNone},
+                                             {"linear", LrScaling::kLinear}};
+  return names;
+}
+
 /// A learning rate over the epochs: constant, or a cosine from the rate down to 0, set at the start
 /// of each epoch (torch.optim.lr_scheduler.CosineAnnealingLR with T_max = epochs, eta_min = 0,
 /// stepped once per epoch, as DINO's eval_linear).

@@ -25,6 +25,7 @@ void TrainerOptions::visit_fields(FieldVisitor& visit) {
   visit("batch_size", batch_size_, Check::at_least(2));
   visit("optimizer", optimizer_);
   visit("lr", lr_, Check::above(0));
+  visit("lr_scaling", lr_scaling_);
   visit("min_lr", min_lr_, Check::at_least(0));
   visit("warmup_steps", warmup_steps_, Check::at_least(0));
   visit("momentum", momentum_, Check::from_below(0, 1));
@@ -131,12 +132,15 @@ void Trainer::resume() {
 }
 
 double Trainer::lr_at(int64_t step, int64_t total_steps) const {
+  const double peak =
+      options_.lr_scaling() == LrScaling::kLinear
+          ? options_.lr() * static_cast<double>(options_.batch_size() * world_size()) / 256
+          : options_.lr();
   const int64_t warmup = options_.warmup_steps();
-  if (step < warmup) return options_.lr() * static_cast<double>(step + 1) / warmup;
+  if (step < warmup) return peak * static_cast<double>(step + 1) / warmup;
   const double span = std::max<int64_t>(1, total_steps - warmup);
   const double progress = std::min(1.0, (step - warmup) / span);
-  return options_.min_lr() +
-         (options_.lr() - options_.min_lr()) * 0.5 * (1.0 + std::cos(M_PI * progress));
+  return options_.min_lr() + (peak - options_.min_lr()) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
 double Trainer::weight_decay_at(int64_t step, int64_t total_steps) const {

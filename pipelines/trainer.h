@@ -36,8 +36,10 @@ struct TrainerOptions {
   TORCH_ARG(int64_t, batch_size) = 256;
   /// "sgd" (with momentum), "adam" or "adamw".
   TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::kSgd;
-  /// Peak learning rate, reached after the warm-up, then cosine decay to `min_lr`.
+  /// Peak learning rate, reached after the warm-up, then cosine decay to `min_lr`: the rate of the
+  /// global batch (every rank's together), times global batch / 256 with lr_scaling "linear".
   TORCH_ARG(double, lr) = 0.3;
+  TORCH_ARG(LrScaling, lr_scaling) = LrScaling::kNone;
   TORCH_ARG(double, min_lr) = 0.0;
   /// Linear warm-up from lr / warmup_steps, in optimiser steps.
   TORCH_ARG(int64_t, warmup_steps) = 0;

@@ -383,6 +383,13 @@ TEST_F(TrainerTest, LearningRateWarmsUpThenFollowsACosine) {
   EXPECT_DOUBLE_EQ(trainer.lr_at(4, 104), 1.0);
   EXPECT_NEAR(trainer.lr_at(54, 104), 0.55, 1e-12);  // half way: the mean of lr and min_lr
   EXPECT_NEAR(trainer.lr_at(104, 104), 0.1, 1e-12);
+  // Linear scaling: the rate of a batch of 256, here 16 images (min_lr as written).
+  const auto scaled = config(
+      runs_ / "lr_scaled",
+      {"train.lr=1.0", "train.min_lr=0.01", "train.warmup_steps=4", "train.lr_scaling=linear"});
+  Trainer scaled_trainer(scaled.build_method(3), scaled.train, context);
+  EXPECT_DOUBLE_EQ(scaled_trainer.lr_at(3, 104), 16.0 / 256);
+  EXPECT_NEAR(scaled_trainer.lr_at(104, 104), 0.01, 1e-12);
 }
 
 TEST_F(TrainerTest, WeightDecaySparesBiasesAndNormalisationWeights) {
