@@ -330,7 +330,9 @@ TEST_F(DataParallelRun, TorchrunStartsTheSameRanks) {
 }
 
 TEST_F(DataParallelRun, AKilledRankEndsTheJobWithItsStatusAndTheCheckpointResumes) {
-  const std::string config = write_config("two", 2, "  max_steps: 60\n");
+  // 200 steps: long enough that rank 1 is still training when it is killed.
+  const std::string config =
+      write_config("two", 2, "  max_steps: 200\n") + " --set train.epochs=100";
   const auto started = std::chrono::steady_clock::now();
   // Kill rank 1 once rank 0 has written its first checkpoint (step 3).
   const auto killed = shell(
