@@ -25,7 +25,7 @@ StepOutput ByolImpl::step(const std::vector<torch::Tensor>& views) {
   const auto z1 = target(views[0]), z2 = target(views[1]);
   StepOutput out;
   out.loss = 4 + 2 * (negative_cosine(p1, z2) + negative_cosine(p2, z1));
-  out.logs["embedding_std"] = embedding_std(p1);
+  out.logs["embedding_std"] = embedding_std(gathered(p1));
   return out;
 }
 

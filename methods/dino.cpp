@@ -4,10 +4,11 @@
 
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
+#include "methods/batch_norm.h"
 #include "methods/losses.h"
 #include "methods/momentum.h"
 
@@ -43,7 +44,7 @@ DinoHeadImpl::DinoHeadImpl(int64_t in_dim, const DinoOptions& options) {
     linear->bias.zero_();
     mlp_->push_back(linear);
     if (last) break;
-    if (options.use_bn()) mlp_->push_back(torch::nn::BatchNorm1d(out));
+    if (options.use_bn()) mlp_->push_back(BatchNorm(BatchNormOptions(out)));
     mlp_->push_back(torch::nn::GELU());
     width = out;
   }
@@ -132,14 +133,22 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
       (-(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1)).mean();
   // Collapse shows in these: to uniform when every sample's entropy nears log(out_dim), to one
   // prototype when the entropy of the batch's mean distribution nears 0.
-  const auto mean_probabilities = probabilities.mean(0);
+  const auto mean_probabilities = batch_mean(probabilities);
   out.logs["teacher_mean_entropy"] =
       (-(mean_probabilities * mean_probabilities.clamp_min(1e-12).log()).sum());
-  out.logs["teacher_embedding_std"] = embedding_std(teacher_features);
+  out.logs["teacher_embedding_std"] = embedding_std(gathered(teacher_features));
   out.logs["teacher_temp"] = torch::tensor(temperature);
+  // The centre follows the mean teacher output of the global batch (the reference all-reduces it).
   center_.mul_(options_.center_momentum())
-      .add_(teacher_logits.mean(0, true) * (1 - options_.center_momentum()));
+      .add_(batch_mean(teacher_logits).unsqueeze(0) * (1 - options_.center_momentum()));
   return out;
+}
+
+torch::Tensor DinoImpl::batch_mean(const torch::Tensor& rows) const {
+  if (!group()) return rows.mean(0);
+  auto total = rows.sum(0);
+  group()->sum({total});
+  return total / static_cast<double>(rows.size(0) * group()->size());
 }
 
 void DinoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {

@@ -92,6 +92,9 @@ class DinoImpl : public MethodImpl {
   const torch::Tensor& center() const { return center_; }
 
  private:
+  /// The mean over the global batch's rows of [rows, K] `rows` (no gradient): [K].
+  torch::Tensor batch_mean(const torch::Tensor& rows) const;
+
   DinoOptions options_;
   std::shared_ptr<BackboneImpl> student_, teacher_;
   DinoHead student_head_{nullptr}, teacher_head_{nullptr};

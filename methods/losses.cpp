@@ -8,16 +8,26 @@ namespace pretext::methods {
 namespace F = torch::nn::functional;
 
 torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2, double temperature) {
-  TORCH_CHECK(z1.sizes() == z2.sizes() && z1.dim() == 2, "nt_xent: views differ: ", z1.sizes(),
-              " vs ", z2.sizes());
-  const int64_t n = z1.size(0);
-  const auto z = F::normalize(torch::cat({z1, z2}), F::NormalizeFuncOptions().dim(1));
-  auto logits = torch::mm(z, z.t()) / temperature;
+  return nt_xent(z1, z2, temperature, z1, z2, 0);
+}
+
+torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2, double temperature,
+                      const torch::Tensor& all1, const torch::Tensor& all2, int64_t offset) {
+  TORCH_CHECK(z1.sizes() == z2.sizes() && z1.dim() == 2 && all1.sizes() == all2.sizes() &&
+                  all1.size(1) == z1.size(1) && offset + z1.size(0) <= all1.size(0),
+              "nt_xent: views differ: ", z1.sizes(), " vs ", z2.sizes(), " of ", all1.sizes());
+  const int64_t n = z1.size(0), global = all1.size(0);
+  const auto normalise = [](const torch::Tensor& z) {
+    return F::normalize(z, F::NormalizeFuncOptions().dim(1));
+  };
+  const auto anchors = normalise(torch::cat({z1, z2}));
+  auto logits = torch::mm(anchors, normalise(torch::cat({all1, all2})).t()) / temperature;
+  // Anchor i of view 1 is global row offset + i, of view 2 global + offset + i.
+  const auto rows = torch::arange(n, torch::TensorOptions(torch::kInt64).device(z1.device()));
+  const auto own = torch::cat({rows + offset, rows + offset + global});
+  const auto positives = torch::cat({rows + offset + global, rows + offset});
   // An anchor is never its own negative.
-  logits = logits.masked_fill(torch::eye(2 * n, logits.options().dtype(torch::kBool)),
-                              -std::numeric_limits<float>::infinity());
-  const auto index = torch::arange(2 * n, torch::TensorOptions(torch::kInt64).device(z.device()));
-  const auto positives = (index + n) % (2 * n);
+  logits = logits.scatter(1, own.unsqueeze(1), -std::numeric_limits<float>::infinity());
   return F::cross_entropy(logits, positives);
 }
 
@@ -36,14 +46,15 @@ torch::Tensor info_nce_with_queue(const torch::Tensor& q, const torch::Tensor& k
   return F::cross_entropy(logits, labels);
 }
 
-torch::Tensor info_nce_in_batch(const torch::Tensor& q, const torch::Tensor& k,
-                                double temperature) {
-  TORCH_CHECK(q.sizes() == k.sizes() && q.dim() == 2,
-              "info_nce_in_batch: views differ: ", q.sizes(), " vs ", k.sizes());
+torch::Tensor info_nce_in_batch(const torch::Tensor& q, const torch::Tensor& k, double temperature,
+                                int64_t offset) {
+  TORCH_CHECK(
+      q.dim() == 2 && k.dim() == 2 && q.size(1) == k.size(1) && offset + q.size(0) <= k.size(0),
+      "info_nce_in_batch: queries ", q.sizes(), " at row ", offset, " of keys ", k.sizes());
   const auto qn = F::normalize(q, F::NormalizeFuncOptions().dim(1));
   const auto kn = F::normalize(k, F::NormalizeFuncOptions().dim(1)).detach();
   const auto labels =
-      torch::arange(q.size(0), torch::TensorOptions(torch::kInt64).device(q.device()));
+      torch::arange(q.size(0), torch::TensorOptions(torch::kInt64).device(q.device())) + offset;
   return F::cross_entropy(torch::mm(qn, kn.t()) / temperature, labels) * (2 * temperature);
 }
 

@@ -97,8 +97,6 @@ class MaeImpl : public MethodImpl {
                   const Masking& masking) const;
   int64_t view_count() const override { return 1; }
   bool joint_frames() const override { return true; }
-  /// A mean over equal numbers of masked patches per image, on a ViT without batch norm.
-  bool trains_data_parallel() const override { return true; }
   void after_optimizer_step(int64_t step, int64_t total_steps) override;
   std::shared_ptr<BackboneImpl> encoder() override { return vit_; }
 

@@ -2,13 +2,17 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
 
 #include "base/batch_slice.h"
 #include "methods/backbone.h"
+#include "methods/batch_norm.h"
+#include "methods/collectives.h"
 
 namespace pretext::methods {
 
@@ -49,17 +53,37 @@ class MethodImpl : public torch::nn::Module {
   /// that starts as a copy of it (a teacher, a key or target encoder, DINO's student) becomes that
   /// copy again, so that no part of the method stays at its random initialisation.
   virtual void sync_encoder_copies() {}
-  /// Whether N data-parallel ranks with gradients averaged compute what one process of the
-  /// global batch computes: true where the loss is a mean of per-example terms over equal rank
-  /// batches and nothing (batch norm, negatives, a queue, a centre) couples the examples.
-  virtual bool trains_data_parallel() const { return false; }
+  /// Why this method cannot train on `ranks` data-parallel ranks of `rank_batch` examples each,
+  /// as {key of the method's options, reason}; nullopt when it can.
+  virtual std::optional<std::pair<std::string, std::string>> data_parallel_mismatch(
+      int64_t /*ranks*/, int64_t /*rank_batch*/) const {
+    return std::nullopt;
+  }
+  /// Joins a data-parallel job: every batch statistic the loss takes (negatives, queues,
+  /// centres) is taken over the global batch through `group`, which outlives the method, and
+  /// with `sync_batch_norm` so is every batch norm's (model.sync_bn), so that N ranks compute
+  /// what one process of the global batch does. nullptr: this process alone.
+  virtual void set_group(Collectives* group, bool sync_batch_norm) {
+    group_ = group;
+    synchronise_batch_norm(*this, sync_batch_norm ? group : nullptr);
+  }
   /// Where this process's batch lies in the global batch of a data-parallel step; methods that
   /// draw per example (MAE's masks) draw for the global batch and take these rows.
   void set_batch_slice(const BatchSlice& slice) { batch_slice_ = slice; }
   const BatchSlice& batch_slice() const { return batch_slice_; }
 
+ protected:
+  /// The data-parallel group, nullptr in a single process.
+  Collectives* group() const { return group_; }
+  /// Every rank's rows of [B, ...] `x` in rank order, without gradient (for keys and logs);
+  /// `x` itself in a single process.
+  torch::Tensor gathered(const torch::Tensor& x) const {
+    return group_ ? group_->all_gather(x.detach()) : x;
+  }
+
  private:
   BatchSlice batch_slice_;
+  Collectives* group_ = nullptr;
 };
 
 }  // namespace pretext::methods

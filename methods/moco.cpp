@@ -63,16 +63,47 @@ void MocoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
   if (options_.version() == 2) steps_.set(step);
 }
 
+int64_t MocoImpl::shuffle_bn_parts(int64_t rows) const {
+  return std::max<int64_t>(1, std::min(options_.shuffle_bn_splits(), rows / 2));
+}
+
+std::optional<std::pair<std::string, std::string>> MocoImpl::data_parallel_mismatch(
+    int64_t ranks, int64_t rank_batch) const {
+  const int64_t global = ranks * rank_batch, parts = shuffle_bn_parts(global);
+  if (options_.version() != 2 || options_.shuffle_bn_splits() == 1 ||
+      (parts % ranks == 0 && global % parts == 0))
+    return std::nullopt;
+  return std::make_pair("shuffle_bn_splits",
+                        "the global batch of " + std::to_string(global) +
+                            " goes through the encoders in " + std::to_string(parts) +
+                            " shuffle-BN sub-batches, which must be a multiple of the " +
+                            std::to_string(ranks) + " ranks and divide the global batch (e.g. " +
+                            std::to_string(ranks) + " or " + std::to_string(2 * ranks) + ")");
+}
+
+void MocoImpl::set_group(Collectives* group, bool sync_batch_norm) {
+  const bool shuffle_bn = options_.version() == 2 && options_.shuffle_bn_splits() > 1;
+  MomentumMethodImpl::set_group(group, sync_batch_norm && !shuffle_bn);
+}
+
 std::pair<torch::Tensor, torch::Tensor> MocoImpl::split_batch_projections(
     const torch::Tensor& views, at::Generator& generator) {
-  const int64_t rows = views.size(0);
+  const int64_t rows = views.size(0), global = batch_slice().global_rows(rows);
   const auto in_order = torch::arange(rows, torch::kInt64);
-  const auto shuffled = torch::randperm(rows, generator, torch::kInt64);
-  const auto splits = options_.shuffle_bn_splits();
-  return {
-      forward_in_splits([&](const torch::Tensor& x) { return online(x); }, views, splits, in_order),
-      forward_in_splits([&](const torch::Tensor& x) { return target(x); }, views, splits,
-                        shuffled)};
+  const auto shuffled = torch::randperm(global, generator, torch::kInt64);
+  const int64_t ranks = group() ? group()->size() : 1;
+  const int64_t splits = shuffle_bn_parts(global) / ranks;  // this rank's share
+  const auto online_part = [&](const torch::Tensor& x) { return online(x); };
+  const auto target_part = [&](const torch::Tensor& x) { return target(x); };
+  const auto queries = forward_in_splits(online_part, views, splits, in_order);
+  if (!group()) return {queries, forward_in_splits(target_part, views, splits, shuffled)};
+  // This rank takes the shuffled positions [offset, offset + rows) of the global batch.
+  const auto mine = shuffled.narrow(0, batch_slice().offset, rows);
+  const auto images = gathered(views).index_select(0, to_device(mine, views.device()));
+  const auto keys_shuffled = gathered(forward_in_splits(target_part, images, splits, in_order));
+  // Position i of the shuffled order holds global row shuffled[i]: put the rows back.
+  const auto index = to_device(shuffled, keys_shuffled.device());
+  return {queries, torch::empty_like(keys_shuffled).index_copy_(0, index, keys_shuffled)};
 }
 
 StepOutput MocoImpl::step(const std::vector<torch::Tensor>& views) {
@@ -87,21 +118,28 @@ StepOutput MocoImpl::step(const std::vector<torch::Tensor>& views) {
     std::tie(q2, k2) = split_batch_projections(views[1], generator);
     // The queue as it was before this batch: a copy, since enqueue overwrites it in place.
     const auto negatives = queue_.clone();
-    out.loss = (info_nce_with_queue(q1, k2, negatives, options_.temperature()) +
-                info_nce_with_queue(q2, k1, negatives, options_.temperature())) /
+    // k1, k2 hold the global batch's keys; this rank's queries take their own rows'.
+    const auto own = [&](const torch::Tensor& k) {
+      return k.narrow(0, group() ? batch_slice().offset : 0, q1.size(0));
+    };
+    out.loss = (info_nce_with_queue(q1, own(k2), negatives, options_.temperature()) +
+                info_nce_with_queue(q2, own(k1), negatives, options_.temperature())) /
                2;
+    // Every rank enqueues the global batch's keys in the same order: the queues stay equal.
     enqueue(torch::cat({k1, k2}));
   } else {
     // Each view through each encoder on its own: batch statistics never mix a query with its
     // key (v3 has no shuffle-BN; its reference synchronises BN across GPUs).
     q1 = online(views[0]);
     q2 = online(views[1]);
-    k1 = target(views[0]);
-    k2 = target(views[1]);
-    out.loss = info_nce_in_batch(q1, k2, options_.temperature()) +
-               info_nce_in_batch(q2, k1, options_.temperature());
+    // Every rank's keys are the negatives (the reference's concat_all_gather).
+    k1 = gathered(target(views[0]));
+    k2 = gathered(target(views[1]));
+    const int64_t offset = group() ? batch_slice().offset : 0;
+    out.loss = info_nce_in_batch(q1, k2, options_.temperature(), offset) +
+               info_nce_in_batch(q2, k1, options_.temperature(), offset);
   }
-  out.logs["embedding_std"] = embedding_std(q1);
+  out.logs["embedding_std"] = embedding_std(gathered(q1));
   return out;
 }
 

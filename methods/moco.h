@@ -1,6 +1,8 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include <ATen/core/Generator.h>
@@ -59,9 +61,20 @@ class MocoImpl : public MomentumMethodImpl {
   /// v2: [queue_size, projection_dim] normalised keys, oldest overwritten first.
   const torch::Tensor& queue() const { return queue_; }
   void after_optimizer_step(int64_t step, int64_t total_steps) override;
+  /// v2 with shuffle-BN: the sub-batches of the global batch must split evenly over the ranks.
+  std::optional<std::pair<std::string, std::string>> data_parallel_mismatch(
+      int64_t ranks, int64_t rank_batch) const override;
+  /// v2 with shuffle-BN keeps each sub-batch's own statistics (what shuffle-BN is); otherwise
+  /// batch norm follows `sync_batch_norm`.
+  void set_group(Collectives* group, bool sync_batch_norm) override;
 
  private:
-  /// v2's queries and keys of `views`, through shuffle-BN sub-batches.
+  /// Shuffle-BN sub-batches of a global batch of `rows` (at most rows / 2, so that batch norm
+  /// never sees a single row).
+  int64_t shuffle_bn_parts(int64_t rows) const;
+  /// v2's queries of this rank's rows and keys of the global batch's, through shuffle-BN
+  /// sub-batches: on N ranks each computes its share of the sub-batches, the keys' from the
+  /// images of every rank (the reference's _batch_shuffle_ddp / _batch_unshuffle_ddp).
   std::pair<torch::Tensor, torch::Tensor> split_batch_projections(const torch::Tensor& views,
                                                                   at::Generator& generator);
   void enqueue(const torch::Tensor& keys);

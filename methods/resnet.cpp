@@ -42,21 +42,21 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t in_planes, int64_t planes, int64_t 
   if (bottleneck) {
     // torchvision's ResNet v1.5: the stride sits on the 3x3 convolution.
     conv1_ = register_module("conv1", conv(in_planes, planes, 1, 1));
-    bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
+    bn1_ = register_module("bn1", BatchNorm(BatchNormOptions(planes)));
     conv2_ = register_module("conv2", conv(planes, planes, 3, stride));
-    bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
+    bn2_ = register_module("bn2", BatchNorm(BatchNormOptions(planes)));
     conv3_ = register_module("conv3", conv(planes, out_planes, 1, 1));
-    bn3_ = register_module("bn3", nn::BatchNorm2d(out_planes));
+    bn3_ = register_module("bn3", BatchNorm(BatchNormOptions(out_planes)));
   } else {
     conv1_ = register_module("conv1", conv(in_planes, planes, 3, stride));
-    bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
+    bn1_ = register_module("bn1", BatchNorm(BatchNormOptions(planes)));
     conv2_ = register_module("conv2", conv(planes, planes, 3, 1));
-    bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
+    bn2_ = register_module("bn2", BatchNorm(BatchNormOptions(planes)));
   }
   if (stride != 1 || in_planes != out_planes) {
-    downsample_ = register_module(
-        "downsample",
-        nn::Sequential(conv(in_planes, out_planes, 1, stride), nn::BatchNorm2d(out_planes)));
+    downsample_ =
+        register_module("downsample", nn::Sequential(conv(in_planes, out_planes, 1, stride),
+                                                     BatchNorm(BatchNormOptions(out_planes))));
   }
 }
 
@@ -76,7 +76,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   const int64_t stem = width(64);
   conv1_ = register_module("conv1", options.small_stem() ? conv(options.in_channels(), stem, 3, 1)
                                                          : conv(options.in_channels(), stem, 7, 2));
-  bn1_ = register_module("bn1", nn::BatchNorm2d(stem));
+  bn1_ = register_module("bn1", BatchNorm(BatchNormOptions(stem)));
   int64_t in_planes = stem;
   for (size_t s = 0; s < stages.size(); ++s) {
     const int64_t planes = width(64 << s);
@@ -93,7 +93,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   for (auto& module : modules(false)) {
     if (auto* c = module->as<nn::Conv2d>()) {
       nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-    } else if (auto* bn = module->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = module->as<BatchNormImpl>()) {
       nn::init::ones_(bn->weight);
       nn::init::zeros_(bn->bias);
     }

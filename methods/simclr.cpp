@@ -28,8 +28,13 @@ StepOutput SimClrImpl::step(const std::vector<torch::Tensor>& views) {
   const int64_t n = views[0].size(0);
   // One forward over both views: BatchNorm sees all 2N images, as in the reference code.
   const auto z = projector_(backbone_->forward(torch::cat({views[0], views[1]})));
+  const auto z1 = z.slice(0, 0, n), z2 = z.slice(0, n);
   StepOutput out;
-  out.loss = nt_xent(z.slice(0, 0, n), z.slice(0, n), options_.temperature());
+  // On N ranks every anchor's negatives are the projections of the global batch, gathered with
+  // their gradient (the reference's all_gather with gradient on multiple devices).
+  out.loss = group() ? nt_xent(z1, z2, options_.temperature(), all_gather_with_grad(*group(), z1),
+                               all_gather_with_grad(*group(), z2), batch_slice().offset)
+                     : nt_xent(z1, z2, options_.temperature());
   return out;
 }
 

@@ -34,7 +34,7 @@ StepOutput SimSiamImpl::step(const std::vector<torch::Tensor>& views) {
   const auto p1 = predictor_->forward(z1), p2 = predictor_->forward(z2);
   StepOutput out;
   out.loss = (negative_cosine(p1, z2) + negative_cosine(p2, z1)) / 2;
-  out.logs["embedding_std"] = embedding_std(z1);
+  out.logs["embedding_std"] = embedding_std(gathered(z1));
   return out;
 }
 

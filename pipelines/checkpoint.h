@@ -26,8 +26,8 @@ struct TrainState {
   int64_t epoch = 0;           ///< epoch in progress
   int64_t batch_in_epoch = 0;  ///< batches of that epoch already consumed
   LossScale loss_scale = {};   ///< run.precision fp16's loss scale
-  /// Data-parallel ranks that trained it (1 in checkpoints from before data parallelism): a
-  /// resume continues the same global data order only with as many.
+  /// Data-parallel ranks that trained it (1 in checkpoints from before data parallelism), for the
+  /// log: a resume on any number of ranks of the same global batch continues the same run.
   int64_t world_size = 1;
 };
 

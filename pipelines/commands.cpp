@@ -89,22 +89,23 @@ TrainResult pretrain(const RunConfig& config, bool resume, const std::string& in
   }
   const auto data = open_data(config, DataUse::kPretraining, log);
   auto method = method_for(config, data);
-  if (world.distributed() && !method->trains_data_parallel())
-    throw ConfigError(config.file->where("method", "name") + ": " + config.method_name +
-                      " does not train data-parallel: with its examples coupled (batch norm, "
-                      "negatives, a queue or a centre) " +
-                      std::to_string(world.world_size) +
-                      " ranks would not compute what one process of the global batch does; mae "
-                      "and satmae train on several ranks");
+  if (world.distributed())
+    if (const auto bad =
+            method->data_parallel_mismatch(world.world_size, config.train.batch_size()))
+      throw ConfigError(config.file->where("method", bad->first) + ": " + bad->second);
   if (!init_from.empty() && !resume) init_encoder_from(init_from, *method, log);
   TrainerContext context;
   context.run_dir = run;
   context.seed = static_cast<uint64_t>(config.run.seed());
   context.device = torch::Device(config.run.device());
   context.precision = config.run.precision();
-  context.config_text = resolved;
+  // Checkpoints compare configs by the global batch, so that a run resumes on any number of
+  // ranks that splits it: the data order, views and method state depend on it alone.
+  context.config_text = config.file->resolved_yaml_with(
+      "train", "batch_size", world.world_size * config.train.batch_size());
   context.log = &log;
   context.group = group.get();
+  context.sync_batch_norm = config.sync_batch_norm;
   Trainer trainer(method, config.train, context);
   if (resume) trainer.resume();
   if (world.rank == 0) write_file(run.config(), resolved);

@@ -275,14 +275,38 @@ void ConfigFile::check_sections(const std::vector<std::string>& sections) const 
   }
 }
 
-std::string ConfigFile::resolved_yaml() const {
+namespace {
+
+std::string emit(const YAML::Node& resolved, const std::vector<std::string>& order) {
   YAML::Emitter out;
   out << YAML::BeginMap;
-  for (const auto& section : resolved_order_) {
-    out << YAML::Key << section << YAML::Value << resolved_[section];
-  }
+  for (const auto& section : order) out << YAML::Key << section << YAML::Value << resolved[section];
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace
+
+std::string ConfigFile::resolved_yaml() const { return emit(resolved_, resolved_order_); }
+
+std::string ConfigFile::resolved_yaml_with(const std::string& section, const std::string& key,
+                                           int64_t value) const {
+  YAML::Node changed = YAML::Clone(resolved_);
+  changed[section][key] = value;
+  return emit(changed, resolved_order_);
+}
+
+std::optional<LineDifference> first_difference(const std::string& ours, const std::string& theirs) {
+  std::istringstream left(ours), right(theirs);
+  LineDifference difference;
+  for (difference.line = 1;; ++difference.line) {
+    const bool has_ours = static_cast<bool>(std::getline(left, difference.ours));
+    const bool has_theirs = static_cast<bool>(std::getline(right, difference.theirs));
+    if (!has_ours && !has_theirs) return std::nullopt;
+    if (!has_ours) difference.ours.clear();
+    if (!has_theirs) difference.theirs.clear();
+    if (difference.ours != difference.theirs) return difference;
+  }
 }
 
 }  // namespace pretext::pipelines

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ class ConfigFile {
   std::string where(const std::string& section, const std::string& key) const;
   /// Every field read so far with the value in force, as YAML: the run's resolved config.
   std::string resolved_yaml() const;
+  /// resolved_yaml() with `section.key` (a field read) given `value` instead.
+  std::string resolved_yaml_with(const std::string& section, const std::string& key,
+                                 int64_t value) const;
   const std::string& path() const { return path_; }
 
  private:
@@ -52,5 +56,14 @@ class ConfigFile {
   YAML::Node resolved_;
   std::vector<std::string> resolved_order_;
 };
+
+/// Where two texts (resolved configs) first differ: the 1-based line and that line in each ("" past
+/// the end of one).
+struct LineDifference {
+  int64_t line = 0;
+  std::string ours, theirs;
+};
+/// nullopt when the texts are equal.
+std::optional<LineDifference> first_difference(const std::string& ours, const std::string& theirs);
 
 }  // namespace pretext::pipelines

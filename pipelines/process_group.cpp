@@ -1,8 +1,8 @@
 #include "pipelines/process_group.h"
 
+#include <chrono>
 #include <limits>
 #include <map>
-#include <sstream>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -10,6 +10,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "base/errors.h"
+#include "pipelines/config.h"
 
 namespace pretext::pipelines {
 
@@ -22,19 +23,20 @@ namespace {
 
 std::vector<uint8_t> bytes_of(const std::string& text) { return {text.begin(), text.end()}; }
 
-// Line by line, the first where `theirs` differs from `ours`.
-std::string first_difference(const std::string& ours, const std::string& theirs) {
-  std::istringstream left(ours), right(theirs);
-  std::string l, r;
-  for (int line = 1;; ++line) {
-    const bool has_l = static_cast<bool>(std::getline(left, l));
-    const bool has_r = static_cast<bool>(std::getline(right, r));
-    if (!has_l && !has_r) return "";
-    if (!has_l || !has_r || l != r)
-      return "line " + std::to_string(line) + " is '" + (has_r ? r : "") + "' there, '" +
-             (has_l ? l : "") + "' here";
+// Adds the seconds of its scope to a total.
+class Timed {
+ public:
+  explicit Timed(double& total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+  ~Timed() {
+    total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }
-}
+  Timed(const Timed&) = delete;
+  Timed& operator=(const Timed&) = delete;
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 }  // namespace
 
@@ -97,13 +99,18 @@ void ProcessGroup::check_same(const std::string& name, const std::string& text) 
   for (int64_t r = 0; r < world_.world_size; ++r)
     if (differs[r].item<int>() != 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
   if (ranks.empty()) return;
+  const auto difference = first_difference(text, theirs);
   throw ConfigError("rank " + ranks + " of " + std::to_string(world_.world_size) +
                     " runs a different " + name + " than rank 0" +
-                    (theirs == text ? "" : " (" + first_difference(text, theirs) + ")") +
+                    (difference
+                         ? " (line " + std::to_string(difference->line) + " is '" +
+                               difference->theirs + "' there, '" + difference->ours + "' here)"
+                         : "") +
                     "; every rank must run the same command and config");
 }
 
 void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors) {
+  const Timed timed(collective_seconds_);
   std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;
   for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
   try {
@@ -127,6 +134,7 @@ void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors) {
 
 void ProcessGroup::all_reduce_flat(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes,
                                    bool mean) {
+  const Timed timed(collective_seconds_);
   std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;
   for (const auto& t : tensors)
     if (t.defined()) by_dtype[t.scalar_type()].push_back(t);
@@ -171,9 +179,12 @@ void ProcessGroup::sum(const std::vector<at::Tensor>& tensors) {
 }
 
 at::Tensor ProcessGroup::all_gather(const at::Tensor& tensor) {
-  std::vector<std::vector<at::Tensor>> outputs(1);
-  for (int64_t r = 0; r < world_.world_size; ++r) outputs[0].push_back(at::empty_like(tensor));
+  const Timed timed(collective_seconds_);
+  // Gloo copies bytes: every buffer in the plain row-major layout (not channels-last).
   std::vector<at::Tensor> input = {tensor.contiguous()};
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (int64_t r = 0; r < world_.world_size; ++r)
+    outputs[0].push_back(at::empty_like(input[0], at::MemoryFormat::Contiguous));
   try {
     impl_->gloo->allgather(outputs, input)->wait();
   } catch (const std::exception& error) {
@@ -183,6 +194,7 @@ at::Tensor ProcessGroup::all_gather(const at::Tensor& tensor) {
 }
 
 void ProcessGroup::barrier() {
+  const Timed timed(collective_seconds_);
   try {
     impl_->gloo->monitoredBarrier(c10d::BarrierOptions(), /*waitAllRanks=*/true);
   } catch (const std::exception& error) {

@@ -8,6 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "methods/collectives.h"
 #include "pipelines/world.h"
 
 namespace pretext::pipelines {
@@ -16,17 +17,17 @@ namespace pretext::pipelines {
 /// rank 0 hosts (or torchrun's agent). Every collective either completes or throws
 /// DistributedError naming this rank and what it was doing, within the timeout: a rank that died
 /// ends the others' waits, never a hang.
-class ProcessGroup {
+class ProcessGroup : public methods::Collectives {
  public:
   /// Joins the job `world` describes; waits at most `timeout` for the other ranks, here and in
   /// every collective after.
   ProcessGroup(const World& world, std::chrono::milliseconds timeout);
-  ~ProcessGroup();
+  ~ProcessGroup() override;
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
-  int64_t rank() const { return world_.rank; }
-  int64_t size() const { return world_.world_size; }
+  int64_t rank() const override { return world_.rank; }
+  int64_t size() const override { return world_.world_size; }
 
   /// What the collectives that follow are for, named in their errors ("the gradients of step 12").
   void doing(std::string what) { doing_ = std::move(what); }
@@ -40,11 +41,14 @@ class ProcessGroup {
   /// buckets of about `bucket_bytes` per dtype, one all-reduce each.
   void average(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = int64_t{25} << 20);
   /// `tensors` summed over ranks, in place (one all-reduce per dtype).
-  void sum(const std::vector<at::Tensor>& tensors);
+  void sum(const std::vector<at::Tensor>& tensors) override;
   /// Every rank's [B, ...] `tensor`, concatenated in rank order: [size x B, ...].
-  at::Tensor all_gather(const at::Tensor& tensor);
+  at::Tensor all_gather(const at::Tensor& tensor) override;
   /// Waits for every rank; names the ranks that did not arrive within the timeout.
   void barrier();
+  /// Wall-clock seconds this rank has spent in collectives so far (communication and waiting
+  /// for slower ranks).
+  double collective_seconds() const { return collective_seconds_; }
 
  private:
   struct Impl;
@@ -54,6 +58,7 @@ class ProcessGroup {
   World world_;
   std::chrono::milliseconds timeout_;
   std::string doing_ = "starting";
+  double collective_seconds_ = 0;
   std::unique_ptr<Impl> impl_;
 };
 

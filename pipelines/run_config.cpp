@@ -80,7 +80,11 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
   config.backbone_name =
       file->read_name("model", "backbone", "resnet18", methods::backbone_names());
   config.backbone = methods::backbone_spec(config.backbone_name);
-  file->read_section("model", [&](FieldVisitor& v) { config.backbone->visit_fields(v); },
+  file->read_section("model",
+                     [&](FieldVisitor& v) {
+                       config.backbone->visit_fields(v);
+                       v("sync_bn", config.sync_batch_norm);
+                     },
                      {"backbone"});
   config.method_name = file->read_name("method", "name", "simclr", methods::method_names());
   config.method = methods::method_spec(config.method_name);

@@ -122,6 +122,11 @@ struct RunConfig {
   FinetuneOptions finetune;
   std::string backbone_name;
   std::shared_ptr<methods::BackboneSpec> backbone;
+  /// model.sync_bn: on several data-parallel ranks every batch norm normalises by the statistics
+  /// of the global batch (synchronised batch norm), so that N ranks compute what one process of
+  /// the global batch does; false keeps each rank's own (the references' plain DDP, with BN
+  /// statistics of B / N images). MoCo v2's shuffle-BN sub-batches always keep their own.
+  bool sync_batch_norm = true;
   std::string method_name;
   std::shared_ptr<methods::MethodSpec> method;
 

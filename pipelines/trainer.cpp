@@ -12,6 +12,7 @@
 #include "base/errors.h"
 #include "base/torch_compat.h"
 #include "domains/sampler.h"
+#include "pipelines/config.h"
 #include "pipelines/optimizer.h"
 #include "pipelines/progress.h"
 #include "pipelines/training_metrics.h"
@@ -38,22 +39,6 @@ void TrainerOptions::visit_fields(FieldVisitor& visit) {
   visit("checkpoint_every", checkpoint_every_, Check::at_least(0));
   visit("log_every", log_every_, Check::at_least(1));
 }
-
-namespace {
-
-// The first line where two configs differ, for the resume refusal.
-std::string first_difference(const std::string& a, const std::string& b) {
-  std::istringstream left(a), right(b);
-  std::string l, r;
-  while (true) {
-    const bool has_l = static_cast<bool>(std::getline(left, l));
-    const bool has_r = static_cast<bool>(std::getline(right, r));
-    if (!has_l && !has_r) return "";
-    if (!has_l || !has_r || l != r) return "'" + r + "' was '" + l + "'";
-  }
-}
-
-}  // namespace
 
 bool backward_and_step(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,
                        const std::vector<torch::Tensor>& parameters, const TrainerOptions& options,
@@ -90,6 +75,7 @@ Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions opt
     context_.group->broadcast(state);
     method_->set_batch_slice(
         BatchSlice{rank() * options_.batch_size(), world_size() * options_.batch_size()});
+    method_->set_group(context_.group, context_.sync_batch_norm);
     double bytes = 0;
     for (const auto& p : method_->parameters())
       if (p.requires_grad()) bytes += static_cast<double>(p.numel() * p.element_size());
@@ -115,20 +101,18 @@ void Trainer::resume() {
   std::string config_text;
   state_ =
       load_checkpoint(checkpoint_path(), *method_, optimizer_.get(), context_.device, &config_text);
-  if (config_text != context_.config_text)
-    throw ConfigError(checkpoint_path() + ": written with a different config (" +
-                      first_difference(config_text, context_.config_text) +
-                      "); resume with the config it was written with, or start a new run.dir");
-  if (state_.world_size != world_size())
-    throw ConfigError(checkpoint_path() + ": written by " + std::to_string(state_.world_size) +
-                      " data-parallel rank(s), resumed on " + std::to_string(world_size()) +
-                      "; resume on as many, so that the global batch and data order stay the "
-                      "same");
+  if (const auto difference = first_difference(config_text, context_.config_text))
+    throw ConfigError(checkpoint_path() + ": written with a different config (line " +
+                      std::to_string(difference->line) + ": '" + difference->theirs + "' was '" +
+                      difference->ours +
+                      "'; train.batch_size compared as ranks x batch_size, the global batch); "
+                      "resume with the config it was written with, or start a new run.dir");
   resumed_ = true;
   if (context_.log)
     context_.log->info("resuming from " + checkpoint_path() + " at step " +
                        std::to_string(state_.step) + " (epoch " + std::to_string(state_.epoch) +
-                       ", batch " + std::to_string(state_.batch_in_epoch) + ")");
+                       ", batch " + std::to_string(state_.batch_in_epoch) + "), written by " +
+                       std::to_string(state_.world_size) + " rank(s)");
 }
 
 double Trainer::lr_at(int64_t step, int64_t total_steps) const {
@@ -263,6 +247,7 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
                          const domains::ViewAugment& augment, io::LoaderOptions loader_options,
                          const std::function<bool(int64_t)>& should_stop) {
   context_.run_dir.create();
+  const auto started = std::chrono::steady_clock::now();
   loader_options.batch_size(options_.batch_size())
       .drop_last(true)
       .pin_memory(context_.device.is_cuda());
@@ -341,6 +326,17 @@ TrainResult Trainer::fit(std::shared_ptr<const io::Dataset> dataset,
   result.steps = state_.step;
   if (const auto note = dataset->skipped_note(); !note.empty() && context_.log)
     context_.log->info(note);
+  if (context_.group && context_.log) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "collectives took %.2f s of %.2f s of training (%.1f%%: communication and "
+                  "waiting for the other ranks)",
+                  context_.group->collective_seconds(), seconds,
+                  100 * context_.group->collective_seconds() / std::max(seconds, 1e-9));
+    context_.log->info(line);
+  }
   if (context_.log)
     context_.log->info(std::string(result.interrupted ? "stopped" : "finished") + " at step " +
                        std::to_string(state_.step) + ", loss " + std::to_string(result.last_loss) +

@@ -76,6 +76,8 @@ struct TrainerContext {
   /// The data-parallel job this process is a rank of; null for one process. Rank r trains on rows
   /// [r x B, (r + 1) x B) of the global batch of world size x B that one process would take.
   ProcessGroup* group = nullptr;
+  /// With `group`: batch norm takes the statistics of the global batch (model.sync_bn).
+  bool sync_batch_norm = true;
   /// What the method's forward computes in (run.precision); fp16 scales the loss.
   Precision precision = Precision::kFp32;
   /// Written into checkpoints; a resume with another config is refused.

@@ -50,6 +50,18 @@ TEST(NtXent, EqualsTheValueComputedByHand) {
   }
 }
 
+TEST(NtXent, RanksOfTheGlobalBatchAverageToItsLoss) {
+  // Two ranks' anchors (rows 0-2 and 3-5) against the global batch's projections: the mean of
+  // their losses is the loss of the whole batch, though the two differ.
+  torch::manual_seed(4);
+  const auto z1 = torch::randn({6, 5}, torch::kFloat64), z2 = torch::randn({6, 5}, torch::kFloat64);
+  const double t = 0.3;
+  const auto first = nt_xent(z1.narrow(0, 0, 3), z2.narrow(0, 0, 3), t, z1, z2, 0);
+  const auto second = nt_xent(z1.narrow(0, 3, 3), z2.narrow(0, 3, 3), t, z1, z2, 3);
+  EXPECT_NEAR(((first + second) / 2).item<double>(), nt_xent(z1, z2, t).item<double>(), 1e-12);
+  EXPECT_GT(std::abs((first - second).item<double>()), 1e-6);
+}
+
 TEST(NtXent, IdenticalViewsOfOrthogonalImagesGiveTheLowerBound) {
   // Positives at similarity 1, every negative at 0: loss = -log(e^(1/t) / (e^(1/t) + 2n - 2)).
   const auto z = torch::eye(4, torch::kFloat64);

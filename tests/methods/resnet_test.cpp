@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
+#include <torch/nn/modules/batchnorm.h>
+
+#include "methods/batch_norm.h"
 #include "methods/resnet.h"
 
 namespace pretext::methods {
@@ -34,6 +37,33 @@ TEST(ResNet, ParameterNamesFollowTorchvision) {
   EXPECT_TRUE(buffers.contains("bn1.running_mean"));
   EXPECT_TRUE(buffers.contains("layer3.1.bn1.num_batches_tracked"));
   EXPECT_FALSE(params.contains("layer1.0.downsample.0.weight"));
+}
+
+TEST(BatchNorm, OnOneProcessIsTorchsBatchNorm) {
+  // Training steps then evaluation, [B, C] and [B, C, H, W], affine or not: the same outputs,
+  // running statistics and state dict names as torch::nn::BatchNorm1d / 2d.
+  torch::manual_seed(2);
+  for (const bool affine : {true, false}) {
+    BatchNorm ours(BatchNormOptions(3).affine(affine));
+    torch::nn::BatchNorm2d theirs(torch::nn::BatchNorm2dOptions(3).affine(affine));
+    for (int step = 0; step < 3; ++step) {
+      const auto x = torch::randn({4, 3, 5, 5}) * 2 + step;
+      EXPECT_TRUE(torch::allclose(ours(x), theirs(x), 1e-5, 1e-6));
+    }
+    EXPECT_TRUE(torch::allclose(ours->running_mean, theirs->running_mean));
+    EXPECT_TRUE(torch::allclose(ours->running_var, theirs->running_var));
+    EXPECT_EQ(ours->num_batches_tracked.item<int64_t>(), 3);
+    ours->eval();
+    theirs->eval();
+    const auto x = torch::randn({2, 3, 5, 5});
+    EXPECT_TRUE(torch::allclose(ours(x), theirs(x), 1e-5, 1e-6));
+    EXPECT_EQ(ours->named_parameters().keys(), theirs->named_parameters().keys());
+    EXPECT_EQ(ours->named_buffers().keys(), theirs->named_buffers().keys());
+  }
+  BatchNorm ours(BatchNormOptions(4));
+  torch::nn::BatchNorm1d theirs(4);
+  const auto rows = torch::randn({6, 4});
+  EXPECT_TRUE(torch::allclose(ours(rows), theirs(rows), 1e-5, 1e-6));
 }
 
 TEST(ResNet, AnyBandsWidthAndStem) {
