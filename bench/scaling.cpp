@@ -81,13 +81,16 @@ Measured train(const fs::path& dir, const std::string& tiles, int64_t ranks, int
   return m;
 }
 
-// Gradient bytes of a shipped config's method (input bands as its normalisation lists them, 3
-// when it gives one value: the first layer is well under 1% of the bytes).
+// Gradient bytes of a shipped config's method. Its input bands as the config names them
+// (data.bands, data.band_names, one normalisation value per band), else 3: the first layer, the
+// only one they change, is well under 1% of the bytes.
 double gradient_bytes(const fs::path& config_path) {
   const auto config = pipelines::load_run_config(config_path.string(), {});
+  const auto& named = config.data.scenes().band_names();
   const auto& mean = config.augment.mean();
   const int64_t bands = !config.data.bands().empty()
                             ? static_cast<int64_t>(config.data.bands().size())
+                        : !named.empty()  ? static_cast<int64_t>(named.size())
                         : mean.size() > 1 ? static_cast<int64_t>(mean.size())
                                           : 3;
   const auto method = config.build_method(bands);
@@ -120,6 +123,7 @@ int main(int argc, char** argv) {
 
   std::printf("SimCLR, ResNet-18 x0.25, 32 px, global batch %lld, %lld steps, this machine\n",
               static_cast<long long>(global_batch), static_cast<long long>(steps));
+  std::fflush(stdout);
   const auto one = train(dir, tiles, 1, global_batch, steps);
   const auto two = train(dir, tiles, 2, global_batch, steps);
   const std::string python = "/usr/bin/python3 " + std::string(PRETEXT_BENCH_DIR) +

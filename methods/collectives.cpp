@@ -42,24 +42,10 @@ struct AllGather : torch::autograd::Function<AllGather> {
   }
 };
 
-struct AllReduce : torch::autograd::Function<AllReduce> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, Collectives* group) {
-    keep_group(ctx, *group);
-    return summed(*group, x);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {summed(group_of(ctx), grads[0]), at::Tensor()};
-  }
-};
-
 }  // namespace
 
 at::Tensor all_gather_with_grad(Collectives& group, const at::Tensor& x) {
   return AllGather::apply(x, &group);
-}
-
-at::Tensor all_reduce_with_grad(Collectives& group, const at::Tensor& x) {
-  return AllReduce::apply(x, &group);
 }
 
 }  // namespace pretext::methods

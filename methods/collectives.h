@@ -28,7 +28,4 @@ class Collectives {
 /// the global batch computes.
 at::Tensor all_gather_with_grad(Collectives& group, const at::Tensor& x);
 
-/// `x` summed over ranks, differentiable (the gradient is summed over ranks too).
-at::Tensor all_reduce_with_grad(Collectives& group, const at::Tensor& x);
-
 }  // namespace pretext::methods

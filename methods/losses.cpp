@@ -21,7 +21,10 @@ torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2, double t
     return F::normalize(z, F::NormalizeFuncOptions().dim(1));
   };
   const auto anchors = normalise(torch::cat({z1, z2}));
-  auto logits = torch::mm(anchors, normalise(torch::cat({all1, all2})).t()) / temperature;
+  // One process: the anchors are the whole batch (one normalisation, one path for the gradient).
+  const bool whole = all1.is_same(z1) && all2.is_same(z2);
+  const auto keys = whole ? anchors : normalise(torch::cat({all1, all2}));
+  auto logits = torch::mm(anchors, keys.t()) / temperature;
   // Anchor i of view 1 is global row offset + i, of view 2 global + offset + i.
   const auto rows = torch::arange(n, torch::TensorOptions(torch::kInt64).device(z1.device()));
   const auto own = torch::cat({rows + offset, rows + offset + global});

@@ -5,6 +5,7 @@
 
 #include "base/errors.h"
 #include "methods/byol.h"
+#include "methods/decorrelation.h"
 #include "methods/dino.h"
 #include "methods/mae.h"
 #include "methods/moco.h"
@@ -121,6 +122,9 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
           {"moco", [] { return std::make_unique<TwoBackbonesOf<MocoOptions, MocoImpl>>(); }},
           {"byol", [] { return std::make_unique<TwoBackbonesOf<ByolOptions, ByolImpl>>(); }},
           {"simsiam", [] { return std::make_unique<MethodOf<SimSiamOptions, SimSiamImpl>>(); }},
+          {"barlow_twins",
+           [] { return std::make_unique<MethodOf<BarlowTwinsOptions, BarlowTwinsImpl>>(); }},
+          {"vicreg", [] { return std::make_unique<MethodOf<VicRegOptions, VicRegImpl>>(); }},
           // SatMAE: MAE with its temporal encoding on (band groups are the ViT's).
           {"satmae",
            [] { return std::make_unique<MaeSpec>(MaeOptions().temporal_encoding(true)); }},

@@ -23,6 +23,11 @@ namespace {
 
 std::vector<uint8_t> bytes_of(const std::string& text) { return {text.begin(), text.end()}; }
 
+// What Gloo can carry: bf16 (autocast's CPU dtype), which it lacks, as float (exact both ways).
+at::Tensor wire_format(const at::Tensor& t) {
+  return t.scalar_type() == at::kBFloat16 ? t.to(at::kFloat) : t;
+}
+
 // Adds the seconds of its scope to a total.
 class Timed {
  public:
@@ -141,7 +146,7 @@ void ProcessGroup::all_reduce_flat(const std::vector<at::Tensor>& tensors, int64
   const auto reduce = [&](const std::vector<at::Tensor>& bucket) {
     std::vector<at::Tensor> parts;
     for (const auto& t : bucket) parts.push_back(t.reshape(-1));
-    std::vector<at::Tensor> flat = {at::cat(parts)};
+    std::vector<at::Tensor> flat = {wire_format(at::cat(parts))};
     impl_->gloo->allreduce(flat)->wait();
     if (mean) flat[0].div_(static_cast<double>(world_.world_size));
     int64_t at = 0;
@@ -181,7 +186,7 @@ void ProcessGroup::sum(const std::vector<at::Tensor>& tensors) {
 at::Tensor ProcessGroup::all_gather(const at::Tensor& tensor) {
   const Timed timed(collective_seconds_);
   // Gloo copies bytes: every buffer in the plain row-major layout (not channels-last).
-  std::vector<at::Tensor> input = {tensor.contiguous()};
+  std::vector<at::Tensor> input = {wire_format(tensor).contiguous()};
   std::vector<std::vector<at::Tensor>> outputs(1);
   for (int64_t r = 0; r < world_.world_size; ++r)
     outputs[0].push_back(at::empty_like(input[0], at::MemoryFormat::Contiguous));
@@ -190,7 +195,7 @@ at::Tensor ProcessGroup::all_gather(const at::Tensor& tensor) {
   } catch (const std::exception& error) {
     fail(error);
   }
-  return at::cat(outputs[0]);
+  return at::cat(outputs[0]).to(tensor.scalar_type());
 }
 
 void ProcessGroup::barrier() {

@@ -222,6 +222,9 @@ methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAug
               method_->global_view_count(), method_->joint_frames(), method_->batch_slice());
   for (auto& view : views) view = view.contiguous(torch::MemoryFormat::ChannelsLast);
   methods::StepOutput out;
+  if (context_.group)
+    context_.group->doing("the forward pass of step " + std::to_string(state_.step + 1) +
+                          " (the method's batch statistics over the ranks)");
   {
     std::optional<compat::Autocast> autocast;
     if (context_.precision != Precision::kFp32)
@@ -230,7 +233,8 @@ methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAug
   }
   const bool fp16 = context_.precision == Precision::kFp16;
   if (context_.group)
-    context_.group->doing("averaging the gradients of step " + std::to_string(state_.step + 1));
+    context_.group->doing("the backward pass and gradient averaging of step " +
+                          std::to_string(state_.step + 1));
   const bool stepped = backward_and_step(out.loss, *optimizer_, method_->parameters(), options_,
                                          fp16 ? &state_.loss_scale : nullptr, context_.group);
   if (fp16) {

@@ -1,7 +1,9 @@
-// MoCo v2 / v3, BYOL and SimSiam: losses against direct computations, the MoCo queue's
-// bookkeeping, momentum updates, and short runs that lower the loss without collapse.
+// MoCo v2 / v3, BYOL, SimSiam, Barlow Twins and VICReg: losses against direct computations, the
+// MoCo queue's bookkeeping, momentum updates, and short runs that lower the loss without collapse.
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
@@ -9,6 +11,7 @@
 
 #include "domains/augment.h"
 #include "methods/byol.h"
+#include "methods/decorrelation.h"
 #include "methods/losses.h"
 #include "methods/moco.h"
 #include "methods/resnet.h"
@@ -175,6 +178,68 @@ TEST(Moco, KeyEncoderFollowsTheQueryEncoderByMomentum) {
   EXPECT_TRUE(torch::allclose(target[key], before * 0.9 + online[key] * 0.1, 1e-6, 1e-6));
 }
 
+// Column j of [N, D] `z` as numbers.
+std::vector<double> column(const torch::Tensor& z, int64_t j) {
+  std::vector<double> out;
+  for (int64_t i = 0; i < z.size(0); ++i) out.push_back(z[i][j].item<double>());
+  return out;
+}
+
+double mean_of(const std::vector<double>& x) {
+  return std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
+}
+
+// Sum over rows of (a_i - mean a)(b_i - mean b).
+double co_moment(const std::vector<double>& a, const std::vector<double>& b) {
+  const double ma = mean_of(a), mb = mean_of(b);
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += (a[i] - ma) * (b[i] - mb);
+  return sum;
+}
+
+TEST(BarlowTwins, LossIsTheCrossCorrelationsDistanceToTheIdentity) {
+  torch::manual_seed(3);
+  const auto z1 = torch::randn({5, 3}, torch::kFloat64), z2 = torch::randn({5, 3}, torch::kFloat64);
+  const double lambda = 0.2, n = 5;
+  double expected = 0;
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 3; ++j) {
+      const auto a = column(z1, i), b = column(z2, j);
+      // Standardised with the biased variance and BatchNorm's eps.
+      const double c = co_moment(a, b) / n /
+                       std::sqrt((co_moment(a, a) / n + 1e-5) * (co_moment(b, b) / n + 1e-5));
+      expected += i == j ? (1 - c) * (1 - c) : lambda * c * c;
+    }
+  EXPECT_NEAR(barlow_twins_loss(z1, z2, lambda).item<double>(), expected, 1e-9);
+  // The paper's lambda at its 8192 dimensions, scaled to narrower projectors; a set one wins.
+  EXPECT_DOUBLE_EQ(BarlowTwinsOptions().lambda(), 0.0051);
+  EXPECT_DOUBLE_EQ(BarlowTwinsOptions().projection_dim(2048).lambda(), 0.0051 * 4);
+  EXPECT_DOUBLE_EQ(BarlowTwinsOptions().projection_dim(2048).off_diagonal_weight(0.01).lambda(),
+                   0.01);
+}
+
+TEST(VicReg, LossIsInvarianceVarianceAndCovarianceWithThePapersWeights) {
+  torch::manual_seed(4);
+  const auto z1 = torch::randn({6, 4}, torch::kFloat64) * 0.5;
+  const auto z2 = z1 + torch::randn({6, 4}, torch::kFloat64) * 0.3;
+  const double n = 6, d = 4;
+  double invariance = 0, variance = 0, covariance = 0;
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t j = 0; j < 4; ++j)
+      invariance += std::pow(z1[i][j].item<double>() - z2[i][j].item<double>(), 2) / (n * d);
+  for (const auto* z : {&z1, &z2})
+    for (int64_t i = 0; i < 4; ++i) {
+      const auto a = column(*z, i);
+      // The unbiased variance; the hinge keeps each dimension's deviation at 1 or more.
+      variance += std::max(0.0, 1 - std::sqrt(co_moment(a, a) / (n - 1) + 1e-4)) / d / 2;
+      for (int64_t j = 0; j < 4; ++j)
+        if (j != i) covariance += std::pow(co_moment(a, column(*z, j)) / (n - 1), 2) / d;
+    }
+  EXPECT_NEAR(vicreg_loss(z1, z2, VicRegOptions()).item<double>(),
+              25 * invariance + 25 * variance + covariance, 1e-9);
+  EXPECT_GT(variance, 0);  // the case exercises the hinge
+}
+
 // Trains `method` for `steps` on 32 images of 8 colours with crops and flips; returns the mean
 // loss and embedding_std over the first and the last 10 steps.
 struct Run {
@@ -232,6 +297,15 @@ TEST(Siamese, ShortRunsLowerTheLossWithoutCollapse) {
   const auto s = short_run(simsiam, 60, 1e-3);
   EXPECT_LT(s.last_loss, s.first_loss);
   EXPECT_GT(s.last_std, 0.05);
+  BarlowTwinsImpl barlow(tiny_resnet(),
+                         BarlowTwinsOptions().projection_dim(16).projection_hidden_dim(32));
+  const auto bt = short_run(barlow, 60, 1e-3);
+  EXPECT_LT(bt.last_loss, bt.first_loss);
+  EXPECT_GT(bt.last_std, 0.05);
+  VicRegImpl vicreg(tiny_resnet(), VicRegOptions().projection_dim(16).projection_hidden_dim(32));
+  const auto vr = short_run(vicreg, 60, 1e-3);
+  EXPECT_LT(vr.last_loss, vr.first_loss);
+  EXPECT_GT(vr.last_std, 0.05);
 }
 
 }  // namespace

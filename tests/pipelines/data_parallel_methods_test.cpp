@@ -13,6 +13,7 @@
 
 #include "methods/batch_norm.h"
 #include "methods/byol.h"
+#include "methods/decorrelation.h"
 #include "methods/dino.h"
 #include "methods/moco.h"
 #include "methods/resnet.h"
@@ -207,6 +208,17 @@ TEST(DataParallelMethods, SimSiamNormalisesOverTheGlobalBatch) {
         tiny_resnet(),
         methods::SimSiamOptions().projection_dim(8).projection_hidden_dim(16).predictor_hidden_dim(
             16));
+  }));
+}
+
+TEST(DataParallelMethods, BarlowTwinsAndVicRegCorrelateTheGlobalBatch) {
+  expect_ranks_compute_one_process(Case([] {
+    return std::make_shared<methods::BarlowTwinsImpl>(
+        tiny_resnet(), methods::BarlowTwinsOptions().projection_dim(8).projection_hidden_dim(16));
+  }));
+  expect_ranks_compute_one_process(Case([] {
+    return std::make_shared<methods::VicRegImpl>(
+        tiny_resnet(), methods::VicRegOptions().projection_dim(8).projection_hidden_dim(16));
   }));
 }
 
