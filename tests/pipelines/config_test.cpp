@@ -72,7 +72,7 @@ TEST(RunConfig, ErrorsNameFileLineAndKey) {
             "eval, probe, finetune)");
   EXPECT_EQ(error_of(base + "method:\n  name: simclrr\n"),
             "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr, mae, dino, moco, "
-            "byol, simsiam, satmae)");
+            "byol, simsiam, barlow_twins, vicreg, satmae)");
   EXPECT_EQ(error_of(base + "method:\n  name: mae\n"),
             "run.yaml:4: method.name: mae needs the vit backbone, not resnet18");
   EXPECT_EQ(error_of(base + "model:\n  backbone: vit\n  image_size: 30\n  patch_size: 4\n"),
