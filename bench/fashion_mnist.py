@@ -84,6 +84,22 @@ METHODS = {
                                  "projection_hidden_dim: 512", "projection_layers: 3"]}, []),
     "vicreg": ({"method": ["name: vicreg", "projection_dim: 512", "projection_hidden_dim: 512",
                            "projection_layers: 3"]}, []),
+    # The classic pretext tasks on the same ResNet and augmentations. The autoencoder denoises
+    # (noise of 0.2 in normalised units, about 0.07 of the intensity range); rotation needs no
+    # setting (the protocol flips left-right only, so every view is upright); the jigsaw cuts the
+    # 28-pixel views into the paper's 3x3 tiles of 8 pixels (cells of 9) with 100 orders.
+    "autoencoder": ({"method": ["name: autoencoder", "decoder_channels: 128", "decoder_grid: 4",
+                                "decoder_stages: 3", "noise_std: 0.2"]}, []),
+    "rotation": ({"method": ["name: rotation"]}, []),
+    "jigsaw": ({"method": ["name: jigsaw", "grid: 3", "permutations: 100", "tile_dim: 512",
+                           "hidden_dim: 1024"]}, []),
+    # SimMIM on MAE's ViT and schedule: mask blocks of one patch (4 pixels; the paper's 32 is a
+    # sixth of its 192-pixel images, one patch here is a seventh), the paper's ratio 0.6.
+    "simmim": ({"model": ["backbone: vit", "image_size: 28", "patch_size: 4", "dim: 128",
+                          "depth: 4", "heads: 4", "mlp_ratio: 2", "class_token: false",
+                          "pool: mean", "position_embedding: sincos"],
+                "method": ["name: simmim", "mask_ratio: 0.6", "mask_patch_size: 4"]},
+               ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
 }
 
 

@@ -1,6 +1,7 @@
 #include "methods/dino.h"
 
 #include <cmath>
+#include <limits>
 
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/activation.h>
@@ -30,6 +31,9 @@ void DinoOptions::visit_fields(FieldVisitor& visit) {
   visit("center_momentum", center_momentum_, Check::between(0, 1));
   visit("freeze_last_layer_steps", freeze_last_layer_steps_, Check::at_least(0));
   visit("local_crops", local_crops_, Check::between(0, 32));
+  visit("centering", centering_, Check::one_of({"centre", "sinkhorn_knopp"}));
+  visit("sinkhorn_iterations", sinkhorn_iterations_, Check::between(1, 100));
+  visit("koleo_weight", koleo_weight_, Check::at_least(0));
 }
 
 DinoHeadImpl::DinoHeadImpl(int64_t in_dim, const DinoOptions& options) {
@@ -62,14 +66,11 @@ torch::Tensor DinoHeadImpl::forward(const torch::Tensor& features, bool freeze_l
   return torch::matmul(x, weight.t());
 }
 
-torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& teacher,
-                        const torch::Tensor& center, double student_temp, double teacher_temp,
-                        int64_t views, int64_t global_views) {
+torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& targets_of_globals,
+                        double student_temp, int64_t views, int64_t global_views) {
   const auto log_student =
       F::log_softmax(student / student_temp, F::LogSoftmaxFuncOptions(-1)).chunk(views);
-  const auto targets = F::softmax((teacher - center) / teacher_temp, F::SoftmaxFuncOptions(-1))
-                           .detach()
-                           .chunk(global_views);
+  const auto targets = targets_of_globals.detach().chunk(global_views);
   auto total = torch::zeros({}, student.options());
   int64_t pairs = 0;
   for (int64_t t = 0; t < global_views; ++t)
@@ -79,6 +80,58 @@ torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& teach
       ++pairs;
     }
   return total / pairs;
+}
+
+torch::Tensor centred_targets(const torch::Tensor& teacher, const torch::Tensor& center,
+                              double teacher_temp) {
+  return F::softmax((teacher - center) / teacher_temp, F::SoftmaxFuncOptions(-1));
+}
+
+torch::Tensor sinkhorn_knopp_targets(const torch::Tensor& teacher, double teacher_temp,
+                                     int64_t iterations, Collectives* group) {
+  torch::NoGradGuard no_grad;
+  // At least float32 (bf16 or fp16 outputs under autocast would overflow and round away the
+  // normalisation).
+  const auto precision = at::promote_types(teacher.scalar_type(), torch::kFloat32);
+  const auto logits = teacher.to(precision) / teacher_temp;
+  auto top = logits.numel() > 0 ? logits.max().reshape({1})
+                                : torch::full({1}, -INFINITY, logits.options());
+  if (group) top = group->all_gather(top).max().reshape({1});
+  auto q = torch::exp(logits - top);  // [N, K]: rows are samples, the reference's Q transposed
+  const auto global_sum = [&](torch::Tensor x) {
+    if (group) group->sum({x});
+    return x;
+  };
+  // Ranks may hold different numbers of rows (iBOT's masked patches).
+  const double rows =
+      global_sum(torch::full({1}, static_cast<double>(teacher.size(0)), precision))
+          .item<double>();
+  const double prototypes = static_cast<double>(teacher.size(1));
+  // A sum that underflowed to 0 (logits far below the maximum) leaves its row or prototype at 0
+  // rather than dividing by it.
+  const auto positive = [](const torch::Tensor& x) {
+    return x.clamp_min(std::numeric_limits<float>::min());  // float's, also for double
+  };
+  q = q / positive(global_sum(q.sum().reshape({1})));
+  for (int64_t i = 0; i < iterations; ++i) {
+    q = q / positive(global_sum(q.sum(0, /*keepdim=*/true))) / prototypes;
+    q = q / positive(q.sum(1, /*keepdim=*/true)) / rows;
+  }
+  return (q * rows).to(teacher.scalar_type());
+}
+
+torch::Tensor koleo_loss(const torch::Tensor& features) {
+  const auto precision = at::promote_types(features.scalar_type(), torch::kFloat32);
+  const auto x = F::normalize(features.to(precision), F::NormalizeFuncOptions().eps(1e-8));
+  torch::Tensor nearest;
+  {
+    torch::NoGradGuard no_grad;
+    auto dots = torch::mm(x, x.t());
+    dots.fill_diagonal_(-1);
+    nearest = dots.argmax(1);
+  }
+  const auto distances = (x - x.index_select(0, nearest) + 1e-8).norm(2, 1);
+  return -torch::log(distances + 1e-8).mean().to(features.scalar_type());
 }
 
 double teacher_temperature(const DinoOptions& options, int64_t step) {
@@ -123,12 +176,24 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
     teacher_logits = teacher_head_->forward(teacher_features);
   }
   const double temperature = teacher_temperature(options_, steps_.get());
+  const bool sinkhorn = options_.centering() == "sinkhorn_knopp";
+  const auto probabilities = sinkhorn
+                                 ? sinkhorn_knopp_targets(teacher_logits, temperature,
+                                                          options_.sinkhorn_iterations(), group())
+                                 : centred_targets(teacher_logits, center_, temperature).detach();
   StepOutput out;
-  out.loss = dino_loss(student_logits, teacher_logits, center_, options_.student_temp(),
-                       temperature, count, 2);
+  out.loss = dino_loss(student_logits, probabilities, options_.student_temp(), count, 2);
+  if (options_.koleo_weight() > 0) {
+    // Over each global crop of the global batch (DINOv2 takes each GPU's own batch).
+    auto koleo = torch::zeros({}, out.loss.options());
+    for (const auto& crop : student_out[0].chunk(2)) {
+      const auto rows = group() ? all_gather_with_grad(*group(), crop) : crop;
+      koleo = koleo + koleo_loss(rows);
+    }
+    out.logs["koleo"] = koleo.detach();
+    out.loss = out.loss + options_.koleo_weight() * koleo;
+  }
   torch::NoGradGuard no_grad;
-  const auto probabilities =
-      F::softmax((teacher_logits - center_) / temperature, F::SoftmaxFuncOptions(-1));
   out.logs["teacher_entropy"] =
       (-(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1)).mean();
   // Collapse shows in these: to uniform when every sample's entropy nears log(out_dim), to one
@@ -139,8 +204,9 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
   out.logs["teacher_embedding_std"] = embedding_std(gathered(teacher_features));
   out.logs["teacher_temp"] = torch::tensor(temperature);
   // The centre follows the mean teacher output of the global batch (the reference all-reduces it).
-  center_.mul_(options_.center_momentum())
-      .add_(batch_mean(teacher_logits).unsqueeze(0) * (1 - options_.center_momentum()));
+  if (!sinkhorn)
+    center_.mul_(options_.center_momentum())
+        .add_(batch_mean(teacher_logits).unsqueeze(0) * (1 - options_.center_momentum()));
   return out;
 }
 

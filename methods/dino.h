@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <torch/arg.h>
@@ -45,6 +46,16 @@ struct DinoOptions {
   TORCH_ARG(int64_t, freeze_last_layer_steps) = 0;
   /// Local crops per image beside the two global ones (augment.local_size pixels each).
   TORCH_ARG(int64_t, local_crops) = 6;
+  /// How the teacher's outputs become targets: "centre" (DINO: minus the running centre, then
+  /// the sharpened softmax) or "sinkhorn_knopp" (DINOv2: sinkhorn_iterations Sinkhorn-Knopp
+  /// normalisations over the global batch's teacher outputs of both global crops, which spread
+  /// the batch evenly over the prototypes; the centre is then left as it is).
+  TORCH_ARG(std::string, centering) = "centre";
+  TORCH_ARG(int64_t, sinkhorn_iterations) = 3;
+  /// DINOv2's KoLeo regulariser on the student's features of each global crop, with this weight
+  /// (DINOv2: 0.1): minus the mean log distance of each L2-normalised feature to its nearest
+  /// neighbour in the batch, which spreads the features evenly. 0: off.
+  TORCH_ARG(double, koleo_weight) = 0.0;
 
  public:
   void visit_fields(FieldVisitor& visit);
@@ -63,12 +74,28 @@ class DinoHeadImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DinoHead);
 
-/// The cross-entropy of DINO: teacher softmax((t - center) / teacher_temp) of each global view
-/// against student log_softmax(s / student_temp) of every other view, averaged over pairs and
-/// batch. `student` holds [V * B, K] (views in order, globals first), `teacher` [G * B, K].
-torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& teacher,
-                        const torch::Tensor& center, double student_temp, double teacher_temp,
-                        int64_t views, int64_t global_views);
+/// The cross-entropy of DINO: the teacher's target distribution of each global view against
+/// student log_softmax(s / student_temp) of every other view, averaged over pairs and batch.
+/// `student` holds [V * B, K] (views in order, globals first), `targets` [G * B, K].
+torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& targets,
+                        double student_temp, int64_t views, int64_t global_views);
+
+/// DINO's targets: softmax((teacher - center) / teacher_temp) of each row of `teacher` [N, K].
+torch::Tensor centred_targets(const torch::Tensor& teacher, const torch::Tensor& center,
+                              double teacher_temp);
+
+/// DINOv2's sinkhorn_knopp_teacher: Q = exp(teacher / teacher_temp), [N, K] rows over the global
+/// batch (all ranks' rows through `group`; nullptr: these rows), scaled to sum to 1, then
+/// `iterations` times each prototype's column to 1 / K and each row to 1 / N; returned times N,
+/// so each row is a distribution. In float32 at least, with the global maximum subtracted before exp
+/// (which the normalisation cancels) so that sharp outputs cannot overflow; rows or prototypes
+/// whose exp underflows entirely keep weight 0. Ranks may hold different numbers of rows.
+torch::Tensor sinkhorn_knopp_targets(const torch::Tensor& teacher, double teacher_temp,
+                                     int64_t iterations, Collectives* group);
+
+/// DINOv2's KoLeo loss of features [N, D]: each row L2-normalised, its nearest other row by dot
+/// product found, -mean log(||x_i - x_nn(i) + 1e-8|| + 1e-8) (PairwiseDistance's eps).
+torch::Tensor koleo_loss(const torch::Tensor& features);
 
 /// Teacher temperature at optimiser step `step` (0-based).
 double teacher_temperature(const DinoOptions& options, int64_t step);

@@ -35,7 +35,7 @@ Masking random_masking(const torch::Tensor& tokens, double ratio, at::Generator 
                        int64_t sequences, bool consistent, const BatchSlice& slice) {
   const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
   const auto noise = [&](int64_t columns) {
-    return at::rand({slice.global_rows(batch), columns}, generator).narrow(0, slice.offset, batch);
+    return uniform_rows(generator, slice, batch, {columns});
   };
   TORCH_CHECK(sequences >= 1 && count % sequences == 0, count, " tokens do not make ", sequences,
               " sequences");
@@ -142,13 +142,7 @@ MaeImpl::MaeImpl(std::shared_ptr<BackboneImpl> backbone, const MaeOptions& optio
             .view({1, 1, -1, 1, width}),
         /*requires_grad=*/false);
   }
-  steps_ = MirroredInt(*this, "steps", 0);
-  mask_seed_ = MirroredInt(*this, "mask_seed", draw_method_seed());
-}
-
-at::Generator MaeImpl::mask_generator() const {
-  // Independent masks per step, the same on every run and resume.
-  return step_generator(mask_seed_.get(), steps_.get());
+  mask_draws_ = StepDraws(*this, "mask_seed");
 }
 
 torch::Tensor MaeImpl::date_encoding(const torch::Tensor& acquired_at, int64_t frames,
@@ -219,7 +213,7 @@ StepOutput MaeImpl::step_dated(const std::vector<torch::Tensor>& views,
                                const torch::Tensor& acquired_at) {
   TORCH_CHECK(!views.empty(), "MAE takes 1 view, got none");
   const auto stack = views[0].contiguous();
-  const auto [predictions, masking] = reconstruct(stack, acquired_at, mask_generator());
+  const auto [predictions, masking] = reconstruct(stack, acquired_at, mask_draws_.generator());
   return loss(stack, predictions, masking);
 }
 
@@ -260,6 +254,8 @@ StepOutput MaeImpl::loss(const torch::Tensor& stack, const std::vector<torch::Te
   return out;
 }
 
-void MaeImpl::after_optimizer_step(int64_t step, int64_t /*total_steps*/) { steps_.set(step); }
+void MaeImpl::after_optimizer_step(int64_t step, int64_t /*total_steps*/) {
+  mask_draws_.set_step(step);
+}
 
 }  // namespace pretext::methods

@@ -110,7 +110,6 @@ class MaeImpl : public MethodImpl {
   torch::Tensor group_patches(const torch::Tensor& stack, int64_t group) const;
 
  private:
-  at::Generator mask_generator() const;
   /// [B, frames, 1, 1, dim] date encodings, undefined without dates or temporal_encoding.
   torch::Tensor date_encoding(const torch::Tensor& acquired_at, int64_t frames, int64_t dim) const;
 
@@ -124,7 +123,7 @@ class MaeImpl : public MethodImpl {
   torch::nn::LayerNorm decoder_norm_{nullptr};
   // Optimiser steps taken and the seed of the masks, buffers so that checkpoints carry them and a
   // resumed run draws the masks an uninterrupted one would.
-  MirroredInt steps_, mask_seed_;
+  StepDraws mask_draws_;
 };
 TORCH_MODULE(Mae);
 

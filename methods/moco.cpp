@@ -53,14 +53,13 @@ MocoImpl::MocoImpl(std::shared_ptr<BackboneImpl> backbone,
         "queue", F::normalize(torch::randn({options.queue_size(), options.projection_dim()}),
                               F::NormalizeFuncOptions().dim(1)));
     queue_position_ = MirroredInt(*this, "queue_position", 0);
-    steps_ = MirroredInt(*this, "steps", 0);
-    shuffle_seed_ = MirroredInt(*this, "shuffle_seed", draw_method_seed());
+    shuffle_draws_ = StepDraws(*this, "shuffle_seed");
   }
 }
 
 void MocoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {
   MomentumMethodImpl::after_optimizer_step(step, total_steps);
-  if (options_.version() == 2) steps_.set(step);
+  if (options_.version() == 2) shuffle_draws_.set_step(step);
 }
 
 int64_t MocoImpl::shuffle_bn_parts(int64_t rows) const {
@@ -113,7 +112,7 @@ StepOutput MocoImpl::step(const std::vector<torch::Tensor>& views) {
   if (options_.version() == 2) {
     // Each view through each encoder on its own, in shuffle-BN sub-batches; the keys' shuffles
     // are drawn from (seed, step).
-    auto generator = step_generator(shuffle_seed_.get(), steps_.get());
+    auto generator = shuffle_draws_.generator();
     std::tie(q1, k1) = split_batch_projections(views[0], generator);
     std::tie(q2, k2) = split_batch_projections(views[1], generator);
     // The queue as it was before this batch: a copy, since enqueue overwrites it in place.

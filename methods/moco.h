@@ -81,7 +81,7 @@ class MocoImpl : public MomentumMethodImpl {
   MocoOptions options_;
   torch::Tensor queue_;
   MirroredInt queue_position_;
-  MirroredInt steps_, shuffle_seed_;  // the key shuffle of each step
+  StepDraws shuffle_draws_;  // the key shuffle of each step
 };
 
 }  // namespace pretext::methods

@@ -28,6 +28,7 @@ class PixelsImpl : public BackboneImpl {
   int64_t feature_dim() const override {
     return options_.in_channels() * options_.size() * options_.size();
   }
+  int64_t in_channels() const override { return options_.in_channels(); }
 
  private:
   PixelsOptions options_;

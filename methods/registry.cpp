@@ -4,14 +4,18 @@
 #include <utility>
 
 #include "base/errors.h"
+#include "methods/autoencoder.h"
 #include "methods/byol.h"
 #include "methods/decorrelation.h"
 #include "methods/dino.h"
+#include "methods/jigsaw.h"
 #include "methods/mae.h"
 #include "methods/moco.h"
 #include "methods/pixels.h"
 #include "methods/resnet.h"
+#include "methods/rotation.h"
 #include "methods/simclr.h"
+#include "methods/simmim.h"
 #include "methods/simsiam.h"
 #include "methods/vit.h"
 
@@ -61,13 +65,21 @@ class MethodOf : public MethodSpec {
   Options options_;
 };
 
-class MaeSpec : public MethodOf<MaeOptions, MaeImpl> {
+// A method whose options say which backbones they fit (Options::mismatch(backbone)).
+template <typename Options, typename Impl>
+class CheckedMethodOf : public MethodOf<Options, Impl> {
  public:
-  explicit MaeSpec(MaeOptions defaults = MaeOptions()) { options_ = std::move(defaults); }
+  explicit CheckedMethodOf(Options defaults = Options()) { this->options_ = std::move(defaults); }
   std::optional<std::pair<std::string, std::string>> mismatch(
       const std::string& backbone) const override {
-    return options_.mismatch(backbone);
+    return this->options_.mismatch(backbone);
   }
+};
+using MaeSpec = CheckedMethodOf<MaeOptions, MaeImpl>;
+
+class RotationSpec : public MethodOf<RotationOptions, RotationImpl> {
+ public:
+  bool needs_upright_views() const override { return true; }
 };
 
 // An online network and its moving average (DINO's student and teacher, MoCo's query and key
@@ -125,6 +137,11 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
           {"barlow_twins",
            [] { return std::make_unique<MethodOf<BarlowTwinsOptions, BarlowTwinsImpl>>(); }},
           {"vicreg", [] { return std::make_unique<MethodOf<VicRegOptions, VicRegImpl>>(); }},
+          {"autoencoder",
+           [] { return std::make_unique<MethodOf<AutoencoderOptions, AutoencoderImpl>>(); }},
+          {"rotation", [] { return std::make_unique<RotationSpec>(); }},
+          {"jigsaw", [] { return std::make_unique<CheckedMethodOf<JigsawOptions, JigsawImpl>>(); }},
+          {"simmim", [] { return std::make_unique<CheckedMethodOf<SimMimOptions, SimMimImpl>>(); }},
           // SatMAE: MAE with its temporal encoding on (band groups are the ViT's).
           {"satmae",
            [] { return std::make_unique<MaeSpec>(MaeOptions().temporal_encoding(true)); }},

@@ -42,6 +42,9 @@ class MethodSpec {
       const std::string& /*backbone*/) const {
     return std::nullopt;
   }
+  /// True when the method learns from the views' orientation (rotation prediction), so that
+  /// views the augmentation turned or flipped upside down at random would contradict its labels.
+  virtual bool needs_upright_views() const { return false; }
 };
 
 /// Throws ConfigError listing the known names when `name` is not one of them.

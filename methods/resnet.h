@@ -53,6 +53,7 @@ class ResNetImpl : public BackboneImpl {
   explicit ResNetImpl(const ResNetOptions& options);
   torch::Tensor forward(const torch::Tensor& images) override;  // [B, C, H, W] -> [B, D]
   int64_t feature_dim() const override { return feature_dim_; }
+  int64_t in_channels() const override { return options_.in_channels(); }
   /// The stem (conv1, bn1) is layer 0, stage layerN is layer N.
   int64_t layer_count() const override { return 5; }
   int64_t layer_of(const std::string& parameter_name) const override;

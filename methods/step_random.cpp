@@ -1,5 +1,7 @@
 #include "methods/step_random.h"
 
+#include <vector>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -39,6 +41,18 @@ at::Generator step_generator(int64_t seed, int64_t step) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return at::make_generator<at::CPUGeneratorImpl>(z ^ (z >> 31));
+}
+
+StepDraws::StepDraws(torch::nn::Module& owner, const std::string& seed_name)
+    : steps_(owner, "steps", 0), seed_(owner, seed_name, draw_method_seed()) {}
+
+at::Generator StepDraws::generator() const { return step_generator(seed_.get(), steps_.get()); }
+
+at::Tensor uniform_rows(const at::Generator& generator, const BatchSlice& slice, int64_t rows,
+                        c10::IntArrayRef shape) {
+  std::vector<int64_t> sizes{slice.global_rows(rows)};
+  sizes.insert(sizes.end(), shape.begin(), shape.end());
+  return at::rand(sizes, generator).narrow(0, slice.offset, rows);
 }
 
 }  // namespace pretext::methods

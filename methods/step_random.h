@@ -6,6 +6,9 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 #include <c10/core/Storage.h>
+#include <c10/util/ArrayRef.h>
+
+#include "base/batch_slice.h"
 
 namespace torch::nn {
 class Module;
@@ -45,5 +48,28 @@ int64_t draw_method_seed();
 /// value): splitmix64 of (seed, step), so every step draws anew, the same on every run and
 /// resume, on any device.
 at::Generator step_generator(int64_t seed, int64_t step);
+
+/// A method's own draws for each optimiser step (MAE's masks, MoCo's key shuffle, the jigsaw's
+/// puzzles): the steps taken and a seed, in buffers "steps" and `seed_name` that checkpoints
+/// carry, so that a resumed run draws what an uninterrupted one would.
+///   draws_ = StepDraws(*this, "mask_seed");
+class StepDraws {
+ public:
+  StepDraws() = default;
+  StepDraws(torch::nn::Module& owner, const std::string& seed_name);
+  /// The generator of the current step.
+  at::Generator generator() const;
+  /// After optimiser step `step` (counted from 1).
+  void set_step(int64_t step) { steps_.set(step); }
+
+ private:
+  MirroredInt steps_, seed_;
+};
+
+/// Uniform [0, 1) draws of shape [rows, shape...] for this process's rows of a global batch:
+/// drawn for all slice.global_rows(rows) rows from `generator`, on the CPU, then narrowed to the
+/// slice's, so that N ranks draw what one process draws for the same images.
+at::Tensor uniform_rows(const at::Generator& generator, const BatchSlice& slice, int64_t rows,
+                        c10::IntArrayRef shape = {});
 
 }  // namespace pretext::methods

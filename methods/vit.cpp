@@ -23,6 +23,7 @@ void ViTOptions::visit_fields(FieldVisitor& visit) {
   visit("position_embedding", position_embedding_, Check::one_of({"learned", "sincos"}));
   visit("pool", pool_, Check::one_of({"cls", "mean"}));
   visit("band_groups", band_groups_, Check::between(1, 4096));
+  visit("layer_scale_init", layer_scale_init_, Check::at_least(0));
 }
 
 std::vector<int64_t> ViTOptions::groups() const {
@@ -74,7 +75,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& tokens, torch::Tensor*
   return proj_(mixed.transpose(1, 2).reshape({batch, count, dim}));
 }
 
-BlockImpl::BlockImpl(int64_t dim, int64_t heads, int64_t hidden)
+BlockImpl::BlockImpl(int64_t dim, int64_t heads, int64_t hidden, double layer_scale_init)
     : norm1_(register_module("norm1", layer_norm(dim))),
       norm2_(register_module("norm2", layer_norm(dim))),
       attn_(register_module("attn", Attention(dim, heads))) {
@@ -82,11 +83,23 @@ BlockImpl::BlockImpl(int64_t dim, int64_t heads, int64_t hidden)
   auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
   fc1_ = mlp->register_module("fc1", linear(dim, hidden));
   fc2_ = mlp->register_module("fc2", linear(hidden, dim));
+  if (layer_scale_init > 0) {
+    // timm's and DINOv2's LayerScale: a submodule holding "gamma".
+    const auto gamma = [&](const char* name) {
+      return register_module(name, std::make_shared<torch::nn::Module>())
+          ->register_parameter("gamma", torch::full({dim}, layer_scale_init));
+    };
+    gamma1_ = gamma("ls1");
+    gamma2_ = gamma("ls2");
+  }
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& tokens, torch::Tensor* weights) {
-  const auto x = tokens + attn_(norm1_(tokens), weights);
-  return x + fc2_(F::gelu(fc1_(norm2_(x))));
+  const auto scaled = [](const torch::Tensor& branch, const torch::Tensor& gamma) {
+    return gamma.defined() ? branch * gamma : branch;
+  };
+  const auto x = tokens + scaled(attn_(norm1_(tokens), weights), gamma1_);
+  return x + scaled(fc2_(F::gelu(fc1_(norm2_(x)))), gamma2_);
 }
 
 torch::Tensor sincos_encoding(const torch::Tensor& positions, int64_t dim) {
@@ -149,7 +162,7 @@ ViTImpl::ViTImpl(const ViTOptions& options) : options_(options) {
   auto blocks = register_module("blocks", torch::nn::ModuleList());
   const auto hidden = static_cast<int64_t>(std::llround(options_.mlp_ratio() * dim));
   for (int64_t i = 0; i < options_.depth(); ++i) {
-    blocks_.push_back(Block(dim, options_.heads(), hidden));
+    blocks_.push_back(Block(dim, options_.heads(), hidden, options_.layer_scale_init()));
     blocks->push_back(blocks_.back());
   }
   norm_ = register_module(options_.pool() == "cls" ? "norm" : "fc_norm", layer_norm(dim));
@@ -168,35 +181,61 @@ torch::Tensor ViTImpl::tokens(const torch::Tensor& images, torch::Tensor* attent
   return run_blocks(torch::cat({prefix_tokens(images.size(0)), patches}, 1), attention);
 }
 
-torch::Tensor ViTImpl::patch_tokens(const torch::Tensor& images) {
+torch::Tensor ViTImpl::patch_tokens(const torch::Tensor& images, const torch::Tensor& mask,
+                                    const torch::Tensor& mask_token) {
   const int64_t patch = options_.patch_size();
   TORCH_CHECK(images.size(2) == images.size(3) && images.size(2) % patch == 0, "ViT with patch ",
               patch, " takes square images of a multiple of ", patch, " pixels, got ",
               images.size(2), "x", images.size(3));
   auto positions = pos_embed_.slice(1, prefix_count());
   const int64_t grid = images.size(2) / patch;
-  if (grid != options_.grid()) {
-    // Other sizes (DINO's local crops) get the position grid resampled bicubically, as the
-    // DINO reference's interpolate_pos_encoding does.
-    const int64_t g = options_.grid(), dim = options_.dim();
-    positions = F::interpolate(positions.reshape({1, g, g, dim}).permute({0, 3, 1, 2}),
-                               F::InterpolateFuncOptions()
-                                   .size(std::vector<int64_t>{grid, grid})
-                                   .mode(torch::kBicubic)
-                                   .align_corners(false))
-                    .permute({0, 2, 3, 1})
-                    .reshape({1, grid * grid, dim});
-  }
+  // Other sizes (DINO's local crops) get the position grid resampled.
+  if (grid != options_.grid()) positions = resample_positions(positions, grid);
   TORCH_CHECK(images.size(1) == options_.in_channels(), "ViT takes ", options_.in_channels(),
               " bands, got ", images.size(1));
   std::vector<torch::Tensor> tokens;
   int64_t first = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
     auto x = patch_embeds_[g](images.narrow(1, first, groups_[g])).flatten(2).transpose(1, 2);
+    if (mask.defined()) {
+      // As SimMIM's x * (1 - w) + mask_token * w.
+      const auto w = mask.unsqueeze(-1).to(x.scalar_type());
+      x = x * (1 - w) + mask_token * w;
+    }
     tokens.push_back(x + (group_embed_.defined() ? positions + group_embed_[g] : positions));
     first += groups_[g];
   }
   return tokens.size() == 1 ? tokens[0] : torch::cat(tokens, 1);
+}
+
+torch::Tensor resample_positions(const torch::Tensor& positions, int64_t grid) {
+  const int64_t dim = positions.size(2);
+  const auto from = static_cast<int64_t>(std::llround(std::sqrt(positions.size(1))));
+  TORCH_CHECK(positions.dim() == 3 && from * from == positions.size(1),
+              "resample_positions: ", positions.sizes(), " is not a square grid");
+  const double scale = (static_cast<double>(grid) + 0.1) / static_cast<double>(from);
+  return F::interpolate(positions.reshape({1, from, from, dim}).permute({0, 3, 1, 2}),
+                        F::InterpolateFuncOptions()
+                            .scale_factor(std::vector<double>{scale, scale})
+                            .recompute_scale_factor(false)
+                            .mode(torch::kBicubic)
+                            .align_corners(false))
+      .permute({0, 2, 3, 1})
+      .reshape({1, grid * grid, dim});
+}
+
+torch::Tensor ViTImpl::fitted(const std::string& name, const torch::Tensor& saved) const {
+  const int64_t prefix = prefix_count();
+  if (name != "pos_embed" || saved.dim() != 3 || saved.size(0) != 1 ||
+      saved.size(2) != options_.dim() || saved.size(1) <= prefix)
+    return {};
+  const auto grid_tokens = saved.size(1) - prefix;
+  const auto side = static_cast<int64_t>(std::llround(std::sqrt(grid_tokens)));
+  if (side * side != grid_tokens) return {};
+  return torch::cat({saved.slice(1, 0, prefix),
+                     resample_positions(saved.slice(1, prefix).to(torch::kFloat32), options_.grid())
+                         .to(saved.scalar_type())},
+                    1);
 }
 
 torch::Tensor ViTImpl::prefix_tokens(int64_t batch) {

@@ -46,6 +46,10 @@ struct ViTOptions {
   /// fixed sine-cosine group encoding added to the position embedding. Empty: one embedding of
   /// all bands (timm's layout).
   TORCH_ARG(std::vector<int64_t>, band_groups) = {};
+  /// LayerScale (CaiT; DINOv2's ViTs, init 1e-5): each block's attention and MLP outputs scaled
+  /// per channel by a learned gamma starting at this value (blocks.N.ls1.gamma / ls2.gamma, as
+  /// timm with init_values and DINOv2); 0: none.
+  TORCH_ARG(double, layer_scale_init) = 0.0;
 
  public:
   /// The fields a config sets (in_channels comes from the data).
@@ -70,16 +74,18 @@ class AttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Attention);
 
-/// Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)) with GELU.
+/// Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)) with GELU; with
+/// `layer_scale_init` > 0 each branch is scaled by its LayerScale gamma.
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(int64_t dim, int64_t heads, int64_t hidden);
+  BlockImpl(int64_t dim, int64_t heads, int64_t hidden, double layer_scale_init = 0);
   torch::Tensor forward(const torch::Tensor& tokens, torch::Tensor* weights = nullptr);
 
  private:
   torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
   Attention attn_{nullptr};
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+  torch::Tensor gamma1_, gamma2_;  // LayerScale, undefined without
 };
 TORCH_MODULE(Block);
 
@@ -93,16 +99,25 @@ torch::Tensor sincos_encoding(const torch::Tensor& positions, int64_t dim);
 /// 1 / 10000^(i / (dim / 4)).
 torch::Tensor sincos_position_embedding(int64_t dim, int64_t grid);
 
+/// Patch position embeddings [1, M x M, dim] of an M x M grid resampled to grid x grid, as the
+/// DINO and DINOv2 references' interpolate_pos_encoding: bicubic with the scale factor
+/// (grid + 0.1) / M (their interpolate_offset), not the exact size ratio.
+torch::Tensor resample_positions(const torch::Tensor& positions, int64_t grid);
+
 class ViTImpl : public BackboneImpl {
  public:
   /// Throws ConfigError ("model.<key>: reason") when the options do not fit together.
   explicit ViTImpl(const ViTOptions& options);
   torch::Tensor forward(const torch::Tensor& images) override;  // [B, C, H, W] -> [B, dim]
   int64_t feature_dim() const override { return options_.dim(); }
+  int64_t in_channels() const override { return options_.in_channels(); }
   /// Patch embedding, class token and positions are layer 0, block i is layer i + 1; the final
   /// norm goes with the head (layer_count()), as in BEiT / MAE layer-wise decay.
   int64_t layer_count() const override { return options_.depth() + 1; }
   int64_t layer_of(const std::string& parameter_name) const override;
+  /// Position embeddings saved for another grid (a DINOv2 ViT of 518 pixels, patch 14: 37 x 37)
+  /// resampled to this one, at the offset of resample_positions.
+  torch::Tensor fitted(const std::string& name, const torch::Tensor& saved) const override;
   const ViTOptions& options() const { return options_; }
 
   /// Tokens after the blocks, before the final norm: [B, prefix + patches, dim], where prefix is
@@ -110,8 +125,11 @@ class ViTImpl : public BackboneImpl {
   torch::Tensor tokens(const torch::Tensor& images, torch::Tensor* attention = nullptr);
   /// The pieces of `tokens`, for methods that drop tokens between them (MAE):
   /// patch embeddings with their positions (and group encodings) [B, groups x patches, dim],
-  /// group-major ...
-  torch::Tensor patch_tokens(const torch::Tensor& images);
+  /// group-major; with `mask` [B, patches] (1: hidden), the embedding of every hidden patch, in
+  /// every group, is replaced by `mask_token` [1, 1, dim] before the positions are added
+  /// (SimMIM, BEiT, iBOT) ...
+  torch::Tensor patch_tokens(const torch::Tensor& images, const torch::Tensor& mask = {},
+                             const torch::Tensor& mask_token = {});
   /// ... the class token with its position [B, 1, dim], or [B, 0, dim] without one ...
   torch::Tensor prefix_tokens(int64_t batch);
   /// ... the blocks over any token sequence, and the final norm, token-wise.

@@ -47,7 +47,7 @@ std::map<std::string, torch::Tensor> read_tensors(const std::string& path) {
 
 }  // namespace
 
-std::vector<std::string> load_state_dict(const std::string& path, torch::nn::Module& module) {
+std::vector<std::string> load_state_dict(const std::string& path, methods::BackboneImpl& module) {
   auto tensors = read_tensors(path);
   std::map<std::string, torch::Tensor> targets;
   for (const auto& item : module.named_parameters()) targets[item.key()] = item.value();
@@ -55,7 +55,8 @@ std::vector<std::string> load_state_dict(const std::string& path, torch::nn::Mod
   std::vector<std::string> skipped;
   for (const auto& [name, tensor] : tensors) {
     if (targets.count(name)) continue;
-    if (starts_with(name, "fc.") || starts_with(name, "head.")) {
+    // Classifier heads, and the mask token DINOv2 and iBOT train with.
+    if (starts_with(name, "fc.") || starts_with(name, "head.") || name == "mask_token") {
       skipped.push_back(name);
       continue;
     }
@@ -69,10 +70,14 @@ std::vector<std::string> load_state_dict(const std::string& path, torch::nn::Mod
     if (found == tensors.end())
       throw InputError(path + ": '" + name + "' is missing (" + std::to_string(tensors.size()) +
                        " tensors in the file)");
-    if (found->second.sizes() != target.sizes())
+    auto saved = found->second;
+    if (saved.sizes() != target.sizes()) {
+      if (const auto fitted = module.fitted(name, saved); fitted.defined()) saved = fitted;
+    }
+    if (saved.sizes() != target.sizes())
       throw InputError(path + ": '" + name + "' has shape " + c10::str(found->second.sizes()) +
                        ", the encoder's is " + c10::str(target.sizes()));
-    target.copy_(found->second);
+    target.copy_(saved);
   }
   return skipped;
 }

@@ -5,6 +5,8 @@
 
 #include <torch/nn/module.h>
 
+#include "methods/backbone.h"
+
 namespace pretext::pipelines {
 
 /// Writes every parameter and buffer of `module` (CPU, contiguous, float as trained) under the
@@ -18,6 +20,6 @@ void save_state_dict(const std::string& path, torch::nn::Module& module);
 /// head.*) that `module` lacks are skipped and returned. Every parameter and buffer of `module`
 /// must be present with its shape; anything else is an error. Throws InputError naming the file
 /// and the key.
-std::vector<std::string> load_state_dict(const std::string& path, torch::nn::Module& module);
+std::vector<std::string> load_state_dict(const std::string& path, methods::BackboneImpl& module);
 
 }  // namespace pretext::pipelines

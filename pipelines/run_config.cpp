@@ -115,6 +115,14 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
           "must not exceed augment.crop_ratio_max");
   require(a.blur_sigma_min() <= a.blur_sigma_max(), *file, "augment", "blur_sigma_min",
           "must not exceed augment.blur_sigma_max");
+  if (config.method->needs_upright_views()) {
+    const std::string why = " turns some views at random, so the turn " + config.method_name +
+                            " names would not be the one the view shows; set it to 0";
+    require(a.rotate90_p() == 0, *file, "augment", "rotate90_p",
+            std::to_string(a.rotate90_p()) + why);
+    require(a.vflip_p() == 0 || a.hflip_p() == 0, *file, "augment", "vflip_p",
+            "with hflip_p, a half turn" + why);
+  }
   require(!config.data.root().empty(), *file, "data", "root",
           "required: a folder of images or a CSV manifest");
   try {

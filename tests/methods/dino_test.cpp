@@ -43,8 +43,91 @@ TEST(Dino, LossIsTheCrossEntropyOverEveryOtherView) {
       ++pairs;
     }
   expected /= pairs;
-  EXPECT_NEAR(dino_loss(student, teacher, center, ts, tt, views, globals).item<double>(), expected,
-              1e-4);
+  EXPECT_NEAR(
+      dino_loss(student, centred_targets(teacher, center, tt), ts, views, globals).item<double>(),
+      expected, 1e-4);
+}
+
+TEST(DinoV2, SinkhornKnoppTargetsAreTheReferencesByHand) {
+  // The reference's loop on Q = exp(t / temp)^T [K, B], in plain doubles.
+  torch::manual_seed(4);
+  const int64_t rows = 5, k = 3;
+  const double temp = 0.5;
+  const auto teacher = torch::randn({rows, k});
+  std::vector<std::vector<double>> q(k, std::vector<double>(rows));
+  double total = 0;
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t b = 0; b < rows; ++b)
+      total += q[p][b] = std::exp(teacher[b][p].item<double>() / temp);
+  for (auto& row : q)
+    for (auto& v : row) v /= total;
+  for (int iteration = 0; iteration < 3; ++iteration) {
+    for (auto& row : q) {
+      const double sum = std::accumulate(row.begin(), row.end(), 0.0);
+      for (auto& v : row) v /= sum * k;
+    }
+    for (int64_t b = 0; b < rows; ++b) {
+      double sum = 0;
+      for (int64_t p = 0; p < k; ++p) sum += q[p][b];
+      for (int64_t p = 0; p < k; ++p) q[p][b] /= sum * rows;
+    }
+  }
+  const auto targets = sinkhorn_knopp_targets(teacher, temp, 3, nullptr);
+  for (int64_t b = 0; b < rows; ++b)
+    for (int64_t p = 0; p < k; ++p)
+      EXPECT_NEAR(targets[b][p].item<double>(), q[p][b] * rows, 1e-6) << b << " " << p;
+  // Sharp outputs do not overflow: the maximum is taken out before exp.
+  EXPECT_TRUE(
+      torch::isfinite(sinkhorn_knopp_targets(teacher * 1000, 0.04, 3, nullptr)).all().item<bool>());
+}
+
+TEST(DinoV2, KoLeoIsMinusTheMeanLogDistanceToTheNearestNeighbourByHand) {
+  torch::manual_seed(5);
+  const auto features = torch::randn({6, 3}, torch::requires_grad());
+  const auto x = torch::nn::functional::normalize(
+      features.detach(), torch::nn::functional::NormalizeFuncOptions().dim(1));
+  double expected = 0;
+  for (int64_t i = 0; i < 6; ++i) {
+    double best = -2;
+    int64_t nearest = -1;
+    for (int64_t j = 0; j < 6; ++j)
+      if (j != i && x[i].dot(x[j]).item<double>() > best) {
+        best = x[i].dot(x[j]).item<double>();
+        nearest = j;
+      }
+    double squared = 0;
+    for (int64_t d = 0; d < 3; ++d)
+      squared += std::pow(x[i][d].item<double>() - x[nearest][d].item<double>() + 1e-8, 2);
+    expected -= std::log(std::sqrt(squared) + 1e-8) / 6;
+  }
+  const auto loss = koleo_loss(features);
+  EXPECT_NEAR(loss.item<double>(), expected, 1e-5);
+  loss.backward();  // it pushes neighbours apart: a gradient reaches the features
+  EXPECT_GT(features.grad().abs().sum().item<double>(), 0);
+}
+
+TEST(DinoV2, SinkhornKnoppLeavesTheCentreAndKoLeoJoinsTheLoss) {
+  torch::manual_seed(6);
+  const auto options = DinoOptions().out_dim(32).hidden_dim(16).bottleneck_dim(8).local_crops(0);
+  DinoImpl plain(tiny_vit(), tiny_vit(), options);
+  torch::manual_seed(6);
+  DinoImpl v2(tiny_vit(), tiny_vit(),
+              DinoOptions(options).centering("sinkhorn_knopp").koleo_weight(0.1));
+  const std::vector<torch::Tensor> views = {torch::rand({4, 3, 16, 16}),
+                                            torch::rand({4, 3, 16, 16})};
+  const auto a = plain.step(views);
+  const auto b = v2.step(views);
+  EXPECT_GT(plain.center().abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(v2.center().abs().sum().item<double>(), 0.0);
+  ASSERT_TRUE(b.logs.count("koleo"));
+  EXPECT_FALSE(a.logs.count("koleo"));
+  // Same weights, same views: the losses differ by the targets and 0.1 x KoLeo.
+  const auto student =
+      torch::cat({v2.student()->forward(views[0]), v2.student()->forward(views[1])});
+  const double koleo = koleo_loss(student.slice(0, 0, 4)).item<double>() +
+                       koleo_loss(student.slice(0, 4, 8)).item<double>();
+  EXPECT_NEAR(b.logs.at("koleo").item<double>(), koleo, 1e-5);
+  EXPECT_TRUE(std::isfinite(b.loss.item<double>()));
 }
 
 TEST(Dino, TemperatureWarmupAndMomentumSchedule) {

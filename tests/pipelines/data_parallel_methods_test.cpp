@@ -11,14 +11,19 @@
 #include <torch/optim/sgd.h>
 #include <torch/torch.h>
 
+#include "methods/autoencoder.h"
 #include "methods/batch_norm.h"
 #include "methods/byol.h"
 #include "methods/decorrelation.h"
 #include "methods/dino.h"
+#include "methods/jigsaw.h"
 #include "methods/moco.h"
 #include "methods/resnet.h"
+#include "methods/rotation.h"
 #include "methods/simclr.h"
+#include "methods/simmim.h"
 #include "methods/simsiam.h"
+#include "methods/vit.h"
 #include "pipelines/trainer.h"
 #include "tests/pipelines/ranks.h"
 
@@ -222,6 +227,42 @@ TEST(DataParallelMethods, BarlowTwinsAndVicRegCorrelateTheGlobalBatch) {
   }));
 }
 
+TEST(DataParallelMethods, PretextTasksAndSimMimDrawForTheGlobalBatch) {
+  // One view each; the autoencoder's noise and hidden blocks, the jigsaw's orders and offsets and
+  // SimMIM's masks are drawn for the global batch, each rank taking its rows.
+  const auto one_view = [](Case::Build build) {
+    Case c(std::move(build));
+    c.global_views = 1;
+    return c;
+  };
+  expect_ranks_compute_one_process(one_view([] {
+    return std::make_shared<methods::AutoencoderImpl>(tiny_resnet(), methods::AutoencoderOptions()
+                                                                         .decoder_channels(8)
+                                                                         .decoder_grid(2)
+                                                                         .decoder_stages(2)
+                                                                         .noise_std(0.3)
+                                                                         .mask_ratio(0.3)
+                                                                         .mask_patch(2));
+  }));
+  expect_ranks_compute_one_process(one_view([] {
+    return std::make_shared<methods::RotationImpl>(tiny_resnet(),
+                                                   methods::RotationOptions().head_hidden_dim(8));
+  }));
+  expect_ranks_compute_one_process(one_view([] {
+    return std::make_shared<methods::JigsawImpl>(
+        tiny_resnet(),
+        methods::JigsawOptions().grid(2).permutations(24).tile_dim(8).hidden_dim(16));
+  }));
+  // SimMIM's block masks, drawn for the global batch, on a ViT of the test's 8-pixel views.
+  expect_ranks_compute_one_process(one_view([] {
+    return std::make_shared<methods::SimMimImpl>(
+        std::make_shared<methods::ViTImpl>(
+            methods::ViTOptions().image_size(8).patch_size(2).in_channels(3).dim(16).depth(1).heads(
+                2)),
+        methods::SimMimOptions().mask_patch_size(4));
+  }));
+}
+
 TEST(DataParallelMethods, DinoCentresOnTheGlobalBatch) {
   // Two global and two local crops; batch norm in the head too. The state: the centre and every
   // running statistic.
@@ -236,6 +277,21 @@ TEST(DataParallelMethods, DinoCentresOnTheGlobalBatch) {
                                                        .local_crops(2));
       },
       2));
+}
+
+TEST(DataParallelMethods, DinoV2sSinkhornKnoppAndKoLeoTakeTheGlobalBatch) {
+  // Sinkhorn-Knopp's prototype sums over every rank's teacher outputs; KoLeo's nearest
+  // neighbours among the global batch's student features.
+  expect_ranks_compute_one_process(Case([] {
+    return std::make_shared<methods::DinoImpl>(tiny_resnet(), tiny_resnet(),
+                                               methods::DinoOptions()
+                                                   .out_dim(32)
+                                                   .hidden_dim(16)
+                                                   .bottleneck_dim(8)
+                                                   .local_crops(0)
+                                                   .centering("sinkhorn_knopp")
+                                                   .koleo_weight(0.1));
+  }));
 }
 
 TEST(DataParallelMethods, WithoutSyncBatchNormOnlyTheStatisticsDiffer) {

@@ -165,6 +165,21 @@ TEST(Export, RoundTripsThroughPythonTorchvisionAndTimmLayouts) {
   const auto out = net->forward(io.at("input").toTensor());
   EXPECT_TRUE(torch::allclose(out, io.at("output").toTensor(), 1e-4, 1e-4))
       << (out - io.at("output").toTensor()).abs().max();
+  // A ViT in DINOv2's layout (LayerScale, a mask token, positions of a 4x4 grid) into a ViT of
+  // 28-pixel images: the positions resampled as DINOv2 does for that size, the same features.
+  methods::ViT dinov2(methods::ViTOptions()
+                          .image_size(28)
+                          .patch_size(14)
+                          .dim(32)
+                          .depth(2)
+                          .heads(4)
+                          .layer_scale_init(1e-5));
+  EXPECT_EQ(load_state_dict(dir / "dinov2.pt", *dinov2), (std::vector<std::string>{"mask_token"}));
+  dinov2->eval();
+  const auto dinov2_io = load_pickle(dir / "dinov2_io.pt", "test data").toGenericDict();
+  const auto features = dinov2->forward(dinov2_io.at("input").toTensor());
+  EXPECT_TRUE(torch::allclose(features, dinov2_io.at("output").toTensor(), 1e-4, 1e-4))
+      << (features - dinov2_io.at("output").toTensor()).abs().max();
   // A state dict of a model that lived on a GPU loads onto this CPU machine, the same weights.
   auto from_gpu = random_resnet(ResNetOptions(18), 8);
   EXPECT_EQ(load_state_dict(dir / "from_gpu.pt", *from_gpu).size(), 2u);

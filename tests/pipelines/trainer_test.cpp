@@ -125,11 +125,26 @@ TEST_F(TrainerTest, MaeResumesExactlyWithTheSameMasks) {
   expect_resume_is_exact(kViT, "  name: mae\n  decoder_dim: 16\n  decoder_depth: 1\n");
 }
 
+TEST_F(TrainerTest, SimMimResumesExactlyWithTheSameMasks) {
+  expect_resume_is_exact(kViT, "  name: simmim\n  mask_patch_size: 8\n");
+}
+
 TEST_F(TrainerTest, MocoResumesExactlyWithItsQueueOfKeys) {
   // The queue (buffers queue, queue_position) and the momentum encoder are in the checkpoint.
   expect_resume_is_exact(
       kResNet,
       "  name: moco\n  projection_dim: 8\n  projection_hidden_dim: 16\n  queue_size: 40\n");
+}
+
+TEST_F(TrainerTest, PretextTasksResumeExactlyWithTheSameDraws) {
+  // The jigsaw's orders and tile offsets, the autoencoder's noise and hidden blocks, drawn anew
+  // each step from the seed in the checkpoint.
+  expect_resume_is_exact(kResNet,
+                         "  name: jigsaw\n  grid: 2\n  permutations: 24\n  tile_dim: 16\n"
+                         "  hidden_dim: 16\n");
+  expect_resume_is_exact(kResNet,
+                         "  name: autoencoder\n  decoder_channels: 8\n  noise_std: 0.2\n"
+                         "  mask_ratio: 0.3\n");
 }
 
 // Every parameter and buffer of `a` equals `b`'s (same layout).
