@@ -100,6 +100,17 @@ METHODS = {
                           "pool: mean", "position_embedding: sincos"],
                 "method": ["name: simmim", "mask_ratio: 0.6", "mask_patch_size: 4"]},
                ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
+    # iBOT on MAE's ViT with a class token (it distils it), DINO's short-run settings (teacher
+    # momentum from 0.96, two global crops of scale 0.4-1, batch-norm-free head at DINO's widths)
+    # and the recipes' masks (half the crops, 10-50% of their patches in blocks).
+    "ibot": ({"model": ["backbone: vit", "image_size: 28", "patch_size: 4", "dim: 128", "depth: 4",
+                        "heads: 4", "mlp_ratio: 2", "class_token: true", "pool: cls",
+                        "position_embedding: sincos"],
+              "method": ["name: ibot", "out_dim: 4096", "patch_out_dim: 4096", "hidden_dim: 512",
+                         "bottleneck_dim: 128", "teacher_temp: 0.04", "teacher_patch_temp: 0.04",
+                         "momentum_teacher: 0.96", "freeze_last_layer_steps: 50", "local_crops: 0"]},
+             ["augment.crop_scale_min=0.4", "train.lr=0.001", "train.weight_decay=0.04",
+              "train.grad_clip=3.0"]),
 }
 
 

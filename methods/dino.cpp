@@ -36,7 +36,7 @@ void DinoOptions::visit_fields(FieldVisitor& visit) {
   visit("koleo_weight", koleo_weight_, Check::at_least(0));
 }
 
-DinoHeadImpl::DinoHeadImpl(int64_t in_dim, const DinoOptions& options) {
+DinoHeadImpl::DinoHeadImpl(int64_t in_dim, const DinoOptions& options, int64_t patch_out_dim) {
   mlp_ = register_module("mlp", torch::nn::Sequential());
   int64_t width = in_dim;
   for (int64_t layer = 0; layer < options.head_layers(); ++layer) {
@@ -56,14 +56,29 @@ DinoHeadImpl::DinoHeadImpl(int64_t in_dim, const DinoOptions& options) {
                                torch::randn({options.out_dim(), options.bottleneck_dim()}) * 0.02);
   last_g_ = register_parameter("last_weight_g", torch::ones({options.out_dim(), 1}),
                                /*requires_grad=*/!options.norm_last_layer());
+  if (patch_out_dim > 0) {
+    patch_v_ = register_parameter("patch_last_weight_v",
+                                  torch::randn({patch_out_dim, options.bottleneck_dim()}) * 0.02);
+    patch_g_ = register_parameter("patch_last_weight_g", torch::ones({patch_out_dim, 1}),
+                                  /*requires_grad=*/!options.norm_last_layer());
+  }
+}
+
+torch::Tensor DinoHeadImpl::project(const torch::Tensor& features, const torch::Tensor& v,
+                                    const torch::Tensor& g, bool freeze_last) {
+  const auto x = F::normalize(mlp_->forward(features), F::NormalizeFuncOptions().dim(-1));
+  const auto weight =
+      freeze_last ? (g * v / v.norm(2, 1, true)).detach() : g * v / v.norm(2, 1, true);
+  return torch::matmul(x, weight.t());
 }
 
 torch::Tensor DinoHeadImpl::forward(const torch::Tensor& features, bool freeze_last) {
-  const auto x = F::normalize(mlp_->forward(features), F::NormalizeFuncOptions().dim(-1));
-  const auto v = freeze_last ? last_v_.detach() : last_v_;
-  const auto g = freeze_last ? last_g_.detach() : last_g_;
-  const auto weight = g * v / v.norm(2, 1, true);
-  return torch::matmul(x, weight.t());
+  return project(features, last_v_, last_g_, freeze_last);
+}
+
+torch::Tensor DinoHeadImpl::forward_patches(const torch::Tensor& tokens, bool freeze_last) {
+  return patch_v_.defined() ? project(tokens, patch_v_, patch_g_, freeze_last)
+                            : project(tokens, last_v_, last_g_, freeze_last);
 }
 
 torch::Tensor dino_loss(const torch::Tensor& student, const torch::Tensor& targets_of_globals,
@@ -104,8 +119,7 @@ torch::Tensor sinkhorn_knopp_targets(const torch::Tensor& teacher, double teache
   };
   // Ranks may hold different numbers of rows (iBOT's masked patches).
   const double rows =
-      global_sum(torch::full({1}, static_cast<double>(teacher.size(0)), precision))
-          .item<double>();
+      global_sum(torch::full({1}, static_cast<double>(teacher.size(0)), precision)).item<double>();
   const double prototypes = static_cast<double>(teacher.size(1));
   // A sum that underflowed to 0 (logits far below the maximum) leaves its row or prototype at 0
   // rather than dividing by it.
@@ -134,12 +148,21 @@ torch::Tensor koleo_loss(const torch::Tensor& features) {
   return -torch::log(distances + 1e-8).mean().to(features.scalar_type());
 }
 
+double warmed_up(double from, double to, int64_t steps, int64_t step) {
+  if (step >= steps) return to;
+  return from + static_cast<double>(step) / static_cast<double>(steps) * (to - from);
+}
+
 double teacher_temperature(const DinoOptions& options, int64_t step) {
-  if (step >= options.warmup_teacher_steps()) return options.teacher_temp();
-  const double fraction =
-      static_cast<double>(step) / static_cast<double>(options.warmup_teacher_steps());
-  return options.warmup_teacher_temp() +
-         fraction * (options.teacher_temp() - options.warmup_teacher_temp());
+  return warmed_up(options.warmup_teacher_temp(), options.teacher_temp(),
+                   options.warmup_teacher_steps(), step);
+}
+
+torch::Tensor koleo_over_crops(const torch::Tensor& features, int64_t crops, Collectives* group) {
+  auto total = torch::zeros({}, features.options());
+  for (const auto& crop : features.chunk(crops))
+    total = total + koleo_loss(group ? all_gather_with_grad(*group, crop) : crop);
+  return total;
 }
 
 DinoImpl::DinoImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<BackboneImpl> teacher,
@@ -184,12 +207,7 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
   StepOutput out;
   out.loss = dino_loss(student_logits, probabilities, options_.student_temp(), count, 2);
   if (options_.koleo_weight() > 0) {
-    // Over each global crop of the global batch (DINOv2 takes each GPU's own batch).
-    auto koleo = torch::zeros({}, out.loss.options());
-    for (const auto& crop : student_out[0].chunk(2)) {
-      const auto rows = group() ? all_gather_with_grad(*group(), crop) : crop;
-      koleo = koleo + koleo_loss(rows);
-    }
+    const auto koleo = koleo_over_crops(student_out[0], 2, group());
     out.logs["koleo"] = koleo.detach();
     out.loss = out.loss + options_.koleo_weight() * koleo;
   }
@@ -198,7 +216,7 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
       (-(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1)).mean();
   // Collapse shows in these: to uniform when every sample's entropy nears log(out_dim), to one
   // prototype when the entropy of the batch's mean distribution nears 0.
-  const auto mean_probabilities = batch_mean(probabilities);
+  const auto mean_probabilities = global_mean(probabilities);
   out.logs["teacher_mean_entropy"] =
       (-(mean_probabilities * mean_probabilities.clamp_min(1e-12).log()).sum());
   out.logs["teacher_embedding_std"] = embedding_std(gathered(teacher_features));
@@ -206,15 +224,8 @@ StepOutput DinoImpl::step(const std::vector<torch::Tensor>& views) {
   // The centre follows the mean teacher output of the global batch (the reference all-reduces it).
   if (!sinkhorn)
     center_.mul_(options_.center_momentum())
-        .add_(batch_mean(teacher_logits).unsqueeze(0) * (1 - options_.center_momentum()));
+        .add_(global_mean(teacher_logits).unsqueeze(0) * (1 - options_.center_momentum()));
   return out;
-}
-
-torch::Tensor DinoImpl::batch_mean(const torch::Tensor& rows) const {
-  if (!group()) return rows.mean(0);
-  auto total = rows.sum(0);
-  group()->sum({total});
-  return total / static_cast<double>(rows.size(0) * group()->size());
 }
 
 void DinoImpl::after_optimizer_step(int64_t step, int64_t total_steps) {

@@ -61,16 +61,26 @@ struct DinoOptions {
   void visit_fields(FieldVisitor& visit);
 };
 
-/// The DINO projection head.
+/// The DINO projection head; with `patch_out_dim` > 0 a second weight-normalised last layer of
+/// that many prototypes for patch tokens after the same MLP (iBOT's head without shared_head).
 class DinoHeadImpl : public torch::nn::Module {
  public:
-  DinoHeadImpl(int64_t in_dim, const DinoOptions& options);
-  /// `freeze_last`: the last layer's weights take part without gradient.
+  DinoHeadImpl(int64_t in_dim, const DinoOptions& options, int64_t patch_out_dim = 0);
+  /// Features [..., in_dim] -> [..., out_dim]; `freeze_last`: the last layer's weights take
+  /// part without gradient.
   torch::Tensor forward(const torch::Tensor& features, bool freeze_last = false);
+  /// Patch tokens [..., in_dim] through the MLP and the patch last layer (the class token's
+  /// when there is none).
+  torch::Tensor forward_patches(const torch::Tensor& tokens, bool freeze_last = false);
 
  private:
+  /// The L2-normalised bottleneck of the MLP through last layer (v, g).
+  torch::Tensor project(const torch::Tensor& features, const torch::Tensor& v,
+                        const torch::Tensor& g, bool freeze_last);
+
   torch::nn::Sequential mlp_{nullptr};
-  torch::Tensor last_v_, last_g_;  // weight-normalised last layer: W = g * v / ||v|| per row
+  torch::Tensor last_v_, last_g_;    // weight-normalised last layer: W = g * v / ||v|| per row
+  torch::Tensor patch_v_, patch_g_;  // the patch last layer, undefined when shared
 };
 TORCH_MODULE(DinoHead);
 
@@ -87,8 +97,8 @@ torch::Tensor centred_targets(const torch::Tensor& teacher, const torch::Tensor&
 /// DINOv2's sinkhorn_knopp_teacher: Q = exp(teacher / teacher_temp), [N, K] rows over the global
 /// batch (all ranks' rows through `group`; nullptr: these rows), scaled to sum to 1, then
 /// `iterations` times each prototype's column to 1 / K and each row to 1 / N; returned times N,
-/// so each row is a distribution. In float32 at least, with the global maximum subtracted before exp
-/// (which the normalisation cancels) so that sharp outputs cannot overflow; rows or prototypes
+/// so each row is a distribution. In float32 at least, with the global maximum subtracted before
+/// exp (which the normalisation cancels) so that sharp outputs cannot overflow; rows or prototypes
 /// whose exp underflows entirely keep weight 0. Ranks may hold different numbers of rows.
 torch::Tensor sinkhorn_knopp_targets(const torch::Tensor& teacher, double teacher_temp,
                                      int64_t iterations, Collectives* group);
@@ -99,6 +109,13 @@ torch::Tensor koleo_loss(const torch::Tensor& features);
 
 /// Teacher temperature at optimiser step `step` (0-based).
 double teacher_temperature(const DinoOptions& options, int64_t step);
+/// `from` rising linearly to `to` over `steps` optimiser steps, then `to` (at `step`, 0-based).
+double warmed_up(double from, double to, int64_t steps, int64_t step);
+
+/// DINOv2's KoLeo term of a student's features of its global crops, [crops x B, D] crop-major:
+/// koleo_loss of each crop's rows over the global batch (gathered with gradient through
+/// `group`, nullptr: these rows), summed over the crops. DINOv2 takes each GPU's own rows.
+torch::Tensor koleo_over_crops(const torch::Tensor& features, int64_t crops, Collectives* group);
 
 class DinoImpl : public MethodImpl {
  public:
@@ -119,9 +136,6 @@ class DinoImpl : public MethodImpl {
   const torch::Tensor& center() const { return center_; }
 
  private:
-  /// The mean over the global batch's rows of [rows, K] `rows` (no gradient): [K].
-  torch::Tensor batch_mean(const torch::Tensor& rows) const;
-
   DinoOptions options_;
   std::shared_ptr<BackboneImpl> student_, teacher_;
   DinoHead student_head_{nullptr}, teacher_head_{nullptr};

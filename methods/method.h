@@ -80,6 +80,14 @@ class MethodImpl : public torch::nn::Module {
   torch::Tensor gathered(const torch::Tensor& x) const {
     return group_ ? group_->all_gather(x.detach()) : x;
   }
+  /// The mean over the global batch's rows of [rows, ...] `x`, without gradient (centres,
+  /// monitors): every rank's sum all-reduced, over every rank's rows (equal on all ranks).
+  torch::Tensor global_mean(const torch::Tensor& x) const {
+    if (!group_) return x.detach().mean(0);
+    auto total = x.detach().sum(0);
+    group_->sum({total});
+    return total / static_cast<double>(x.size(0) * group_->size());
+  }
 
  private:
   BatchSlice batch_slice_;

@@ -8,6 +8,7 @@
 #include "methods/byol.h"
 #include "methods/decorrelation.h"
 #include "methods/dino.h"
+#include "methods/ibot.h"
 #include "methods/jigsaw.h"
 #include "methods/mae.h"
 #include "methods/moco.h"
@@ -94,8 +95,16 @@ class TwoBackbonesOf : public MethodSpec {
     return std::make_shared<Impl>(online, make_backbone(), options_);
   }
 
- private:
+ protected:
   Options options_;
+};
+
+class IbotSpec : public TwoBackbonesOf<IbotOptions, IbotImpl> {
+ public:
+  std::optional<std::pair<std::string, std::string>> mismatch(
+      const std::string& backbone) const override {
+    return options_.mismatch(backbone);
+  }
 };
 
 std::unique_ptr<BackboneSpec> resnet(int64_t depth) {
@@ -142,6 +151,7 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
           {"rotation", [] { return std::make_unique<RotationSpec>(); }},
           {"jigsaw", [] { return std::make_unique<CheckedMethodOf<JigsawOptions, JigsawImpl>>(); }},
           {"simmim", [] { return std::make_unique<CheckedMethodOf<SimMimOptions, SimMimImpl>>(); }},
+          {"ibot", [] { return std::make_unique<IbotSpec>(); }},
           // SatMAE: MAE with its temporal encoding on (band groups are the ViT's).
           {"satmae",
            [] { return std::make_unique<MaeSpec>(MaeOptions().temporal_encoding(true)); }},

@@ -61,6 +61,8 @@ class StepDraws {
   at::Generator generator() const;
   /// After optimiser step `step` (counted from 1).
   void set_step(int64_t step) { steps_.set(step); }
+  /// Optimiser steps taken.
+  int64_t step() const { return steps_.get(); }
 
  private:
   MirroredInt steps_, seed_;

@@ -7,11 +7,10 @@
 #include <torch/optim/adamw.h>
 #include <torch/types.h>
 
-#include "domains/augment.h"
-
 #include "methods/dino.h"
 #include "methods/momentum.h"
 #include "methods/vit.h"
+#include "tests/methods/colour_images.h"
 
 namespace pretext::methods {
 namespace {
@@ -216,17 +215,8 @@ TEST(Dino, AShortRunLowersTheLossWithoutCollapse) {
                     .freeze_last_layer_steps(warmup));
   torch::optim::AdamW optimizer(dino.parameters(),
                                 torch::optim::AdamWOptions(1e-3).weight_decay(0.04));
-  const domains::ViewAugment augment(domains::AugmentOptions()
-                                         .size(16)
-                                         .local_size(8)
-                                         .crop_scale_min(0.5)
-                                         .jitter_p(0)
-                                         .blur_p(0)
-                                         .mean({0.5})
-                                         .std({0.25}));
-  const auto colours = torch::rand({8, 3, 1, 1});
-  const auto images =
-      (colours.repeat({4, 1, 16, 16}) + torch::rand({32, 3, 16, 16}) * 0.2).clamp(0, 1);
+  const auto augment = testing::multi_crop_augment();
+  const auto images = testing::colour_images();
   std::vector<double> loss, entropy, mean_entropy, spread;
   for (int64_t step = 0; step < steps; ++step) {
     for (auto& group : optimizer.param_groups())

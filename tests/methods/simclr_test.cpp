@@ -54,7 +54,7 @@ TEST(Registry, UnknownNamesListTheKnownOnes) {
   } catch (const ConfigError& e) {
     EXPECT_STREQ(e.what(),
                  "unknown method 'simclrr' (known: simclr, mae, dino, moco, byol, simsiam, "
-                 "barlow_twins, vicreg, autoencoder, rotation, jigsaw, simmim, satmae)");
+                 "barlow_twins, vicreg, autoencoder, rotation, jigsaw, simmim, ibot, satmae)");
   }
   EXPECT_THROW(backbone_spec("resnet101"), ConfigError);
   const auto spec = backbone_spec("resnet34");

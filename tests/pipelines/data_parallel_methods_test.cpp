@@ -16,6 +16,7 @@
 #include "methods/byol.h"
 #include "methods/decorrelation.h"
 #include "methods/dino.h"
+#include "methods/ibot.h"
 #include "methods/jigsaw.h"
 #include "methods/moco.h"
 #include "methods/resnet.h"
@@ -292,6 +293,23 @@ TEST(DataParallelMethods, DinoV2sSinkhornKnoppAndKoLeoTakeTheGlobalBatch) {
                                                    .centering("sinkhorn_knopp")
                                                    .koleo_weight(0.1));
   }));
+}
+
+TEST(DataParallelMethods, IbotMasksAndCentresTakeTheGlobalBatch) {
+  // Block masks drawn for the global batch, both centres over it; with Sinkhorn-Knopp the
+  // masked patches of every rank (their counts differ) share the normalisation.
+  const auto vit = [] {
+    return std::make_shared<methods::ViTImpl>(
+        methods::ViTOptions().image_size(8).patch_size(2).in_channels(3).dim(16).depth(1).heads(2));
+  };
+  for (const char* centering : {"centre", "sinkhorn_knopp"})
+    expect_ranks_compute_one_process(Case([&] {
+      methods::IbotOptions options;
+      options.dino().out_dim(32).hidden_dim(16).bottleneck_dim(8).local_crops(0).centering(
+          centering);
+      return std::make_shared<methods::IbotImpl>(vit(), vit(),
+                                                 options.patch_out_dim(32).masked_images(0.7));
+    }));
 }
 
 TEST(DataParallelMethods, WithoutSyncBatchNormOnlyTheStatisticsDiffer) {

@@ -129,6 +129,12 @@ TEST_F(TrainerTest, SimMimResumesExactlyWithTheSameMasks) {
   expect_resume_is_exact(kViT, "  name: simmim\n  mask_patch_size: 8\n");
 }
 
+TEST_F(TrainerTest, IbotResumesExactlyWithTheSameMasksAndCentres) {
+  expect_resume_is_exact(kViT,
+                         "  name: ibot\n  out_dim: 32\n  patch_out_dim: 32\n  hidden_dim: 16\n"
+                         "  bottleneck_dim: 8\n  local_crops: 0\n");
+}
+
 TEST_F(TrainerTest, MocoResumesExactlyWithItsQueueOfKeys) {
   // The queue (buffers queue, queue_position) and the momentum encoder are in the checkpoint.
   expect_resume_is_exact(
