@@ -56,6 +56,7 @@ class ViTSpec : public BackboneOf<ViTOptions> {
 template <typename Options, typename Impl>
 class MethodOf : public MethodSpec {
  public:
+  explicit MethodOf(Options defaults = Options()) : options_(std::move(defaults)) {}
   void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
   std::shared_ptr<MethodImpl> build(
       const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone) const override {
@@ -65,18 +66,6 @@ class MethodOf : public MethodSpec {
  protected:
   Options options_;
 };
-
-// A method whose options say which backbones they fit (Options::mismatch(backbone)).
-template <typename Options, typename Impl>
-class CheckedMethodOf : public MethodOf<Options, Impl> {
- public:
-  explicit CheckedMethodOf(Options defaults = Options()) { this->options_ = std::move(defaults); }
-  std::optional<std::pair<std::string, std::string>> mismatch(
-      const std::string& backbone) const override {
-    return this->options_.mismatch(backbone);
-  }
-};
-using MaeSpec = CheckedMethodOf<MaeOptions, MaeImpl>;
 
 class RotationSpec : public MethodOf<RotationOptions, RotationImpl> {
  public:
@@ -99,13 +88,17 @@ class TwoBackbonesOf : public MethodSpec {
   Options options_;
 };
 
-class IbotSpec : public TwoBackbonesOf<IbotOptions, IbotImpl> {
+// A spec whose options say which backbones they fit (Options::mismatch(backbone)).
+template <typename Spec>
+class Checked : public Spec {
  public:
+  using Spec::Spec;
   std::optional<std::pair<std::string, std::string>> mismatch(
       const std::string& backbone) const override {
-    return options_.mismatch(backbone);
+    return this->options_.mismatch(backbone);
   }
 };
+using MaeSpec = Checked<MethodOf<MaeOptions, MaeImpl>>;
 
 std::unique_ptr<BackboneSpec> resnet(int64_t depth) {
   return std::make_unique<BackboneOf<ResNetOptions>>(
@@ -149,9 +142,12 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
           {"autoencoder",
            [] { return std::make_unique<MethodOf<AutoencoderOptions, AutoencoderImpl>>(); }},
           {"rotation", [] { return std::make_unique<RotationSpec>(); }},
-          {"jigsaw", [] { return std::make_unique<CheckedMethodOf<JigsawOptions, JigsawImpl>>(); }},
-          {"simmim", [] { return std::make_unique<CheckedMethodOf<SimMimOptions, SimMimImpl>>(); }},
-          {"ibot", [] { return std::make_unique<IbotSpec>(); }},
+          {"jigsaw",
+           [] { return std::make_unique<Checked<MethodOf<JigsawOptions, JigsawImpl>>>(); }},
+          {"simmim",
+           [] { return std::make_unique<Checked<MethodOf<SimMimOptions, SimMimImpl>>>(); }},
+          {"ibot",
+           [] { return std::make_unique<Checked<TwoBackbonesOf<IbotOptions, IbotImpl>>>(); }},
           // SatMAE: MAE with its temporal encoding on (band groups are the ViT's).
           {"satmae",
            [] { return std::make_unique<MaeSpec>(MaeOptions().temporal_encoding(true)); }},

@@ -120,8 +120,9 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
                             " names would not be the one the view shows; set it to 0";
     require(a.rotate90_p() == 0, *file, "augment", "rotate90_p",
             std::to_string(a.rotate90_p()) + why);
-    require(a.vflip_p() == 0 || a.hflip_p() == 0, *file, "augment", "vflip_p",
-            "with hflip_p, a half turn" + why);
+    require(a.vflip_p() == 0, *file, "augment", "vflip_p",
+            std::to_string(a.vflip_p()) + " turns some views upside down (mirrored)" +
+                why.substr(why.find(',')));
   }
   require(!config.data.root().empty(), *file, "data", "root",
           "required: a folder of images or a CSV manifest");

@@ -36,7 +36,7 @@ IbotOptions small(int64_t local_crops = 2) {
   return options.patch_out_dim(32);
 }
 
-TEST(Ibot, BlockMasksHideRectanglesUpToTheTarget) {
+TEST(Ibot, BlockMasksHideAtLeastOneBlockAndNoMoreThanTheTarget) {
   auto generator = step_generator(1, 0);
   for (int trial = 0; trial < 20; ++trial) {
     const auto mask = block_mask(14, 58.8, 0.3, generator);  // 30% of 196 patches

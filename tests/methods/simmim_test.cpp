@@ -74,8 +74,8 @@ TEST(SimMim, TheLossIsTheL1ErrorOfTheMaskedPixelsByHand) {
         for (int64_t j = 0; j < 8; ++j)
           sum += std::abs(prediction[b][n][j].item<double>() - target[b][n][j].item<double>());
   // 3 masked patches of 4 pixels, 2 bands.
-  EXPECT_NEAR(SimMimImpl::masked_l1(prediction, target, mask, 2).item<double>(),
-              sum / 12 / 2, 1e-6);
+  EXPECT_NEAR(SimMimImpl::masked_l1(prediction, target, mask, 2).item<double>(), sum / 12 / 2,
+              1e-6);
 }
 
 TEST(SimMim, NeedsAViTWhoseSizesFitTheMaskBlocks) {

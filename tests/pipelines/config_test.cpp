@@ -70,14 +70,18 @@ TEST(RunConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of(base + "trian:\n  lr: 1\n"),
             "run.yaml:3: trian: unknown section (known: run, data, augment, model, method, train, "
             "eval, probe, finetune)");
-  EXPECT_EQ(error_of(base + "method:\n  name: simclrr\n"),
-            "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr, mae, dino, moco, "
-            "byol, simsiam, barlow_twins, vicreg, autoencoder, rotation, jigsaw, simmim, ibot, satmae)");
+  EXPECT_EQ(
+      error_of(base + "method:\n  name: simclrr\n"),
+      "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr, mae, dino, moco, "
+      "byol, simsiam, barlow_twins, vicreg, autoencoder, rotation, jigsaw, simmim, ibot, satmae)");
   EXPECT_EQ(error_of(base + "method:\n  name: mae\n"),
             "run.yaml:4: method.name: mae needs the vit backbone, not resnet18");
   EXPECT_EQ(error_of(base + "augment:\n  rotate90_p: 0.5\nmethod:\n  name: rotation\n"),
             "run.yaml:4: augment.rotate90_p: 0.500000 turns some views at random, so the turn "
             "rotation names would not be the one the view shows; set it to 0");
+  EXPECT_EQ(error_of(base + "augment:\n  vflip_p: 0.5\nmethod:\n  name: rotation\n"),
+            "run.yaml:4: augment.vflip_p: 0.500000 turns some views upside down (mirrored), so "
+            "the turn rotation names would not be the one the view shows; set it to 0");
   EXPECT_EQ(error_of(base + "method:\n  name: jigsaw\n  grid: 2\n"),
             "run.yaml: method.permutations: 100 orders of 4 tiles, which have only 24");
   EXPECT_EQ(error_of(base + "model:\n  backbone: vit\n  image_size: 30\n  patch_size: 4\n"),
