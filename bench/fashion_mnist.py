@@ -113,7 +113,26 @@ METHODS = {
                          "momentum_teacher: 0.96", "freeze_last_layer_steps: 50", "local_crops: 0"]},
              ["augment.crop_scale_min=0.4", "train.lr=0.001", "train.weight_decay=0.04",
               "train.grad_clip=3.0"]),
+    # BEiT's tokenizer on MAE's ViT and schedule: 512 codes of 32 dimensions (BEiT's 8,192 for
+    # 49 patches of 28-pixel images would leave most unused), one per 4-pixel patch. Its row is
+    # the tokenizer's encoder evaluated as any other.
+    "vqvae": ({"model": ["backbone: vit", "image_size: 28", "patch_size: 4", "dim: 128",
+                         "depth: 4", "heads: 4", "mlp_ratio: 2", "class_token: false",
+                         "pool: mean", "position_embedding: sincos"],
+               "method": ["name: vqvae", "codebook_size: 512", "code_dim: 32", "decoder_dim: 128",
+                          "decoder_depth: 2", "decoder_heads: 4"]},
+              ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
+    # BEiT on MAE's ViT and schedule, predicting the tokens of the vqvae row's run (its own
+    # budget, before BEiT's), with BEiT's 40% of the patches masked in blocks.
+    "beit": ({"model": ["backbone: vit", "image_size: 28", "patch_size: 4", "dim: 128", "depth: 4",
+                        "heads: 4", "mlp_ratio: 2", "class_token: false", "pool: mean",
+                        "position_embedding: sincos"],
+              "method": ["name: beit", "mask_ratio: 0.4"]},
+             ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
 }
+# Methods that learn from another method's run (BEiT from its tokenizer): the run's method and
+# the key that names its checkpoint.
+LEARNS_FROM = {"beit": ("vqvae", "method.tokenizer")}
 
 
 def read_idx(path):
@@ -216,9 +235,23 @@ def main():
     manifest, pretrain_manifest = convert(args.work)
     common = [f"data.root={manifest}"]
 
+    # In METHODS' order, so that a run another learns from comes first.
+    args.methods = sorted(set(args.methods), key=list(METHODS).index)
+
+    def overrides_of(method):
+        """The method's --set overrides, with the checkpoint of the run it learns from."""
+        if method not in LEARNS_FROM:
+            return METHODS[method][1]
+        source, key = LEARNS_FROM[method]
+        checkpoint = os.path.join(args.work, source, "checkpoint.pt")
+        if not os.path.exists(checkpoint):
+            sys.exit(f"{method} learns from a {source} run: run --methods {source} {method}")
+        return METHODS[method][1] + [f"{key}={checkpoint}"]
+
     rows = []
     for method in args.methods:
-        sections, method_overrides = METHODS[method]
+        sections = METHODS[method][0]
+        method_overrides = overrides_of(method)
         method_config = variant(config, args.work, method, sections) if sections else config
         run_dir = os.path.join(args.work, method)
         calibration = os.path.join(args.work, method + "-calibration")
@@ -243,7 +276,7 @@ def main():
         sections = {} if model is None else {"model": model, "method": METHODS[method][0]["method"]}
         baselines.append((f"random-init {encoder}",
                           variant(config, args.work, f"random-init-{encoder}", sections) if sections else config,
-                          METHODS[method][1]))
+                          overrides_of(method)))
     baselines.append(("raw pixels", variant(config, args.work, "pixels", {"model": ["backbone: pixels", "size: 28"]}), []))
     if args.skip_baselines:
         baselines = []

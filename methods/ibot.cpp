@@ -1,9 +1,5 @@
 #include "methods/ibot.h"
 
-#include <algorithm>
-#include <cmath>
-
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional.h>
 
 #include "base/device.h"
@@ -13,22 +9,6 @@
 
 namespace pretext::methods {
 namespace F = torch::nn::functional;
-
-namespace {
-
-// A uniform double in [a, b) from the generator's 64 random bits (53 of them).
-double uniform(at::Generator& generator, double a, double b) {
-  auto* cpu = at::check_generator<at::CPUGeneratorImpl>(generator);
-  const double u = static_cast<double>(cpu->random64() >> 11) * 0x1.0p-53;
-  return a + (b - a) * u;
-}
-
-// An integer uniform in [a, b], as Python's random.randint.
-int64_t uniform_int(at::Generator& generator, int64_t a, int64_t b) {
-  return std::min(b, a + static_cast<int64_t>(uniform(generator, 0, 1) * (b - a + 1)));
-}
-
-}  // namespace
 
 IbotOptions::IbotOptions() { dino_.out_dim(8192).local_crops(10); }
 
@@ -56,37 +36,6 @@ std::optional<std::pair<std::string, std::string>> IbotOptions::mismatch(
     return {{"patch_out_dim", "with shared_head the patches take the class token's " +
                                   std::to_string(dino_.out_dim()) + " prototypes (out_dim)"}};
   return std::nullopt;
-}
-
-torch::Tensor block_mask(int64_t grid, double target, double aspect, at::Generator& generator) {
-  std::vector<uint8_t> mask(static_cast<size_t>(grid * grid), 0);
-  const double low = std::pow(static_cast<double>(grid / 3), 2);
-  const double log_low = std::log(aspect), log_high = -std::log(aspect);
-  double hidden = 0;
-  while (hidden < target) {
-    const double left_to_hide = target - hidden;
-    int64_t delta = 0;
-    for (int attempt = 0; attempt < 10 && delta == 0; ++attempt) {
-      const double area = uniform(generator, low, left_to_hide);
-      const double ratio = std::exp(uniform(generator, log_low, log_high));
-      const auto h = static_cast<int64_t>(std::llround(std::sqrt(area * ratio)));
-      const auto w = static_cast<int64_t>(std::llround(std::sqrt(area / ratio)));
-      if (w >= grid || h >= grid) continue;
-      const int64_t top = uniform_int(generator, 0, grid - h);
-      const int64_t left = uniform_int(generator, 0, grid - w);
-      int64_t already = 0;
-      for (int64_t i = top; i < top + h; ++i)
-        for (int64_t j = left; j < left + w; ++j) already += mask[i * grid + j];
-      const int64_t fresh = h * w - already;
-      if (fresh <= 0 || static_cast<double>(fresh) > left_to_hide) continue;
-      for (int64_t i = top; i < top + h; ++i)
-        for (int64_t j = left; j < left + w; ++j) mask[i * grid + j] = 1;
-      delta = fresh;
-    }
-    if (delta == 0) break;
-    hidden += static_cast<double>(delta);
-  }
-  return torch::tensor(std::vector<float>(mask.begin(), mask.end()));
 }
 
 IbotImpl::IbotImpl(std::shared_ptr<BackboneImpl> student, std::shared_ptr<BackboneImpl> teacher,
@@ -137,10 +86,7 @@ torch::Tensor IbotImpl::masks(int64_t batch, int64_t grid, at::Generator generat
 
 std::pair<torch::Tensor, torch::Tensor> IbotImpl::tokens(ViTImpl& vit, const torch::Tensor& images,
                                                          const torch::Tensor& mask) {
-  const auto patches =
-      mask.defined() ? vit.patch_tokens(images, mask, mask_token_) : vit.patch_tokens(images);
-  const auto x =
-      vit.final_norm(vit.run_blocks(torch::cat({vit.prefix_tokens(images.size(0)), patches}, 1)));
+  const auto x = vit.final_tokens(images, mask, mask_token_);
   return {x.select(1, 0), x.slice(1, 1)};
 }
 

@@ -12,6 +12,7 @@
 
 #include "base/fields.h"
 #include "methods/dino.h"
+#include "methods/masking.h"
 #include "methods/method.h"
 #include "methods/momentum.h"
 #include "methods/step_random.h"
@@ -55,13 +56,6 @@ struct IbotOptions {
   /// The first field that does not fit the others or the backbone, as {key, reason}.
   std::optional<std::pair<std::string, std::string>> mismatch(const std::string& backbone) const;
 };
-
-/// BEiT's blockwise mask of a grid x grid patch map (the iBOT loader's 'block' shape): blocks of
-/// random area in [(grid / 3)^2, patches still to hide] and aspect ratio log-uniform in
-/// [aspect, 1 / aspect], each placed where it hides at least one new patch and no more than are
-/// left, up to 10 tries per block, until `target` patches are hidden or a block finds no place.
-/// [grid x grid] float, 1 for a hidden patch, row-major.
-torch::Tensor block_mask(int64_t grid, double target, double aspect, at::Generator& generator);
 
 class IbotImpl : public MethodImpl {
  public:

@@ -5,6 +5,7 @@
 
 #include "base/errors.h"
 #include "methods/autoencoder.h"
+#include "methods/beit.h"
 #include "methods/byol.h"
 #include "methods/decorrelation.h"
 #include "methods/dino.h"
@@ -19,6 +20,7 @@
 #include "methods/simmim.h"
 #include "methods/simsiam.h"
 #include "methods/vit.h"
+#include "methods/vqvae.h"
 
 namespace pretext::methods {
 namespace {
@@ -59,7 +61,8 @@ class MethodOf : public MethodSpec {
   explicit MethodOf(Options defaults = Options()) : options_(std::move(defaults)) {}
   void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
   std::shared_ptr<MethodImpl> build(
-      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone) const override {
+      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone,
+      const LoadRun& /*load_run*/) const override {
     return std::make_shared<Impl>(make_backbone(), options_);
   }
 
@@ -79,7 +82,8 @@ class TwoBackbonesOf : public MethodSpec {
  public:
   void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
   std::shared_ptr<MethodImpl> build(
-      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone) const override {
+      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone,
+      const LoadRun& /*load_run*/) const override {
     auto online = make_backbone();
     return std::make_shared<Impl>(online, make_backbone(), options_);
   }
@@ -99,6 +103,35 @@ class Checked : public Spec {
   }
 };
 using MaeSpec = Checked<MethodOf<MaeOptions, MaeImpl>>;
+
+// BEiT: the ViT and the tokenizer of another run.
+class BeitSpec : public MethodSpec {
+ public:
+  void visit_fields(FieldVisitor& visit) override { options_.visit_fields(visit); }
+  std::optional<std::pair<std::string, std::string>> mismatch(
+      const std::string& backbone) const override {
+    return options_.mismatch(backbone);
+  }
+  std::shared_ptr<MethodImpl> build(
+      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone,
+      const LoadRun& load_run) const override {
+    std::shared_ptr<MethodImpl> loaded;
+    try {
+      loaded = load_run(options_.tokenizer(), "vqvae");
+    } catch (const InputError& e) {
+      throw ConfigError("method", "tokenizer", e.what());
+    } catch (const ConfigError& e) {
+      throw ConfigError("method", "tokenizer", e.what());
+    }
+    auto tokenizer = std::dynamic_pointer_cast<VqVaeImpl>(loaded);
+    if (!tokenizer)
+      throw ConfigError("method", "tokenizer", options_.tokenizer() + ": not a vqvae run");
+    return std::make_shared<BeitImpl>(make_backbone(), tokenizer, options_);
+  }
+
+ private:
+  BeitOptions options_;
+};
 
 std::unique_ptr<BackboneSpec> resnet(int64_t depth) {
   return std::make_unique<BackboneOf<ResNetOptions>>(
@@ -148,6 +181,8 @@ const std::vector<std::pair<std::string, std::function<std::unique_ptr<MethodSpe
            [] { return std::make_unique<Checked<MethodOf<SimMimOptions, SimMimImpl>>>(); }},
           {"ibot",
            [] { return std::make_unique<Checked<TwoBackbonesOf<IbotOptions, IbotImpl>>>(); }},
+          {"vqvae", [] { return std::make_unique<Checked<MethodOf<VqVaeOptions, VqVaeImpl>>>(); }},
+          {"beit", [] { return std::make_unique<BeitSpec>(); }},
           // SatMAE: MAE with its temporal encoding on (band groups are the ViT's).
           {"satmae",
            [] { return std::make_unique<MaeSpec>(MaeOptions().temporal_encoding(true)); }},

@@ -28,14 +28,22 @@ class BackboneSpec {
   virtual int64_t input_size() const { return 0; }
 };
 
+/// The trained method of another run, from that run's checkpoint (BEiT's tokenizer), for images
+/// of this run's bands; `method` names the method the run must have trained. The pipelines give
+/// it; it throws InputError or ConfigError naming the checkpoint.
+using LoadRun = std::function<std::shared_ptr<MethodImpl>(const std::string& checkpoint,
+                                                          const std::string& method)>;
+
 /// A method by name, with its fields open for a config to fill before it is built.
 class MethodSpec {
  public:
   virtual ~MethodSpec() = default;
   virtual void visit_fields(FieldVisitor& visit) = 0;
   /// `make_backbone` builds a fresh backbone; methods with a teacher call it twice.
+  /// `load_run` gives the runs a method learns from (BEiT's tokenizer).
   virtual std::shared_ptr<MethodImpl> build(
-      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone) const = 0;
+      const std::function<std::shared_ptr<BackboneImpl>()>& make_backbone,
+      const LoadRun& load_run) const = 0;
   /// The first field that does not fit the others or the backbone named `backbone`, as
   /// {key, reason}; nullopt when all fit.
   virtual std::optional<std::pair<std::string, std::string>> mismatch(

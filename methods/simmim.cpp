@@ -1,7 +1,5 @@
 #include "methods/simmim.h"
 
-#include <cmath>
-
 #include "base/device.h"
 #include "base/errors.h"
 #include "methods/mae.h"
@@ -17,20 +15,6 @@ std::optional<std::pair<std::string, std::string>> SimMimOptions::mismatch(
     const std::string& backbone) const {
   if (backbone != "vit") return {{"name", "simmim needs the vit backbone, not " + backbone}};
   return std::nullopt;
-}
-
-torch::Tensor block_masks(int64_t batch, int64_t grid, int64_t scale, double ratio,
-                          const at::Generator& generator, const BatchSlice& slice) {
-  const int64_t side = grid / scale, blocks = side * side;
-  const auto hidden = static_cast<int64_t>(std::ceil(static_cast<double>(blocks) * ratio));
-  // A random permutation of the blocks per image, the first `hidden` of it masked.
-  const auto order = uniform_rows(generator, slice, batch, {blocks}).argsort(1, false);
-  auto mask = torch::zeros({batch, blocks}, torch::kFloat32);
-  mask.scatter_(1, order.slice(1, 0, hidden), 1.0);
-  return mask.view({batch, side, side})
-      .repeat_interleave(scale, 1)
-      .repeat_interleave(scale, 2)
-      .reshape({batch, grid * grid});
 }
 
 SimMimImpl::SimMimImpl(std::shared_ptr<BackboneImpl> backbone, const SimMimOptions& options)
@@ -56,10 +40,7 @@ SimMimImpl::SimMimImpl(std::shared_ptr<BackboneImpl> backbone, const SimMimOptio
 }
 
 torch::Tensor SimMimImpl::reconstruct(const torch::Tensor& images, const torch::Tensor& mask) {
-  const auto patches = vit_->patch_tokens(images, mask, mask_token_);
-  const auto x = vit_->final_norm(
-      vit_->run_blocks(torch::cat({vit_->prefix_tokens(images.size(0)), patches}, 1)));
-  return decoder_(x.slice(1, vit_->prefix_count()));
+  return decoder_(vit_->final_tokens(images, mask, mask_token_).slice(1, vit_->prefix_count()));
 }
 
 torch::Tensor SimMimImpl::masked_l1(const torch::Tensor& prediction, const torch::Tensor& target,

@@ -7,11 +7,11 @@
 #include <utility>
 #include <vector>
 
-#include <ATen/core/Generator.h>
 #include <torch/arg.h>
 #include <torch/nn/modules/linear.h>
 
 #include "base/fields.h"
+#include "methods/masking.h"
 #include "methods/method.h"
 #include "methods/step_random.h"
 #include "methods/vit.h"
@@ -37,12 +37,6 @@ struct SimMimOptions {
   /// The first field that does not fit the backbone, as {key, reason}.
   std::optional<std::pair<std::string, std::string>> mismatch(const std::string& backbone) const;
 };
-
-/// The reference's masks: for each image (rows of the global batch in `slice`), exactly
-/// ceil(blocks x ratio) of the (grid / scale)^2 blocks hidden, each block scale x scale patches;
-/// [B, grid x grid] with 1 for a hidden patch, row-major.
-torch::Tensor block_masks(int64_t batch, int64_t grid, int64_t scale, double ratio,
-                          const at::Generator& generator, const BatchSlice& slice = {});
 
 class SimMimImpl : public MethodImpl {
  public:

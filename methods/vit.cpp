@@ -250,6 +250,12 @@ torch::Tensor ViTImpl::run_blocks(torch::Tensor tokens, torch::Tensor* attention
   return tokens;
 }
 
+torch::Tensor ViTImpl::final_tokens(const torch::Tensor& images, const torch::Tensor& mask,
+                                    const torch::Tensor& mask_token) {
+  const auto patches = patch_tokens(images, mask, mask_token);
+  return norm_(run_blocks(torch::cat({prefix_tokens(images.size(0)), patches}, 1)));
+}
+
 torch::Tensor ViTImpl::forward(const torch::Tensor& images) {
   const auto x = tokens(images);
   if (options_.pool() == "cls") return norm_(x.select(1, 0));

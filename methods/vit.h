@@ -135,6 +135,11 @@ class ViTImpl : public BackboneImpl {
   /// ... the blocks over any token sequence, and the final norm, token-wise.
   torch::Tensor run_blocks(torch::Tensor tokens, torch::Tensor* attention = nullptr);
   torch::Tensor final_norm(const torch::Tensor& tokens) { return norm_(tokens); }
+  /// All of them: every token after the blocks and the final norm, [B, prefix + patches, dim],
+  /// the patches where `mask` is 1 as `mask_token`; what masked image modelling predicts from
+  /// (SimMIM, BEiT, iBOT, the VQ-VAE tokenizer).
+  torch::Tensor final_tokens(const torch::Tensor& images, const torch::Tensor& mask = {},
+                             const torch::Tensor& mask_token = {});
   int64_t prefix_count() const { return options_.class_token() ? 1 : 0; }
 
   /// Per image the last block's attention to each patch, averaged over heads (and band groups),

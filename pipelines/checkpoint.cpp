@@ -114,6 +114,20 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   replace_file(path, [&](const std::string& temporary) { archive.save_to(temporary); });
 }
 
+std::string checkpoint_config(const std::string& path) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) throw InputError(path + ": no checkpoint here");
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path, torch::kCPU);
+    c10::IValue config;
+    archive.read("config", config);
+    return config.toStringRef();
+  } catch (const c10::Error& e) {
+    throw InputError(path + ": not a pretext checkpoint (" + e.what_without_backtrace() + ")");
+  }
+}
+
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
                            torch::optim::Optimizer* optimizer, const c10::Device& device,
                            std::string* config_text) {

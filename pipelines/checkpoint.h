@@ -52,6 +52,9 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainState& state,
                      const std::string& config_text);
 
+/// The resolved config a checkpoint was written with. Throws InputError naming the file.
+std::string checkpoint_config(const std::string& path);
+
 /// Loads what `save_checkpoint` wrote into `model` (and `optimizer` when given), tensors placed on
 /// `device`. Returns the train state; `config_text` receives the config it was written with.
 /// Throws InputError naming the file for a missing, corrupt or mismatching checkpoint.

@@ -2,9 +2,11 @@
 
 #include <regex>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/utils.h>
 
 #include "base/errors.h"
+#include "pipelines/checkpoint.h"
 
 namespace pretext::pipelines {
 
@@ -161,10 +163,48 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
 
 }  // namespace
 
+namespace {
+
+std::string numbers(const std::vector<double>& values) {
+  std::string text;
+  for (const double v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
+  return "[" + text + "]";
+}
+
+// The method another run trained, from its checkpoint, on the CPU, for images of `in_channels`
+// bands: what `config`'s method learns from (BEiT's tokenizer). Draws nothing from the global
+// generator, so this run's weights are those it would have without it.
+std::shared_ptr<methods::MethodImpl> trained_method(const RunConfig& config,
+                                                    const std::string& path,
+                                                    const std::string& method_name,
+                                                    int64_t in_channels) {
+  const auto other =
+      parse_run_config(checkpoint_config(path), path, {"run.device=cpu", "run.precision=fp32"});
+  if (other.method_name != method_name)
+    throw InputError(path + ": the checkpoint of a " + other.method_name + " run, not of a " +
+                     method_name + " run");
+  if (other.augment.mean() != config.augment.mean() || other.augment.std() != config.augment.std())
+    throw InputError(path + ": its run normalised the views with augment.mean " +
+                     numbers(other.augment.mean()) + " and std " + numbers(other.augment.std()) +
+                     ", this run with " + numbers(config.augment.mean()) + " and " +
+                     numbers(config.augment.std()) + ": it would not see the same pixels");
+  auto generator = at::detail::getDefaultCPUGenerator();
+  const auto state = generator.get_state();
+  auto method = other.build_method(in_channels);
+  generator.set_state(state);
+  load_checkpoint(path, *method, nullptr, torch::kCPU);
+  return method;
+}
+
+}  // namespace
+
 std::shared_ptr<methods::MethodImpl> RunConfig::build_method(int64_t in_channels) const {
   torch::manual_seed(static_cast<uint64_t>(run.seed()));
   try {
-    return method->build([&] { return backbone->build(in_channels); });
+    return method->build([&] { return backbone->build(in_channels); },
+                         [&](const std::string& path, const std::string& trained) {
+                           return trained_method(*this, path, trained, in_channels);
+                         });
   } catch (const ConfigError& e) {
     // What only the data decides (band_groups against its bands), told with the key's place in
     // the config file.

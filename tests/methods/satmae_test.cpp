@@ -202,7 +202,7 @@ TEST(SatMae, DatesChangeTheReconstructionOnlyWithTemporalEncoding) {
     EXPECT_EQ(torch::allclose(a, none), !temporal) << "temporal " << temporal;
   }
   auto spec = method_spec("satmae");
-  auto satmae = spec->build([] { return std::make_shared<ViTImpl>(grouped()); });
+  auto satmae = spec->build([] { return std::make_shared<ViTImpl>(grouped()); }, {});
   EXPECT_TRUE(satmae->joint_frames());
   torch::manual_seed(1);
   const double with = satmae->step_dated({stack}, days).loss.item<double>();

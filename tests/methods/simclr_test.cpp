@@ -52,9 +52,10 @@ TEST(Registry, UnknownNamesListTheKnownOnes) {
     method_spec("simclrr");
     FAIL() << "no error";
   } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(),
-                 "unknown method 'simclrr' (known: simclr, mae, dino, moco, byol, simsiam, "
-                 "barlow_twins, vicreg, autoencoder, rotation, jigsaw, simmim, ibot, satmae)");
+    EXPECT_STREQ(
+        e.what(),
+        "unknown method 'simclrr' (known: simclr, mae, dino, moco, byol, simsiam, "
+        "barlow_twins, vicreg, autoencoder, rotation, jigsaw, simmim, ibot, vqvae, beit, satmae)");
   }
   EXPECT_THROW(backbone_spec("resnet101"), ConfigError);
   const auto spec = backbone_spec("resnet34");

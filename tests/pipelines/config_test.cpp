@@ -70,10 +70,10 @@ TEST(RunConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of(base + "trian:\n  lr: 1\n"),
             "run.yaml:3: trian: unknown section (known: run, data, augment, model, method, train, "
             "eval, probe, finetune)");
-  EXPECT_EQ(
-      error_of(base + "method:\n  name: simclrr\n"),
-      "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr, mae, dino, moco, "
-      "byol, simsiam, barlow_twins, vicreg, autoencoder, rotation, jigsaw, simmim, ibot, satmae)");
+  EXPECT_EQ(error_of(base + "method:\n  name: simclrr\n"),
+            "run.yaml:4: method.name: unknown name 'simclrr' (known: simclr, mae, dino, moco, "
+            "byol, simsiam, barlow_twins, vicreg, autoencoder, rotation, jigsaw, simmim, ibot, "
+            "vqvae, beit, satmae)");
   EXPECT_EQ(error_of(base + "method:\n  name: mae\n"),
             "run.yaml:4: method.name: mae needs the vit backbone, not resnet18");
   EXPECT_EQ(error_of(base + "augment:\n  rotate90_p: 0.5\nmethod:\n  name: rotation\n"),

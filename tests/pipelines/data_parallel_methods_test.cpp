@@ -13,6 +13,7 @@
 
 #include "methods/autoencoder.h"
 #include "methods/batch_norm.h"
+#include "methods/beit.h"
 #include "methods/byol.h"
 #include "methods/decorrelation.h"
 #include "methods/dino.h"
@@ -25,6 +26,7 @@
 #include "methods/simmim.h"
 #include "methods/simsiam.h"
 #include "methods/vit.h"
+#include "methods/vqvae.h"
 #include "pipelines/trainer.h"
 #include "tests/pipelines/ranks.h"
 
@@ -262,6 +264,31 @@ TEST(DataParallelMethods, PretextTasksAndSimMimDrawForTheGlobalBatch) {
                 2)),
         methods::SimMimOptions().mask_patch_size(4));
   }));
+}
+
+TEST(DataParallelMethods, VqVaeAndBeitTakeTheGlobalBatch) {
+  // BEiT's block masks hide unequal counts per image, so each rank's share of the masked
+  // patches differs: the loss is each rank's sum over the global count.
+  const auto vit = [] {
+    return std::make_shared<methods::ViTImpl>(
+        methods::ViTOptions().image_size(8).patch_size(2).in_channels(3).dim(16).depth(1).heads(2));
+  };
+  const auto tokenizer = [vit] {
+    return std::make_shared<methods::VqVaeImpl>(
+        vit(),
+        methods::VqVaeOptions().codebook_size(16).code_dim(4).decoder_dim(8).decoder_depth(1));
+  };
+  for (const auto& build : std::vector<Case::Build>{
+           tokenizer,
+           [vit, tokenizer] {
+             return std::make_shared<methods::BeitImpl>(vit(), tokenizer(),
+                                                        methods::BeitOptions().tokenizer("t.pt"));
+           },
+       }) {
+    Case c(build);
+    c.global_views = 1;
+    expect_ranks_compute_one_process(c);
+  }
 }
 
 TEST(DataParallelMethods, DinoCentresOnTheGlobalBatch) {

@@ -129,6 +129,53 @@ TEST_F(TrainerTest, SimMimResumesExactlyWithTheSameMasks) {
   expect_resume_is_exact(kViT, "  name: simmim\n  mask_patch_size: 8\n");
 }
 
+constexpr const char* kVqVae =
+    "  name: vqvae\n  codebook_size: 32\n  code_dim: 8\n  decoder_dim: 16\n  decoder_heads: "
+    "2\n  decoder_depth: 1\n";
+
+TEST_F(TrainerTest, BeitLearnsAVqVaeRunsTokensAndResumesExactly) {
+  // The tokenizer: a vqvae run of one epoch on the same data.
+  const auto tokenizer_cfg = config(runs_ / "tokenizer", {"train.epochs=1"}, kViT, kVqVae);
+  EXPECT_EQ(pretrain(tokenizer_cfg, false, "", log_).steps, 3);
+  const auto checkpoint = runs_ / "tokenizer/checkpoint.pt";
+  expect_resume_is_exact(kViT, "  name: beit\n  tokenizer: " + checkpoint + "\n");
+  // Its evaluation and export see the ViT alone, as any method's.
+  const auto beit =
+      config(runs_ / "straight", {}, kViT, "  name: beit\n  tokenizer: " + checkpoint + "\n");
+  EXPECT_EQ(load_method(beit, {}, 3, log_)->encoder()->feature_dim(), 16);
+}
+
+TEST_F(TrainerTest, BeitSaysWhyItCannotUseItsTokenizer) {
+  const auto simclr_cfg = config(runs_ / "simclr", {"train.epochs=1"});
+  pretrain(simclr_cfg, false, "", log_);
+  const auto tokenizer_cfg = config(runs_ / "tokenizer", {"train.epochs=1"}, kViT, kVqVae);
+  pretrain(tokenizer_cfg, false, "", log_);
+  const auto error_of = [&](const std::string& tokenizer, std::vector<std::string> extra = {}) {
+    try {
+      config(runs_ / "beit", extra, kViT, "  name: beit\n  tokenizer: " + tokenizer + "\n")
+          .build_method(3);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const auto at_key = [](const std::string& message) {
+    return message.rfind("trainer_test.yaml:", 0) == 0 &&
+           message.find(": method.tokenizer: ") != std::string::npos;
+  };
+  const auto missing = error_of(runs_ / "none.pt");
+  EXPECT_TRUE(at_key(missing)) << missing;
+  EXPECT_NE(missing.find("none.pt: no checkpoint here"), std::string::npos) << missing;
+  const auto simclr = error_of(runs_ / "simclr/checkpoint.pt");
+  EXPECT_TRUE(at_key(simclr)) << simclr;
+  EXPECT_NE(simclr.find("the checkpoint of a simclr run, not of a vqvae run"), std::string::npos)
+      << simclr;
+  const auto normalised = error_of(runs_ / "tokenizer/checkpoint.pt", {"augment.mean=[0.4]"});
+  EXPECT_TRUE(at_key(normalised)) << normalised;
+  EXPECT_NE(normalised.find("would not see the same pixels"), std::string::npos) << normalised;
+  EXPECT_EQ(error_of(runs_ / "tokenizer/checkpoint.pt"), "no error");
+}
+
 TEST_F(TrainerTest, IbotResumesExactlyWithTheSameMasksAndCentres) {
   expect_resume_is_exact(kViT,
                          "  name: ibot\n  out_dim: 32\n  patch_out_dim: 32\n  hidden_dim: 16\n"
