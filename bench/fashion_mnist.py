@@ -123,11 +123,12 @@ METHODS = {
                           "decoder_depth: 2", "decoder_heads: 4"]},
               ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
     # BEiT on MAE's ViT and schedule, predicting the tokens of the vqvae row's run (its own
-    # budget, before BEiT's), with BEiT's 40% of the patches masked in blocks.
+    # budget, before BEiT's), with BEiT's 40% of the patches masked in blocks, the least block
+    # 4 patches of the 7x7 grid (BEiT's 16 are of 14x14, a third of the grid's side squared).
     "beit": ({"model": ["backbone: vit", "image_size: 28", "patch_size: 4", "dim: 128", "depth: 4",
                         "heads: 4", "mlp_ratio: 2", "class_token: false", "pool: mean",
                         "position_embedding: sincos"],
-              "method": ["name: beit", "mask_ratio: 0.4"]},
+              "method": ["name: beit", "mask_ratio: 0.4", "min_block_patches: 4"]},
              ["augment.jitter_p=0", "train.lr=0.0015", "train.weight_decay=0.05"]),
 }
 # Methods that learn from another method's run (BEiT from its tokenizer): the run's method and

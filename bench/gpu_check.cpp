@@ -4,7 +4,7 @@
 //   build/gpu_check --smoke --device cpu --require-python   (toy sizes: checks the program, not a
 //                                                            GPU; the test suite runs this)
 //
-// 1. One training step of SimCLR (ResNet-18), MAE and DINO (small ViTs) from the same weights and
+// 1. One training step of every method (small ResNet-18s and ViTs) from the same weights and
 //    views on the CPU and on the device, TF32 off: the loss, every gradient, and every weight and
 //    buffer after the step agree within kTolerance (relative to each tensor's largest value).
 // 2. A checkpoint written from the device loads on the CPU with the device's values, bit for bit.
@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -27,11 +28,22 @@
 #include <torch/types.h>
 
 #include "base/torch_compat.h"
+#include "methods/autoencoder.h"
+#include "methods/beit.h"
+#include "methods/byol.h"
+#include "methods/decorrelation.h"
 #include "methods/dino.h"
+#include "methods/ibot.h"
+#include "methods/jigsaw.h"
 #include "methods/mae.h"
+#include "methods/moco.h"
 #include "methods/resnet.h"
+#include "methods/rotation.h"
 #include "methods/simclr.h"
+#include "methods/simmim.h"
+#include "methods/simsiam.h"
 #include "methods/vit.h"
+#include "methods/vqvae.h"
 #include "pipelines/checkpoint.h"
 #include "pipelines/system.h"
 
@@ -86,10 +98,113 @@ Method mae(int64_t size, bool small) {
       options);
 }
 
+std::shared_ptr<methods::ResNetImpl> small_resnet() {
+  return std::make_shared<methods::ResNetImpl>(
+      methods::ResNetOptions(18).width_multiplier(0.25).small_stem(true));
+}
+
+std::shared_ptr<methods::ViTImpl> small_vit(int64_t size, bool class_token = true) {
+  return std::make_shared<methods::ViTImpl>(
+      vit(size, true).class_token(class_token).pool(class_token ? "cls" : "mean"));
+}
+
+/// Every method of the registry at small sizes (one step each in part 1).
 std::vector<Case> small_cases() {
-  return {{"simclr_resnet18", [](int64_t) { return simclr(18, 0.25, true); }},
-          {"mae_small_vit", [](int64_t size) { return mae(size, true); }, 1},
-          {"dino_small_vit", [](int64_t size) { return dino(size, true); }}};
+  using namespace methods;
+  return {
+      {"simclr_resnet18", [](int64_t) { return simclr(18, 0.25, true); }},
+      {"mae_small_vit", [](int64_t size) { return mae(size, true); }, 1},
+      {"dino_small_vit", [](int64_t size) { return dino(size, true); }},
+      {"moco_v2",
+       [](int64_t) -> Method {
+         return std::make_shared<MocoImpl>(small_resnet(), small_resnet(),
+                                           MocoOptions()
+                                               .version(2)
+                                               .queue_size(64)
+                                               .shuffle_bn_splits(2)
+                                               .projection_dim(32)
+                                               .projection_hidden_dim(64));
+       }},
+      {"moco_v3",
+       [](int64_t size) -> Method {
+         return std::make_shared<MocoImpl>(small_vit(size), small_vit(size),
+                                           MocoOptions().version(3).projection_dim(32));
+       }},
+      {"byol",
+       [](int64_t) -> Method {
+         return std::make_shared<ByolImpl>(small_resnet(), small_resnet(),
+                                           ByolOptions().projection_dim(32));
+       }},
+      {"simsiam",
+       [](int64_t) -> Method {
+         return std::make_shared<SimSiamImpl>(small_resnet(), SimSiamOptions().projection_dim(64));
+       }},
+      {"barlow_twins",
+       [](int64_t) -> Method {
+         return std::make_shared<BarlowTwinsImpl>(small_resnet(),
+                                                  BarlowTwinsOptions().projection_dim(64));
+       }},
+      {"vicreg",
+       [](int64_t) -> Method {
+         return std::make_shared<VicRegImpl>(small_resnet(), VicRegOptions().projection_dim(64));
+       }},
+      {"autoencoder",
+       [](int64_t) -> Method {
+         return std::make_shared<AutoencoderImpl>(
+             small_resnet(), AutoencoderOptions().noise_std(0.1).mask_ratio(0.2));
+       },
+       1},
+      {"rotation",
+       [](int64_t) -> Method {
+         return std::make_shared<RotationImpl>(small_resnet(), RotationOptions());
+       },
+       1},
+      {"jigsaw",
+       [](int64_t) -> Method {
+         return std::make_shared<JigsawImpl>(small_resnet(), JigsawOptions());
+       },
+       1},
+      {"simmim",
+       [](int64_t size) -> Method {
+         return std::make_shared<SimMimImpl>(small_vit(size, false),
+                                             SimMimOptions().mask_patch_size(8));
+       },
+       1},
+      {"ibot",
+       [](int64_t size) -> Method {
+         auto options = IbotOptions().patch_out_dim(256);
+         options.dino().out_dim(256).hidden_dim(128).bottleneck_dim(32).local_crops(0);
+         return std::make_shared<IbotImpl>(small_vit(size), small_vit(size), options);
+       }},
+      {"vqvae",
+       [](int64_t size) -> Method {
+         return std::make_shared<VqVaeImpl>(small_vit(size, false),
+                                            VqVaeOptions().codebook_size(64).decoder_dim(32));
+       },
+       1},
+      {"beit",
+       [](int64_t size) -> Method {
+         auto tokenizer = std::make_shared<VqVaeImpl>(
+             small_vit(size, false), VqVaeOptions().codebook_size(64).decoder_dim(32));
+         return std::make_shared<BeitImpl>(small_vit(size, false), tokenizer,
+                                           BeitOptions().tokenizer("gpu_check"));
+       },
+       1},
+      {"satmae",
+       [](int64_t size) -> Method {
+         return std::make_shared<MaeImpl>(
+             small_vit(size, false),
+             MaeOptions().temporal_encoding(true).decoder_dim(32).decoder_depth(1));
+       },
+       1},
+  };
+}
+
+const Case& small_case(const std::string& name) {
+  static const auto cases = small_cases();
+  for (const auto& c : cases)
+    if (c.name == name) return c;
+  throw std::invalid_argument("no case " + name);
 }
 
 std::vector<Case> throughput_cases() {
@@ -306,7 +421,7 @@ int main(int argc, char** argv) {
   for (const auto& c : small_cases()) ok = same_step(c, 8, 32, device) && ok;
 
   std::printf("\n2. Checkpoints\n");
-  ok = checkpoint_loads_on_cpu(small_cases()[2], 8, 32, device) && ok;
+  ok = checkpoint_loads_on_cpu(small_case("dino_small_vit"), 8, 32, device) && ok;
 
   std::printf("\n3. Training-step throughput at %ld², batch %ld, %ld steps (images/s; peak MiB)\n",
               static_cast<long>(o.size), static_cast<long>(o.batch), static_cast<long>(o.steps));

@@ -1,5 +1,7 @@
 #include "methods/beit.h"
 
+#include <algorithm>
+
 #include <torch/nn/functional.h>
 
 #include "base/device.h"
@@ -12,6 +14,7 @@ namespace F = torch::nn::functional;
 void BeitOptions::visit_fields(FieldVisitor& visit) {
   visit("tokenizer", tokenizer_);
   visit("mask_ratio", mask_ratio_, Check::between(0.01, 0.9));
+  visit("min_block_patches", min_block_patches_, Check::between(1, 1 << 20));
   visit("mask_aspect_ratio", mask_aspect_ratio_, Check::between(0.01, 1));
 }
 
@@ -50,7 +53,8 @@ BeitImpl::BeitImpl(std::shared_ptr<BackboneImpl> backbone, std::shared_ptr<VqVae
   register_module("backbone", vit_);
   register_module("tokenizer", tokenizer_);
   for (auto& p : tokenizer_->parameters()) p.set_requires_grad(false);
-  // The reference: trunc_normal_(std=0.02) for the mask token and the head, the head's bias 0.
+  // A normal of spread 0.02 for the mask token and the head, the head's bias 0; the reference
+  // truncates the normal at +-0.02 (a spread of about 0.011).
   mask_token_ = register_parameter("mask_token", torch::randn({1, 1, v.dim()}) * 0.02);
   lm_head_ = register_module("lm_head", torch::nn::Linear(v.dim(), tokenizer_->codebook_size()));
   {
@@ -62,8 +66,10 @@ BeitImpl::BeitImpl(std::shared_ptr<BackboneImpl> backbone, std::shared_ptr<VqVae
 }
 
 torch::Tensor BeitImpl::masks(int64_t batch, int64_t grid) const {
-  return block_mask_rows(batch, grid, options_.mask_ratio(), options_.mask_aspect_ratio(),
-                         mask_draws_.generator(), batch_slice());
+  const double target = options_.mask_ratio() * static_cast<double>(grid * grid);
+  return block_mask_rows(batch, grid, options_.mask_ratio(),
+                         std::min(static_cast<double>(options_.min_block_patches()), target),
+                         options_.mask_aspect_ratio(), mask_draws_.generator(), batch_slice());
 }
 
 torch::Tensor BeitImpl::targets(const torch::Tensor& images) {

@@ -30,9 +30,11 @@ struct BeitOptions {
   /// normalised alike, whose ViT has the same patch grid and bands; its image_size may differ
   /// (the paper's tokenizer takes 112 pixels for 224), the views are then resized for it.
   TORCH_ARG(std::string, tokenizer) = "";
-  /// Patches to hide, as a fraction of the grid (BEiT: 75 of 196), and the blocks' least aspect
-  /// ratio (blocks of at least (grid / 3)^2 patches, as BEiT's masking generator).
+  /// Patches to hide, as a fraction of the grid (0.4: 78 of 196; the paper hides 75), the
+  /// blocks' least area in patches (BEiT's 16 of 14 x 14; no more than the patches to hide) and
+  /// least aspect ratio, as BEiT's masking generator.
   TORCH_ARG(double, mask_ratio) = 0.4;
+  TORCH_ARG(int64_t, min_block_patches) = 16;
   TORCH_ARG(double, mask_aspect_ratio) = 0.3;
 
  public:

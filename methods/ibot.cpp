@@ -1,5 +1,7 @@
 #include "methods/ibot.h"
 
+#include <cmath>
+
 #include <torch/nn/functional.h>
 
 #include "base/device.h"
@@ -77,7 +79,9 @@ torch::Tensor IbotImpl::masks(int64_t batch, int64_t grid, at::Generator generat
       const bool masked = uniform(generator, 0, 1) < options_.masked_images();
       const double ratio = uniform(generator, options_.mask_ratio() - options_.mask_ratio_var(),
                                    options_.mask_ratio() + options_.mask_ratio_var());
+      // The iBOT loader's least block: (grid / 3)^2 patches.
       all.push_back(masked ? block_mask(grid, ratio * static_cast<double>(grid * grid),
+                                        std::pow(static_cast<double>(grid / 3), 2),
                                         options_.mask_aspect_ratio(), generator)
                            : torch::zeros({grid * grid}));
     }

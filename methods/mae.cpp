@@ -119,11 +119,8 @@ MaeImpl::MaeImpl(std::shared_ptr<BackboneImpl> backbone, const MaeOptions& optio
   auto fixed = torch::zeros({1, prefix + v.grid() * v.grid(), width});
   fixed.slice(1, prefix).copy_(sincos_position_embedding(width, v.grid()).unsqueeze(0));
   decoder_pos_embed_ = register_parameter("decoder_pos_embed", fixed, /*requires_grad=*/false);
-  auto blocks = register_module("decoder_blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < options_.decoder_depth(); ++i) {
-    decoder_blocks_.push_back(Block(width, options_.decoder_heads(), 4 * width));
-    blocks->push_back(decoder_blocks_.back());
-  }
+  decoder_blocks_ = register_blocks(*this, "decoder_blocks", options_.decoder_depth(), width,
+                                    options_.decoder_heads(), 4 * width);
   decoder_norm_ = register_module(
       "decoder_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-6)));
   const int64_t pixels = v.patch_size() * v.patch_size();

@@ -39,9 +39,10 @@ at::Tensor block_masks(int64_t batch, int64_t grid, int64_t scale, double ratio,
       .reshape({batch, grid * grid});
 }
 
-at::Tensor block_mask(int64_t grid, double target, double aspect, at::Generator& generator) {
+at::Tensor block_mask(int64_t grid, double target, double min_block, double aspect,
+                      at::Generator& generator) {
   std::vector<uint8_t> mask(static_cast<size_t>(grid * grid), 0);
-  const double low = std::pow(static_cast<double>(grid / 3), 2);
+  const double low = min_block;
   const double log_low = std::log(aspect), log_high = -std::log(aspect);
   double hidden = 0;
   while (hidden < target) {
@@ -70,12 +71,13 @@ at::Tensor block_mask(int64_t grid, double target, double aspect, at::Generator&
   return torch::tensor(std::vector<float>(mask.begin(), mask.end()));
 }
 
-at::Tensor block_mask_rows(int64_t batch, int64_t grid, double ratio, double aspect,
-                           at::Generator generator, const BatchSlice& slice) {
+at::Tensor block_mask_rows(int64_t batch, int64_t grid, double ratio, double min_block,
+                           double aspect, at::Generator generator, const BatchSlice& slice) {
   const int64_t rows = slice.global_rows(batch);
   std::vector<at::Tensor> all;
   for (int64_t image = 0; image < rows; ++image)
-    all.push_back(block_mask(grid, ratio * static_cast<double>(grid * grid), aspect, generator));
+    all.push_back(
+        block_mask(grid, ratio * static_cast<double>(grid * grid), min_block, aspect, generator));
   return torch::stack(all).narrow(0, slice.offset, batch);
 }
 

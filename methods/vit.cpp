@@ -102,6 +102,18 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& tokens, torch::Tensor* wei
   return x + scaled(fc2_(F::gelu(fc1_(norm2_(x)))), gamma2_);
 }
 
+std::vector<Block> register_blocks(torch::nn::Module& owner, const std::string& name, int64_t count,
+                                   int64_t dim, int64_t heads, int64_t hidden,
+                                   double layer_scale_init) {
+  auto list = owner.register_module(name, torch::nn::ModuleList());
+  std::vector<Block> blocks;
+  for (int64_t i = 0; i < count; ++i) {
+    blocks.push_back(Block(dim, heads, hidden, layer_scale_init));
+    list->push_back(blocks.back());
+  }
+  return blocks;
+}
+
 torch::Tensor sincos_encoding(const torch::Tensor& positions, int64_t dim) {
   const auto options = positions.options().dtype(torch::kFloat64);
   const int64_t half = dim / 2;
@@ -159,12 +171,8 @@ ViTImpl::ViTImpl(const ViTOptions& options) : options_(options) {
     fixed.slice(1, prefix).copy_(sincos_position_embedding(dim, options_.grid()).unsqueeze(0));
     pos_embed_ = register_parameter("pos_embed", fixed, /*requires_grad=*/false);
   }
-  auto blocks = register_module("blocks", torch::nn::ModuleList());
-  const auto hidden = static_cast<int64_t>(std::llround(options_.mlp_ratio() * dim));
-  for (int64_t i = 0; i < options_.depth(); ++i) {
-    blocks_.push_back(Block(dim, options_.heads(), hidden, options_.layer_scale_init()));
-    blocks->push_back(blocks_.back());
-  }
+  blocks_ = register_blocks(*this, "blocks", options_.depth(), dim, options_.heads(),
+                            std::llround(options_.mlp_ratio() * dim), options_.layer_scale_init());
   norm_ = register_module(options_.pool() == "cls" ? "norm" : "fc_norm", layer_norm(dim));
 }
 

@@ -89,6 +89,12 @@ class BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
+/// `count` blocks of `dim` registered in `owner` as the ModuleList `name` (blocks.N.*): a ViT's
+/// and the decoders' (MAE, the VQ-VAE).
+std::vector<Block> register_blocks(torch::nn::Module& owner, const std::string& name, int64_t count,
+                                   int64_t dim, int64_t heads, int64_t hidden,
+                                   double layer_scale_init = 0);
+
 /// The 1-D sine-cosine encoding of MAE's reference (get_1d_sincos_pos_embed_from_grid): for
 /// positions [...] (any real values) -> [..., dim], sin of position x omega_i in the first half
 /// and cos in the second, omega_i = 1 / 10000^(i / (dim / 2)); dim even.

@@ -70,7 +70,7 @@ class VqVaeImpl : public MethodImpl {
   /// The l2-normalised codebook, [codebook_size, code_dim].
   torch::Tensor codebook() const;
   /// The index of the entry nearest to each latent [..., code_dim] (largest dot product, for
-  /// unit vectors the smallest distance), [...] int64.
+  /// unit vectors the smallest distance, in float32 under autocast too), [...] int64.
   static torch::Tensor nearest(const torch::Tensor& latents, const torch::Tensor& codebook);
   /// The visual tokens of images of vit_options().image_size() pixels, [B, N] int64, N the
   /// ViT's patches, without gradient.

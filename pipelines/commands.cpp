@@ -57,6 +57,9 @@ void refresh_figures(const RunConfig& config, const PreparedData& data, RunLog& 
     write_figures(config, data, log);
   } catch (const InputError& e) {
     log.warn(std::string("the report's figures not updated: ") + e.what());
+  } catch (const ConfigError& e) {
+    // BEiT's tokenizer checkpoint gone since the run started.
+    log.warn(std::string("the report's figures not updated: ") + e.what());
   }
 }
 

@@ -3,6 +3,7 @@
 #include <regex>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/cuda.h>
 #include <torch/utils.h>
 
 #include "base/errors.h"
@@ -172,8 +173,9 @@ std::string numbers(const std::vector<double>& values) {
 }
 
 // The method another run trained, from its checkpoint, on the CPU, for images of `in_channels`
-// bands: what `config`'s method learns from (BEiT's tokenizer). Draws nothing from the global
-// generator, so this run's weights are those it would have without it.
+// bands: what `config`'s method learns from (BEiT's tokenizer). Leaves the global generators as
+// it found them (freshly seeded with this run's seed, the CUDA ones undrawn), so this run's
+// weights are those it would have without it.
 std::shared_ptr<methods::MethodImpl> trained_method(const RunConfig& config,
                                                     const std::string& path,
                                                     const std::string& method_name,
@@ -192,6 +194,7 @@ std::shared_ptr<methods::MethodImpl> trained_method(const RunConfig& config,
   const auto state = generator.get_state();
   auto method = other.build_method(in_channels);
   generator.set_state(state);
+  torch::cuda::manual_seed_all(static_cast<uint64_t>(config.run.seed()));
   load_checkpoint(path, *method, nullptr, torch::kCPU);
   return method;
 }

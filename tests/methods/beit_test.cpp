@@ -12,6 +12,7 @@
 #include <torch/types.h>
 
 #include "base/errors.h"
+#include "base/torch_compat.h"
 #include "methods/beit.h"
 #include "methods/mae.h"
 #include "methods/masking.h"
@@ -72,6 +73,21 @@ TEST(VqVae, EachLatentTakesTheEntryOfLargestCosine) {
       }
       EXPECT_EQ(nearest[b][n].item<int64_t>(), best) << b << " " << n;
     }
+}
+
+TEST(VqVae, EntriesAreChosenInFloat32UnderAutocast) {
+  torch::manual_seed(7);
+  namespace F = torch::nn::functional;
+  const auto latents = F::normalize(torch::randn({4000, 32}), F::NormalizeFuncOptions().dim(-1));
+  const auto codebook = F::normalize(torch::randn({1024, 32}), F::NormalizeFuncOptions().dim(-1));
+  const auto expected = VqVaeImpl::nearest(latents, codebook);
+  torch::Tensor actual;
+  {
+    compat::Autocast bf16(c10::DeviceType::CPU, torch::kBFloat16);
+    actual = VqVaeImpl::nearest(latents, codebook);
+  }
+  EXPECT_TRUE(torch::equal(actual, expected))
+      << actual.ne(expected).sum().item<int64_t>() << " of 4000 differ";
 }
 
 TEST(VqVae, TheLossIsReconstructionCodebookAndCommitmentByHand) {
@@ -173,14 +189,14 @@ TEST(VqVae, AShortRunReconstructsWithManyCodesInUse) {
 }
 
 TEST(Beit, MasksAreBlocksDrawnForTheGlobalBatch) {
-  const auto all = block_mask_rows(6, 14, 0.4, 0.3, step_generator(7, 2));
+  const auto all = block_mask_rows(6, 14, 0.4, 16, 0.3, step_generator(7, 2));
   ASSERT_EQ(all.sizes(), (std::vector<int64_t>{6, 196}));
-  // At least one block of (14 / 3)^2 = 16 patches, at most the target of 78.4.
+  // At least one block of 16 patches, at most the target of 78.4.
   EXPECT_TRUE(all.sum(1).ge(16).all().item<bool>()) << all.sum(1);
   EXPECT_TRUE(all.sum(1).le(78).all().item<bool>()) << all.sum(1);
   EXPECT_GT(all.mean().item<double>(), 0.3);
   EXPECT_FALSE(torch::equal(all[0], all[1]));
-  const auto rows = block_mask_rows(2, 14, 0.4, 0.3, step_generator(7, 2), BatchSlice{4, 6});
+  const auto rows = block_mask_rows(2, 14, 0.4, 16, 0.3, step_generator(7, 2), BatchSlice{4, 6});
   EXPECT_TRUE(torch::equal(rows, all.slice(0, 4, 6)));
 }
 

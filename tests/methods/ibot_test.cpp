@@ -39,7 +39,7 @@ IbotOptions small(int64_t local_crops = 2) {
 TEST(Ibot, BlockMasksHideAtLeastOneBlockAndNoMoreThanTheTarget) {
   auto generator = step_generator(1, 0);
   for (int trial = 0; trial < 20; ++trial) {
-    const auto mask = block_mask(14, 58.8, 0.3, generator);  // 30% of 196 patches
+    const auto mask = block_mask(14, 58.8, 16, 0.3, generator);  // 30% of 196 patches
     const double hidden = mask.sum().item<double>();
     EXPECT_LE(hidden, 58.8);
     EXPECT_GE(hidden, 16);  // at least one block of the smallest area, (14 / 3)^2
@@ -47,7 +47,8 @@ TEST(Ibot, BlockMasksHideAtLeastOneBlockAndNoMoreThanTheTarget) {
   }
   // The same generator state gives the same mask.
   auto first = step_generator(2, 0), second = step_generator(2, 0);
-  EXPECT_TRUE(torch::equal(block_mask(14, 40, 0.3, first), block_mask(14, 40, 0.3, second)));
+  EXPECT_TRUE(
+      torch::equal(block_mask(14, 40, 16, 0.3, first), block_mask(14, 40, 16, 0.3, second)));
 }
 
 TEST(Ibot, MasksCoverTheChosenShareOfImagesForTheGlobalBatch) {
