@@ -272,11 +272,14 @@ def main():
     baselines, encoders = [], {}
     for method in args.methods:
         model = METHODS[method][0].get("model")
-        encoders.setdefault("resnet" if model is None else "vit", (method, model))
+        # iBOT's ViT pools a class token: an untrained one of that layout is its own baseline.
+        encoder = "resnet" if model is None else "vit, class token" if "pool: cls" in model else "vit"
+        encoders.setdefault(encoder, (method, model))
     for encoder, (method, model) in encoders.items():
         sections = {} if model is None else {"model": model, "method": METHODS[method][0]["method"]}
         baselines.append((f"random-init {encoder}",
-                          variant(config, args.work, f"random-init-{encoder}", sections) if sections else config,
+                          variant(config, args.work, "random-init-" + encoder.replace(", ", "-").replace(" ", "-"),
+                                  sections) if sections else config,
                           overrides_of(method)))
     baselines.append(("raw pixels", variant(config, args.work, "pixels", {"model": ["backbone: pixels", "size: 28"]}), []))
     if args.skip_baselines:
