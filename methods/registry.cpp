@@ -1,6 +1,7 @@
 #include "methods/registry.h"
 
 #include <functional>
+#include <stdexcept>
 #include <utility>
 
 #include "base/errors.h"
@@ -118,9 +119,8 @@ class BeitSpec : public MethodSpec {
     std::shared_ptr<MethodImpl> loaded;
     try {
       loaded = load_run(options_.tokenizer(), "vqvae");
-    } catch (const InputError& e) {
-      throw ConfigError("method", "tokenizer", e.what());
-    } catch (const ConfigError& e) {
+    } catch (const std::runtime_error& e) {
+      // InputError or ConfigError naming the checkpoint, told at method.tokenizer.
       throw ConfigError("method", "tokenizer", e.what());
     }
     auto tokenizer = std::dynamic_pointer_cast<VqVaeImpl>(loaded);

@@ -162,10 +162,6 @@ RunConfig read(std::shared_ptr<ConfigFile> file) {
   return config;
 }
 
-}  // namespace
-
-namespace {
-
 std::string numbers(const std::vector<double>& values) {
   std::string text;
   for (const double v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
