@@ -49,6 +49,9 @@ class MethodImpl : public torch::nn::Module {
   virtual void after_optimizer_step(int64_t /*step*/, int64_t /*total_steps*/) {}
   /// The encoder that evaluation, fine-tuning and export use.
   virtual std::shared_ptr<BackboneImpl> encoder() = 0;
+  /// Parameters trained at the peak learning rate throughout, outside the warm-up and decay of
+  /// the schedule (SimSiam's predictor).
+  virtual std::vector<torch::Tensor> constant_lr_parameters() { return {}; }
   /// Called after encoder()'s weights were set from outside (pretrain --init-from): every network
   /// that starts as a copy of it (a teacher, a key or target encoder, DINO's student) becomes that
   /// copy again, so that no part of the method stays at its random initialisation.

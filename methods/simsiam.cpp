@@ -9,10 +9,11 @@ void SimSiamOptions::visit_fields(FieldVisitor& visit) {
   visit("projection_hidden_dim", projection_hidden_dim_, Check::between(1, 1 << 16));
   visit("projection_layers", projection_layers_, Check::between(1, 8));
   visit("predictor_hidden_dim", predictor_hidden_dim_, Check::between(1, 1 << 16));
+  visit("fix_predictor_lr", fix_predictor_lr_);
 }
 
 SimSiamImpl::SimSiamImpl(std::shared_ptr<BackboneImpl> backbone, const SimSiamOptions& options)
-    : backbone_(std::move(backbone)) {
+    : fix_predictor_lr_(options.fix_predictor_lr()), backbone_(std::move(backbone)) {
   register_module("backbone", backbone_);
   projector_ = register_module(
       "projector",
@@ -25,6 +26,10 @@ SimSiamImpl::SimSiamImpl(std::shared_ptr<BackboneImpl> backbone, const SimSiamOp
       ProjectionHead(ProjectionHeadOptions(options.projection_dim(), options.projection_dim())
                          .hidden_dim(options.predictor_hidden_dim())
                          .layers(2)));
+}
+
+std::vector<torch::Tensor> SimSiamImpl::constant_lr_parameters() {
+  return fix_predictor_lr_ ? predictor_->parameters() : std::vector<torch::Tensor>{};
 }
 
 StepOutput SimSiamImpl::step(const std::vector<torch::Tensor>& views) {

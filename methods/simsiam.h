@@ -20,6 +20,10 @@ struct SimSiamOptions {
   TORCH_ARG(int64_t, projection_hidden_dim) = 2048;
   TORCH_ARG(int64_t, projection_layers) = 3;
   TORCH_ARG(int64_t, predictor_hidden_dim) = 512;
+  /// The predictor keeps the peak learning rate while the rest follows the schedule (the
+  /// reference's --fix-pred-lr, in its pretraining command: a predictor that keeps adapting to
+  /// the latest representations, the paper's section 4.2).
+  TORCH_ARG(bool, fix_predictor_lr) = true;
 
  public:
   void visit_fields(FieldVisitor& visit);
@@ -31,8 +35,10 @@ class SimSiamImpl : public MethodImpl {
   /// Two views of the same images; the loss is -(cos(p1, z2) + cos(p2, z1)) / 2, in [-1, 1].
   StepOutput step(const std::vector<torch::Tensor>& views) override;
   std::shared_ptr<BackboneImpl> encoder() override { return backbone_; }
+  std::vector<torch::Tensor> constant_lr_parameters() override;
 
  private:
+  bool fix_predictor_lr_;
   std::shared_ptr<BackboneImpl> backbone_;
   ProjectionHead projector_{nullptr}, predictor_{nullptr};
 };

@@ -1,5 +1,6 @@
 #include "pipelines/optimizer.h"
 
+#include <algorithm>
 #include <tuple>
 
 #include <torch/optim/adam.h>
@@ -17,14 +18,25 @@ bool decays(const std::string& name, const torch::Tensor& parameter) {
   return parameter.dim() > 1 && !ends_with("cls_token") && !ends_with("pos_embed");
 }
 
-std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr,
-                                         double weight_decay) {
-  ParameterGroup decay{{}, lr, weight_decay}, no_decay{{}, lr, 0.0};
+std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr, double weight_decay,
+                                         const std::vector<torch::Tensor>& constant_lr) {
+  // decay, no decay; then the same at a constant rate.
+  std::vector<ParameterGroup> groups = {{{}, lr, weight_decay, true},
+                                        {{}, lr, 0.0, true},
+                                        {{}, lr, weight_decay, false},
+                                        {{}, lr, 0.0, false}};
   for (auto& item : module.named_parameters()) {
-    if (!item.value().requires_grad()) continue;
-    (decays(item.key(), item.value()) ? decay : no_decay).parameters.push_back(item.value());
+    const auto& parameter = item.value();
+    if (!parameter.requires_grad()) continue;
+    const bool constant = std::any_of(constant_lr.begin(), constant_lr.end(),
+                                      [&](const torch::Tensor& p) { return p.is_same(parameter); });
+    groups[(constant ? 2 : 0) + (decays(item.key(), parameter) ? 0 : 1)].parameters.push_back(
+        parameter);
   }
-  return {decay, no_decay};
+  groups.erase(std::remove_if(groups.begin(), groups.end(),
+                              [](const ParameterGroup& g) { return g.parameters.empty(); }),
+               groups.end());
+  return groups;
 }
 
 namespace {

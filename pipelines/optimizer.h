@@ -16,6 +16,9 @@ struct ParameterGroup {
   std::vector<torch::Tensor> parameters;
   double lr = 0.0;
   double weight_decay = 0.0;
+  /// False: the group keeps `lr` throughout instead of following the learning-rate schedule
+  /// (SimSiam's predictor, the reference's --fix-pred-lr).
+  bool scheduled = true;
 };
 
 /// Whether weight decay applies to the parameter `name`: not to biases and normalisation weights
@@ -23,9 +26,11 @@ struct ParameterGroup {
 /// no_weight_decay).
 bool decays(const std::string& name, const torch::Tensor& parameter);
 
-/// The trainable parameters of `module` in two groups at `lr`: those that `decays` with
-/// `weight_decay`, the others without.
-std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr, double weight_decay);
+/// The trainable parameters of `module` in groups at `lr`: those that `decays` with
+/// `weight_decay`, the others without; each split again into those that follow the schedule and
+/// those among `constant_lr` that do not. Groups left empty are dropped.
+std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr, double weight_decay,
+                                         const std::vector<torch::Tensor>& constant_lr = {});
 
 /// The weight decay of one parameter group of an optimiser made by make_optimizer, and setting it.
 double weight_decay_of(const torch::optim::OptimizerParamGroup& group, OptimizerKind kind);

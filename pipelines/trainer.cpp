@@ -89,12 +89,14 @@ Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions opt
   }
   method_->to(context_.device);
   methods::to_channels_last(*method_);
-  optimizer_ = make_optimizer(
-      options_.optimizer(), decay_groups(*method_, options_.lr(), options_.weight_decay()),
-      options_.momentum(), Betas{options_.betas().at(0), options_.betas().at(1)});
-  const auto& groups = optimizer_->param_groups();
-  for (size_t g = 0; g < groups.size(); ++g)
-    if (weight_decay_of(groups[g], options_.optimizer()) > 0) decaying_groups_.push_back(g);
+  const auto parameter_groups =
+      decay_groups(*method_, peak_lr(), options_.weight_decay(), method_->constant_lr_parameters());
+  optimizer_ = make_optimizer(options_.optimizer(), parameter_groups, options_.momentum(),
+                              Betas{options_.betas().at(0), options_.betas().at(1)});
+  for (size_t g = 0; g < parameter_groups.size(); ++g) {
+    if (parameter_groups[g].weight_decay > 0) decaying_groups_.push_back(g);
+    if (!parameter_groups[g].scheduled) constant_lr_groups_.push_back(g);
+  }
 }
 
 void Trainer::resume() {
@@ -115,11 +117,14 @@ void Trainer::resume() {
                        std::to_string(state_.world_size) + " rank(s)");
 }
 
+double Trainer::peak_lr() const {
+  return options_.lr_scaling() == LrScaling::kLinear
+             ? options_.lr() * static_cast<double>(options_.batch_size() * world_size()) / 256
+             : options_.lr();
+}
+
 double Trainer::lr_at(int64_t step, int64_t total_steps) const {
-  const double peak =
-      options_.lr_scaling() == LrScaling::kLinear
-          ? options_.lr() * static_cast<double>(options_.batch_size() * world_size()) / 256
-          : options_.lr();
+  const double peak = peak_lr();
   const int64_t warmup = options_.warmup_steps();
   if (step < warmup) return peak * static_cast<double>(step + 1) / warmup;
   const double span = std::max<int64_t>(1, total_steps - warmup);
@@ -214,6 +219,7 @@ methods::StepOutput Trainer::step(const io::Batch& batch, const domains::ViewAug
   const auto images = batch.pixels.to(context_.device, /*non_blocking=*/true);
   auto& groups = optimizer_->param_groups();
   for (auto& group : groups) group.options().set_lr(lr);
+  for (const size_t g : constant_lr_groups_) groups[g].options().set_lr(peak_lr());
   if (options_.weight_decay_schedule() != WeightDecaySchedule::kConstant)
     for (const size_t g : decaying_groups_)
       set_weight_decay(groups[g], options_.optimizer(), weight_decay_at(state_.step, total));

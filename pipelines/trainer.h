@@ -119,6 +119,9 @@ class Trainer {
 
   /// Learning rate of optimiser step `step` (0-based) of `total_steps`.
   double lr_at(int64_t step, int64_t total_steps) const;
+  /// train.lr, scaled when train.lr_scaling says so: the schedule's top, and the rate of the
+  /// method's constant_lr_parameters throughout.
+  double peak_lr() const;
   /// Weight decay of the decaying parameters at step `step` (0-based) of `total_steps`.
   double weight_decay_at(int64_t step, int64_t total_steps) const;
   const TrainState& state() const { return state_; }
@@ -152,7 +155,8 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   TrainState state_;
   bool resumed_ = false;
-  std::vector<size_t> decaying_groups_;  // optimiser groups with weight decay
+  std::vector<size_t> decaying_groups_;     // optimiser groups with weight decay
+  std::vector<size_t> constant_lr_groups_;  // optimiser groups kept at the peak rate
 };
 
 }  // namespace pretext::pipelines

@@ -282,6 +282,46 @@ TEST_F(TrainerTest, WeightDecayFollowsDinosCosineOnTheDecayingParametersOnly) {
   EXPECT_EQ(weight_decay_of(groups[1], OptimizerKind::kAdamw), 0.0);
 }
 
+TEST_F(TrainerTest, SimSiamsPredictorKeepsThePeakRateThroughTheSchedule) {
+  for (const bool fix : {true, false}) {
+    const auto cfg = config(runs_ / (fix ? "fixed" : "scheduled"),
+                            {"train.optimizer=adamw", "train.lr=0.01", "train.weight_decay=0.05",
+                             "train.warmup_steps=10", "train.max_steps=3"},
+                            kResNet,
+                            std::string("  name: simsiam\n  projection_dim: 8\n"
+                                        "  projection_hidden_dim: 16\n  predictor_hidden_dim: 4\n"
+                                        "  fix_predictor_lr: ") +
+                                (fix ? "true" : "false") + "\n");
+    TrainerContext context;
+    context.run_dir = RunDir(cfg.run.dir());
+    auto method = cfg.build_method(3);
+    Trainer trainer(method, cfg.train, context);
+    const auto data = open_data(cfg, DataUse::kPretraining, log_);
+    trainer.fit(data.dataset, domains::ViewAugment(data.augment), io::LoaderOptions().workers(1));
+    // The last of 3 steps is in the warm-up: the schedule's rate is 3/10 of the peak.
+    const double scheduled = trainer.lr_at(2, 3);
+    ASSERT_NEAR(scheduled, 0.003, 1e-12);
+    int64_t predictor = 0, others = 0;
+    for (const auto& group : trainer.optimizer().param_groups()) {
+      const double lr = group.options().get_lr();
+      const auto decay =
+          static_cast<const torch::optim::AdamWOptions&>(group.options()).weight_decay();
+      for (const auto& p : group.params())
+        for (const auto& item : method->named_parameters()) {
+          if (!item.value().is_same(p)) continue;
+          const bool in_predictor = item.key().rfind("predictor.", 0) == 0;
+          (in_predictor ? predictor : others) += 1;
+          EXPECT_DOUBLE_EQ(lr, in_predictor && fix ? 0.01 : scheduled) << item.key();
+          // Weight decay as everywhere: on weights, not on biases and norms.
+          EXPECT_DOUBLE_EQ(decay, p.dim() > 1 ? 0.05 : 0.0) << item.key();
+        }
+    }
+    // Linear (no bias: batch norm follows), batch norm's weight and bias, Linear's weight and bias.
+    EXPECT_EQ(predictor, 5);
+    EXPECT_EQ(predictor + others, static_cast<int64_t>(method->parameters().size()));
+  }
+}
+
 TEST(Optimizer, PerParameterClippingBoundsEachGradientOnItsOwn) {
   auto big = torch::zeros({2}, torch::requires_grad());
   auto small = torch::zeros({2}, torch::requires_grad());
