@@ -34,7 +34,8 @@ struct FinetuneOptions {
   TORCH_ARG(std::vector<int64_t>, seeds) = {0};
   TORCH_ARG(int64_t, epochs) = 50;
   TORCH_ARG(int64_t, batch_size) = 64;
-  /// "adam", "adamw" or "sgd" (momentum 0.9), at a constant learning rate.
+  /// "adam", "adamw", "sgd" (momentum 0.9) or "lars" (momentum 0.9, trust coefficient 0.001), at
+  /// a constant learning rate.
   TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::kAdam;
   TORCH_ARG(double, lr) = 1e-3;
   /// Never applied to biases and normalisation weights.

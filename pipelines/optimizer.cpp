@@ -41,23 +41,63 @@ std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr, d
 
 namespace {
 
-template <typename Optimizer, typename Options>
-std::unique_ptr<torch::optim::Optimizer> build(const std::vector<ParameterGroup>& groups,
-                                               const std::function<Options(double, double)>& with) {
+/// `groups` as torch's parameter groups, each with the options `with(lr, weight_decay)`.
+template <typename Options>
+std::vector<torch::optim::OptimizerParamGroup> param_groups_of(
+    const std::vector<ParameterGroup>& groups, const std::function<Options(double, double)>& with) {
   std::vector<torch::optim::OptimizerParamGroup> param_groups;
   for (const auto& group : groups) {
     if (group.parameters.empty()) continue;
     param_groups.emplace_back(group.parameters,
                               std::make_unique<Options>(with(group.lr, group.weight_decay)));
   }
-  return std::make_unique<Optimizer>(param_groups, with(groups.at(0).lr, 0.0));
+  return param_groups;
+}
+
+template <typename Optimizer, typename Options>
+std::unique_ptr<torch::optim::Optimizer> build(const std::vector<ParameterGroup>& groups,
+                                               const std::function<Options(double, double)>& with) {
+  return std::make_unique<Optimizer>(param_groups_of(groups, with), with(groups.at(0).lr, 0.0));
 }
 
 }  // namespace
 
+Lars::Lars(std::vector<torch::optim::OptimizerParamGroup> groups,
+           torch::optim::SGDOptions defaults, double trust_coefficient)
+    : SGD(std::move(groups), defaults), trust_coefficient_(trust_coefficient) {}
+
+torch::Tensor Lars::step(LossClosure closure) {
+  TORCH_CHECK(!closure, "LARS takes no closure");
+  std::vector<double> decays;
+  for (auto& group : param_groups()) {
+    auto& options = static_cast<torch::optim::SGDOptions&>(group.options());
+    decays.push_back(options.weight_decay());
+    torch::NoGradGuard no_grad;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto update = p.grad().add(p, decays.back());
+      if (p.dim() > 1) {
+        // The ratio stays on the device: no host sync per tensor.
+        const auto weight_norm = p.norm(), update_norm = update.norm();
+        update.mul_(torch::where(weight_norm.gt(0).logical_and(update_norm.gt(0)),
+                                 trust_coefficient_ * weight_norm / update_norm,
+                                 torch::ones_like(weight_norm)));
+      }
+      p.mutable_grad() = update;
+    }
+    // The decay is in the update now: SGD's step must not add it again.
+    options.weight_decay(0.0);
+  }
+  SGD::step();
+  for (size_t g = 0; g < decays.size(); ++g)
+    static_cast<torch::optim::SGDOptions&>(param_groups()[g].options()).weight_decay(decays[g]);
+  return {};
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,
                                                         const std::vector<ParameterGroup>& groups,
-                                                        double momentum, Betas betas) {
+                                                        double momentum, Betas betas,
+                                                        double trust_coefficient) {
   using namespace torch::optim;
   const std::tuple<double, double> b{betas.first, betas.second};
   if (kind == OptimizerKind::kAdamw)
@@ -66,9 +106,13 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,
   if (kind == OptimizerKind::kAdam)
     return build<Adam, AdamOptions>(
         groups, [b](double lr, double wd) { return AdamOptions(lr).betas(b).weight_decay(wd); });
-  return build<SGD, SGDOptions>(groups, [momentum](double lr, double wd) {
+  const std::function<SGDOptions(double, double)> sgd = [momentum](double lr, double wd) {
     return SGDOptions(lr).momentum(momentum).weight_decay(wd);
-  });
+  };
+  if (kind == OptimizerKind::kLars)
+    return std::make_unique<Lars>(param_groups_of(groups, sgd), sgd(groups.at(0).lr, 0.0),
+                                  trust_coefficient);
+  return build<SGD, SGDOptions>(groups, sgd);
 }
 
 namespace {
@@ -92,6 +136,7 @@ double weight_decay_of(const torch::optim::OptimizerParamGroup& group, Optimizer
     case OptimizerKind::kAdam:
       return options_as<torch::optim::AdamOptions>(group).weight_decay();
     case OptimizerKind::kSgd:
+    case OptimizerKind::kLars:
       break;
   }
   return options_as<torch::optim::SGDOptions>(group).weight_decay();
@@ -106,6 +151,7 @@ void set_weight_decay(torch::optim::OptimizerParamGroup& group, OptimizerKind ki
       options_as<torch::optim::AdamOptions>(group).weight_decay(decay);
       return;
     case OptimizerKind::kSgd:
+    case OptimizerKind::kLars:
       options_as<torch::optim::SGDOptions>(group).weight_decay(decay);
       return;
   }

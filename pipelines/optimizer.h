@@ -6,6 +6,7 @@
 
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
+#include <torch/optim/sgd.h>
 
 #include "pipelines/optimizer_kind.h"
 
@@ -49,9 +50,28 @@ struct Betas {
   double first = 0.9, second = 0.999;
 };
 
-/// The optimiser `kind` over `groups`; SGD with `momentum`, Adam and AdamW with `betas`.
+/// LARS as the SimCLR, BYOL and MAE references write it (You et al. 2017): SGD with momentum whose
+/// step for each weight tensor is (g + wd w) x trust_coefficient ||w|| / ||g + wd w|| (no scaling
+/// where either norm is 0). Tensors of one dimension (biases, normalisation weights) take the plain
+/// SGD step, as the references exclude them from the adaptation (and decay_groups from the decay).
+/// The momentum buffer is PyTorch's (buf = m buf + step, w -= lr buf, as MAE's lars.py); the TF
+/// references keep lr inside the buffer, which differs only while the rate changes.
+class Lars : public torch::optim::SGD {
+ public:
+  /// `defaults` and every group's options: SGDOptions with the momentum and weight decay.
+  Lars(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::SGDOptions defaults,
+       double trust_coefficient);
+  torch::Tensor step(LossClosure closure = nullptr) override;
+
+ private:
+  double trust_coefficient_;
+};
+
+/// The optimiser `kind` over `groups`; SGD and LARS with `momentum` (LARS's trust coefficient
+/// `trust_coefficient`), Adam and AdamW with `betas`.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,
                                                         const std::vector<ParameterGroup>& groups,
-                                                        double momentum, Betas betas = {});
+                                                        double momentum, Betas betas = {},
+                                                        double trust_coefficient = 1e-3);
 
 }  // namespace pretext::pipelines

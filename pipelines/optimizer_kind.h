@@ -4,12 +4,14 @@
 
 namespace pretext::pipelines {
 
-/// SGD (with momentum), Adam (L2 penalty in the gradient) or AdamW (decoupled weight decay).
-enum class OptimizerKind { kSgd, kAdam, kAdamw };
+/// SGD (with momentum), Adam (L2 penalty in the gradient), AdamW (decoupled weight decay) or LARS
+/// (SGD with each weight's step scaled to its norm: the SimCLR, BYOL and Barlow Twins recipes).
+enum class OptimizerKind { kSgd, kAdam, kAdamw, kLars };
 inline const EnumNames<OptimizerKind>& field_names(OptimizerKind) {
   static const EnumNames<OptimizerKind> names = {{"sgd", OptimizerKind::kSgd},
                                                  {"adam", OptimizerKind::kAdam},
-                                                 {"adamw", OptimizerKind::kAdamw}};
+                                                 {"adamw", OptimizerKind::kAdamw},
+                                                 {"lars", OptimizerKind::kLars}};
   return names;
 }
 

@@ -30,6 +30,7 @@ void TrainerOptions::visit_fields(FieldVisitor& visit) {
   visit("min_lr", min_lr_, Check::at_least(0));
   visit("warmup_steps", warmup_steps_, Check::at_least(0));
   visit("momentum", momentum_, Check::from_below(0, 1));
+  visit("trust_coefficient", trust_coefficient_, Check::above(0));
   visit("betas", betas_, Check::from_below(0, 1));
   visit("weight_decay", weight_decay_, Check::at_least(0));
   visit("weight_decay_schedule", weight_decay_schedule_);
@@ -92,7 +93,8 @@ Trainer::Trainer(std::shared_ptr<methods::MethodImpl> method, TrainerOptions opt
   const auto parameter_groups =
       decay_groups(*method_, peak_lr(), options_.weight_decay(), method_->constant_lr_parameters());
   optimizer_ = make_optimizer(options_.optimizer(), parameter_groups, options_.momentum(),
-                              Betas{options_.betas().at(0), options_.betas().at(1)});
+                              Betas{options_.betas().at(0), options_.betas().at(1)},
+                              options_.trust_coefficient());
   for (size_t g = 0; g < parameter_groups.size(); ++g) {
     if (parameter_groups[g].weight_decay > 0) decaying_groups_.push_back(g);
     if (!parameter_groups[g].scheduled) constant_lr_groups_.push_back(g);

@@ -34,7 +34,7 @@ struct TrainerOptions {
   TORCH_ARG(int64_t, max_steps) = 0;
   /// Images per step (per rank).
   TORCH_ARG(int64_t, batch_size) = 256;
-  /// "sgd" (with momentum), "adam" or "adamw".
+  /// "sgd" (with momentum), "adam", "adamw" or "lars".
   TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::kSgd;
   /// Peak learning rate, reached after the warm-up, then cosine decay to `min_lr`: the rate of the
   /// global batch (every rank's together), times global batch / 256 with lr_scaling "linear".
@@ -43,8 +43,11 @@ struct TrainerOptions {
   TORCH_ARG(double, min_lr) = 0.0;
   /// Linear warm-up from lr / warmup_steps, in optimiser steps.
   TORCH_ARG(int64_t, warmup_steps) = 0;
-  /// SGD momentum.
+  /// SGD and LARS momentum.
   TORCH_ARG(double, momentum) = 0.9;
+  /// LARS: the step of each weight tensor is this fraction of its norm (before the rate), as
+  /// the SimCLR and BYOL references' eta; solo-learn's short CIFAR recipes use 0.02.
+  TORCH_ARG(double, trust_coefficient) = 1e-3;
   /// Adam / AdamW: the decay rates of the running means of the gradient and of its square. MAE
   /// and SatMAE pretrain with [0.9, 0.95] (their configs say so); PyTorch's default is kept here.
   TORCH_ARG(std::vector<double>, betas) = std::vector<double>{0.9, 0.999};

@@ -64,7 +64,7 @@ TEST(RunConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of(base + "train:\n  epochs: 2.5\n"),
             "run.yaml:4: train.epochs: expected an integer, got '2.5'");
   EXPECT_EQ(error_of(base + "train:\n  optimizer: lamb\n"),
-            "run.yaml:4: train.optimizer: must be one of: sgd, adam, adamw");
+            "run.yaml:4: train.optimizer: must be one of: sgd, adam, adamw, lars");
   EXPECT_EQ(error_of(base + "augment:\n  mean: []\n"),
             "run.yaml:4: augment.mean: must not be empty");
   EXPECT_EQ(error_of(base + "trian:\n  lr: 1\n"),

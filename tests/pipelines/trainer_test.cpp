@@ -33,7 +33,8 @@ namespace fs = std::filesystem;
 class TrainerTest : public TinyRunTest {
  protected:
   void expect_resume_is_exact(const std::string& model,
-                              const std::string& method = "  name: simclr\n  projection_dim: 16\n");
+                              const std::string& method = "  name: simclr\n  projection_dim: 16\n",
+                              const std::vector<std::string>& overrides = {});
 };
 
 // The SimCLR loss of `method` on one fixed pair of augmented views of the first 32 tiles.
@@ -75,9 +76,12 @@ std::map<std::string, torch::Tensor> state_of(methods::MethodImpl& method) {
 
 // Runs 9 steps straight and 4 + 5 with an interruption, with the given model and method sections.
 void TrainerTest::expect_resume_is_exact(const std::string& model,
-                                         const std::string& method_section) {
+                                         const std::string& method_section,
+                                         const std::vector<std::string>& overrides) {
   // 3 steps per epoch; the interruption at step 4 falls mid-epoch.
-  const auto straight_cfg = config(runs_ / "straight", {"train.epochs=3"}, model, method_section);
+  auto settings = overrides;
+  settings.push_back("train.epochs=3");
+  const auto straight_cfg = config(runs_ / "straight", settings, model, method_section);
   const auto dataset = open_data(straight_cfg, DataUse::kPretraining, log_).dataset;
   const domains::ViewAugment augment(straight_cfg.augment);
   const auto loader = io::LoaderOptions().workers(2);
@@ -93,7 +97,7 @@ void TrainerTest::expect_resume_is_exact(const std::string& model,
   auto [straight, straight_trainer] = make(straight_cfg);
   EXPECT_EQ(straight_trainer->fit(dataset, augment, loader).steps, 9);
 
-  const auto split_cfg = config(runs_ / "split", {"train.epochs=3"}, model, method_section);
+  const auto split_cfg = config(runs_ / "split", settings, model, method_section);
   {
     auto [first, first_trainer] = make(split_cfg);
     const auto result =
@@ -119,6 +123,11 @@ void TrainerTest::expect_resume_is_exact(const std::string& model,
 
 TEST_F(TrainerTest, ResumeAfterAnInterruptionGivesTheSameWeights) {
   expect_resume_is_exact(kResNet);
+}
+
+TEST_F(TrainerTest, LarsResumesExactlyWithItsMomentumBuffers) {
+  expect_resume_is_exact(kResNet, "  name: simclr\n  projection_dim: 16\n",
+                         {"train.optimizer=lars", "train.lr=1.0", "train.trust_coefficient=0.02"});
 }
 
 TEST_F(TrainerTest, MaeResumesExactlyWithTheSameMasks) {
@@ -331,6 +340,36 @@ TEST(Optimizer, PerParameterClippingBoundsEachGradientOnItsOwn) {
   EXPECT_NEAR(big.grad().norm().item<double>(), 5.0 / (5.0 + 1e-6), 1e-6);
   EXPECT_TRUE(torch::allclose(big.grad() / big.grad().norm(), torch::tensor({0.6f, 0.8f})));
   EXPECT_TRUE(torch::equal(small.grad(), torch::tensor({0.3f, 0.4f})));  // under the bound
+}
+
+TEST(Optimizer, LarsScalesEachWeightsStepToItsNormAndSparesBiases) {
+  auto weight = torch::tensor({{3.0, 4.0}}, torch::kDouble).requires_grad_();  // norm 5
+  auto zero = torch::zeros({1, 2}, torch::kDouble).requires_grad_();  // norm 0: no scaling
+  auto bias = torch::tensor({1.0, 2.0}, torch::kDouble).requires_grad_();
+  const auto optimizer = make_optimizer(
+      OptimizerKind::kLars, {{{weight, zero}, 2.0, 0.1}, {{bias}, 2.0, 0.0}}, 0.9, {}, 1e-3);
+  for (int step = 0; step < 2; ++step) {
+    weight.mutable_grad() = torch::tensor({{0.3, 0.4}}, torch::kDouble);
+    zero.mutable_grad() = torch::tensor({{1.0, 0.0}}, torch::kDouble);
+    bias.mutable_grad() = torch::tensor({0.5, 0.5}, torch::kDouble);
+    optimizer->step();
+  }
+  // Step 1: g + 0.1 w = (0.6, 0.8), of norm 1, scaled by 0.001 x 5 / 1: (0.003, 0.004); times
+  // lr 2: w = (2.994, 3.992) = 0.998 w0. Step 2: g + 0.1 w = 0.999 (0.6, 0.8), scaled by
+  // 0.001 x 4.99 / 0.999: (0.002994, 0.003992); the buffer 0.9 (0.003, 0.004) + that
+  // = (0.005694, 0.007592); w = (2.994, 3.992) - 2 x buffer.
+  EXPECT_TRUE(torch::allclose(weight, torch::tensor({{2.982612, 3.976816}}, torch::kDouble),
+                              0, 1e-12))
+      << weight;
+  // The zero tensor first takes the plain step: (1, 0) times lr 2, to (-2, 0) of norm 2. Step 2:
+  // g + 0.1 w = (0.8, 0) scaled by 0.001 x 2 / 0.8: (0.002, 0); buffer (0.902, 0).
+  EXPECT_TRUE(torch::allclose(zero, torch::tensor({{-3.804, 0.0}}, torch::kDouble), 0, 1e-12))
+      << zero;
+  // The bias is SGD's: buffers (0.5, 0.5) then (0.95, 0.95), times lr 2.
+  EXPECT_TRUE(torch::allclose(bias, torch::tensor({-1.9, -0.9}, torch::kDouble), 0, 1e-12))
+      << bias;
+  // The groups' weight decay is theirs again after the step (the schedule reads and sets it).
+  EXPECT_EQ(weight_decay_of(optimizer->param_groups()[0], OptimizerKind::kLars), 0.1);
 }
 
 TEST(LossScale, AnInfGradientSkipsTheStepAndHalvesTheScale) {
