@@ -66,32 +66,55 @@ Lars::Lars(std::vector<torch::optim::OptimizerParamGroup> groups,
            torch::optim::SGDOptions defaults, double trust_coefficient)
     : SGD(std::move(groups), defaults), trust_coefficient_(trust_coefficient) {}
 
+namespace {
+
+/// Every group's weight decay set to 0 while it lives, restored after, also when a step throws.
+class WithoutDecay {
+ public:
+  explicit WithoutDecay(std::vector<torch::optim::OptimizerParamGroup>& groups) : groups_(groups) {
+    for (auto& group : groups_) {
+      auto& options = static_cast<torch::optim::SGDOptions&>(group.options());
+      group_decays_.push_back(options.weight_decay());
+      options.weight_decay(0.0);
+    }
+  }
+  ~WithoutDecay() {
+    for (size_t g = 0; g < group_decays_.size(); ++g)
+      static_cast<torch::optim::SGDOptions&>(groups_[g].options()).weight_decay(group_decays_[g]);
+  }
+  WithoutDecay(const WithoutDecay&) = delete;
+  WithoutDecay& operator=(const WithoutDecay&) = delete;
+
+ private:
+  std::vector<torch::optim::OptimizerParamGroup>& groups_;
+  std::vector<double> group_decays_;
+};
+
+}  // namespace
+
 torch::Tensor Lars::step(LossClosure closure) {
   TORCH_CHECK(!closure, "LARS takes no closure");
-  std::vector<double> decays;
-  for (auto& group : param_groups()) {
-    auto& options = static_cast<torch::optim::SGDOptions&>(group.options());
-    decays.push_back(options.weight_decay());
+  {
     torch::NoGradGuard no_grad;
-    for (auto& p : group.params()) {
-      if (!p.grad().defined()) continue;
-      auto update = p.grad().add(p, decays.back());
-      if (p.dim() > 1) {
-        // The ratio stays on the device: no host sync per tensor.
-        const auto weight_norm = p.norm(), update_norm = update.norm();
-        update.mul_(torch::where(weight_norm.gt(0).logical_and(update_norm.gt(0)),
-                                 trust_coefficient_ * weight_norm / update_norm,
-                                 torch::ones_like(weight_norm)));
+    for (auto& group : param_groups()) {
+      const double decay = static_cast<torch::optim::SGDOptions&>(group.options()).weight_decay();
+      for (auto& p : group.params()) {
+        if (!p.grad().defined()) continue;
+        auto update = decay != 0.0 ? p.grad().add(p, decay) : p.grad();
+        if (p.dim() > 1) {
+          // The ratio stays on the device: no host sync per tensor.
+          const auto weight_norm = p.norm(), update_norm = update.norm();
+          update.mul_(torch::where(weight_norm.gt(0).logical_and(update_norm.gt(0)),
+                                   trust_coefficient_ * weight_norm / update_norm,
+                                   torch::ones_like(weight_norm)));
+        }
+        p.mutable_grad() = update;
       }
-      p.mutable_grad() = update;
     }
-    // The decay is in the update now: SGD's step must not add it again.
-    options.weight_decay(0.0);
   }
-  SGD::step();
-  for (size_t g = 0; g < decays.size(); ++g)
-    static_cast<torch::optim::SGDOptions&>(param_groups()[g].options()).weight_decay(decays[g]);
-  return {};
+  // The decay is in the updates now: SGD's step must not add it again.
+  const WithoutDecay without_decay(param_groups());
+  return SGD::step();
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,

@@ -54,13 +54,17 @@ struct Betas {
 /// step for each weight tensor is (g + wd w) x trust_coefficient ||w|| / ||g + wd w|| (no scaling
 /// where either norm is 0). Tensors of one dimension (biases, normalisation weights) take the plain
 /// SGD step, as the references exclude them from the adaptation (and decay_groups from the decay).
-/// The momentum buffer is PyTorch's (buf = m buf + step, w -= lr buf, as MAE's lars.py); the TF
-/// references keep lr inside the buffer, which differs only while the rate changes.
+/// A ViT's class token and position embedding are scaled, as in MAE's lars.py, but not decayed
+/// (decay_groups spares them). The momentum buffer is PyTorch's (buf = m buf + step,
+/// w -= lr buf, as MAE's and BYOL's); SimCLR's TF code keeps lr inside the buffer, which differs
+/// while the rate changes (through warm-up and the cosine). solo-learn and lightly divide by
+/// ||g|| + wd ||w|| instead, and solo-learn's CIFAR recipes cap the scaled rate at lr (clip_lr).
 class Lars : public torch::optim::SGD {
  public:
   /// `defaults` and every group's options: SGDOptions with the momentum and weight decay.
   Lars(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::SGDOptions defaults,
        double trust_coefficient);
+  /// One step; takes no closure. Each p.grad() holds its scaled step afterwards.
   torch::Tensor step(LossClosure closure = nullptr) override;
 
  private:

@@ -5,7 +5,7 @@
 namespace pretext::pipelines {
 
 /// SGD (with momentum), Adam (L2 penalty in the gradient), AdamW (decoupled weight decay) or LARS
-/// (SGD with each weight's step scaled to its norm: the SimCLR, BYOL and Barlow Twins recipes).
+/// (SGD with each weight's step scaled to its norm, as the SimCLR, BYOL and MAE references).
 enum class OptimizerKind { kSgd, kAdam, kAdamw, kLars };
 inline const EnumNames<OptimizerKind>& field_names(OptimizerKind) {
   static const EnumNames<OptimizerKind> names = {{"sgd", OptimizerKind::kSgd},

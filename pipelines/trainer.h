@@ -45,8 +45,9 @@ struct TrainerOptions {
   TORCH_ARG(int64_t, warmup_steps) = 0;
   /// SGD and LARS momentum.
   TORCH_ARG(double, momentum) = 0.9;
-  /// LARS: the step of each weight tensor is this fraction of its norm (before the rate), as
-  /// the SimCLR and BYOL references' eta; solo-learn's short CIFAR recipes use 0.02.
+  /// LARS: the step of each weight tensor is this fraction of its norm (before the rate), the
+  /// SimCLR and BYOL references' eta (solo-learn's CIFAR recipes use 0.02 with another
+  /// denominator and a cap, see Lars in pipelines/optimizer.h).
   TORCH_ARG(double, trust_coefficient) = 1e-3;
   /// Adam / AdamW: the decay rates of the running means of the gradient and of its square. MAE
   /// and SatMAE pretrain with [0.9, 0.95] (their configs say so); PyTorch's default is kept here.
