@@ -62,8 +62,8 @@ std::unique_ptr<torch::optim::Optimizer> build(const std::vector<ParameterGroup>
 
 }  // namespace
 
-Lars::Lars(std::vector<torch::optim::OptimizerParamGroup> groups,
-           torch::optim::SGDOptions defaults, double trust_coefficient)
+Lars::Lars(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::SGDOptions defaults,
+           double trust_coefficient)
     : SGD(std::move(groups), defaults), trust_coefficient_(trust_coefficient) {}
 
 namespace {

@@ -344,7 +344,7 @@ TEST(Optimizer, PerParameterClippingBoundsEachGradientOnItsOwn) {
 
 TEST(Optimizer, LarsScalesEachWeightsStepToItsNormAndSparesBiases) {
   auto weight = torch::tensor({{3.0, 4.0}}, torch::kDouble).requires_grad_();  // norm 5
-  auto zero = torch::zeros({1, 2}, torch::kDouble).requires_grad_();  // norm 0: no scaling
+  auto zero = torch::zeros({1, 2}, torch::kDouble).requires_grad_();           // norm 0: no scaling
   auto bias = torch::tensor({1.0, 2.0}, torch::kDouble).requires_grad_();
   const auto optimizer = make_optimizer(
       OptimizerKind::kLars, {{{weight, zero}, 2.0, 0.1}, {{bias}, 2.0, 0.0}}, 0.9, {}, 1e-3);
@@ -358,16 +358,15 @@ TEST(Optimizer, LarsScalesEachWeightsStepToItsNormAndSparesBiases) {
   // lr 2: w = (2.994, 3.992) = 0.998 w0. Step 2: g + 0.1 w = 0.999 (0.6, 0.8), scaled by
   // 0.001 x 4.99 / 0.999: (0.002994, 0.003992); the buffer 0.9 (0.003, 0.004) + that
   // = (0.005694, 0.007592); w = (2.994, 3.992) - 2 x buffer.
-  EXPECT_TRUE(torch::allclose(weight, torch::tensor({{2.982612, 3.976816}}, torch::kDouble),
-                              0, 1e-12))
+  EXPECT_TRUE(
+      torch::allclose(weight, torch::tensor({{2.982612, 3.976816}}, torch::kDouble), 0, 1e-12))
       << weight;
   // The zero tensor first takes the plain step: (1, 0) times lr 2, to (-2, 0) of norm 2. Step 2:
   // g + 0.1 w = (0.8, 0) scaled by 0.001 x 2 / 0.8: (0.002, 0); buffer (0.902, 0).
   EXPECT_TRUE(torch::allclose(zero, torch::tensor({{-3.804, 0.0}}, torch::kDouble), 0, 1e-12))
       << zero;
   // The bias is SGD's: buffers (0.5, 0.5) then (0.95, 0.95), times lr 2.
-  EXPECT_TRUE(torch::allclose(bias, torch::tensor({-1.9, -0.9}, torch::kDouble), 0, 1e-12))
-      << bias;
+  EXPECT_TRUE(torch::allclose(bias, torch::tensor({-1.9, -0.9}, torch::kDouble), 0, 1e-12)) << bias;
   // The groups' weight decay is theirs again after the step (the schedule reads and sets it).
   EXPECT_EQ(weight_decay_of(optimizer->param_groups()[0], OptimizerKind::kLars), 0.1);
 }
