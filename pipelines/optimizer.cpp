@@ -41,6 +41,16 @@ std::vector<ParameterGroup> decay_groups(torch::nn::Module& module, double lr, d
 
 namespace {
 
+template <typename Options>
+Options& options_as(torch::optim::OptimizerParamGroup& group) {
+  return static_cast<Options&>(group.options());
+}
+
+template <typename Options>
+const Options& options_as(const torch::optim::OptimizerParamGroup& group) {
+  return static_cast<const Options&>(group.options());
+}
+
 /// `groups` as torch's parameter groups, each with the options `with(lr, weight_decay)`.
 template <typename Options>
 std::vector<torch::optim::OptimizerParamGroup> param_groups_of(
@@ -60,27 +70,19 @@ std::unique_ptr<torch::optim::Optimizer> build(const std::vector<ParameterGroup>
   return std::make_unique<Optimizer>(param_groups_of(groups, with), with(groups.at(0).lr, 0.0));
 }
 
-}  // namespace
-
-Lars::Lars(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::SGDOptions defaults,
-           double trust_coefficient)
-    : SGD(std::move(groups), defaults), trust_coefficient_(trust_coefficient) {}
-
-namespace {
-
 /// Every group's weight decay set to 0 while it lives, restored after, also when a step throws.
 class WithoutDecay {
  public:
   explicit WithoutDecay(std::vector<torch::optim::OptimizerParamGroup>& groups) : groups_(groups) {
     for (auto& group : groups_) {
-      auto& options = static_cast<torch::optim::SGDOptions&>(group.options());
+      auto& options = options_as<torch::optim::SGDOptions>(group);
       group_decays_.push_back(options.weight_decay());
       options.weight_decay(0.0);
     }
   }
   ~WithoutDecay() {
     for (size_t g = 0; g < group_decays_.size(); ++g)
-      static_cast<torch::optim::SGDOptions&>(groups_[g].options()).weight_decay(group_decays_[g]);
+      options_as<torch::optim::SGDOptions>(groups_[g]).weight_decay(group_decays_[g]);
   }
   WithoutDecay(const WithoutDecay&) = delete;
   WithoutDecay& operator=(const WithoutDecay&) = delete;
@@ -92,12 +94,16 @@ class WithoutDecay {
 
 }  // namespace
 
+Lars::Lars(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::SGDOptions defaults,
+           double trust_coefficient)
+    : SGD(std::move(groups), defaults), trust_coefficient_(trust_coefficient) {}
+
 torch::Tensor Lars::step(LossClosure closure) {
   TORCH_CHECK(!closure, "LARS takes no closure");
   {
     torch::NoGradGuard no_grad;
     for (auto& group : param_groups()) {
-      const double decay = static_cast<torch::optim::SGDOptions&>(group.options()).weight_decay();
+      const double decay = options_as<torch::optim::SGDOptions>(group).weight_decay();
       for (auto& p : group.params()) {
         if (!p.grad().defined()) continue;
         auto update = decay != 0.0 ? p.grad().add(p, decay) : p.grad();
@@ -137,20 +143,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(OptimizerKind kind,
                                   trust_coefficient);
   return build<SGD, SGDOptions>(groups, sgd);
 }
-
-namespace {
-
-template <typename Options>
-Options& options_as(torch::optim::OptimizerParamGroup& group) {
-  return static_cast<Options&>(group.options());
-}
-
-template <typename Options>
-const Options& options_as(const torch::optim::OptimizerParamGroup& group) {
-  return static_cast<const Options&>(group.options());
-}
-
-}  // namespace
 
 double weight_decay_of(const torch::optim::OptimizerParamGroup& group, OptimizerKind kind) {
   switch (kind) {
